@@ -1,0 +1,171 @@
+"""The one place in mini_cal that knows which array library is in use.
+
+Every compute module asks this module for its array namespace (``xp()``) and uses only operations that NumPy 2,
+CuPy and the Python array API standard share, spelled the standard's way (``xp.take``, ``xp.astype``-style helpers
+below, ``@`` for matmul, ``.T`` on 2-D arrays). Nothing else in mini_cal imports CuPy.
+
+Backends:
+
+* ``"numpy"`` (default): NumPy on the CPU.
+* ``"cupy"``: CuPy on an NVIDIA GPU (``pip install mini_cal[gpu]``); data and random numbers are created on the
+  device.
+* ``"array_api_strict"``: a strict reference implementation of the array API standard. It runs on the CPU but
+  refuses NumPy-only calls and implicit conversions, as CuPy does, so the test suite uses it as a stand-in device
+  library to catch NumPy-only code without a GPU.
+
+Randomness never comes from global state: callers pass a :class:`Rng` made by :func:`make_rng`.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+
+import numpy as np
+
+BACKENDS = ("numpy", "cupy", "array_api_strict")
+
+_state = {"name": "numpy", "xp": np}
+
+
+def set_backend(name: str):
+    """Switch the array library used by all compute code; returns the namespace."""
+    if name not in BACKENDS:
+        raise ValueError(f"backend: expected one of {BACKENDS}, got {name!r}")
+    if name == "numpy":
+        module = np
+    else:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:  # pragma: no cover - depends on the machine
+            hint = "pip install 'mini_cal[gpu]'" if name == "cupy" else "pip install array-api-strict"
+            raise RuntimeError(f"backend {name!r} is not installed ({exc}); try: {hint}") from exc
+        if name == "cupy":
+            try:
+                module.cuda.runtime.getDeviceCount()
+            except Exception as exc:  # pragma: no cover - needs a GPU
+                raise RuntimeError(f"backend 'cupy' is installed but no CUDA device is usable: {exc}") from exc
+    _state["name"], _state["xp"] = name, module
+    return module
+
+
+def get_backend() -> str:
+    """Name of the backend in use."""
+    return _state["name"]
+
+
+def xp():
+    """The array namespace in use (``numpy``, ``cupy`` or ``array_api_strict``)."""
+    return _state["xp"]
+
+
+@contextlib.contextmanager
+def use_backend(name: str):
+    """Context manager: run a block under another backend, then restore the previous one."""
+    previous = get_backend()
+    set_backend(name)
+    try:
+        yield xp()
+    finally:
+        set_backend(previous)
+
+
+def cuda_available() -> bool:
+    """True when CuPy imports and sees at least one CUDA device."""
+    try:
+        cupy = importlib.import_module("cupy")
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False
+
+
+def float_dtype(name: str = "float32"):
+    """The backend's dtype object for ``"float32"`` or ``"float64"``."""
+    if name not in ("float32", "float64"):
+        raise ValueError(f"dtype: expected 'float32' or 'float64', got {name!r}")
+    return getattr(xp(), name)
+
+
+def asarray(a, dtype=None):
+    """Host data (NumPy array, list, scalar) or a backend array -> a backend array on the device."""
+    if isinstance(dtype, str):
+        dtype = float_dtype(dtype)
+    return xp().asarray(a, dtype=dtype)
+
+
+def to_numpy(a) -> np.ndarray:
+    """A backend array -> a NumPy array on the host (an explicit copy off the device)."""
+    name = get_backend()
+    if isinstance(a, np.ndarray) or np.isscalar(a):
+        return np.asarray(a)
+    if name == "cupy":
+        return a.get()
+    if name == "array_api_strict":
+        return np.asarray(a._array) if hasattr(a, "_array") else np.asarray(a)
+    return np.asarray(a)
+
+
+def to_float(a) -> float:
+    """A 0-d backend array -> a Python float (one explicit device-to-host transfer)."""
+    return float(to_numpy(a))
+
+
+def astype(a, dtype):
+    """Array API spelling of a dtype conversion, for libraries that predate ``xp.astype``."""
+    module = xp()
+    if hasattr(module, "astype"):
+        return module.astype(a, dtype)
+    return a.astype(dtype)  # pragma: no cover - older CuPy
+
+
+def dtype_name(a) -> str:
+    """``"float32"`` or ``"float64"`` for a backend float array."""
+    module = xp()
+    return "float64" if a.dtype == module.float64 else "float32"
+
+
+class Rng:
+    """A seeded source of randomness that lives where the arrays live.
+
+    ``host`` is a :class:`numpy.random.Generator` for cheap host-side draws (shuffling indices, choosing attacked
+    samples). :meth:`normal` draws Gaussian noise directly on the device: with CuPy from a CuPy generator seeded
+    from ``host``, otherwise from ``host`` itself. The same seed gives the same numbers on the same backend.
+    """
+
+    def __init__(self, seed):
+        self.host = np.random.default_rng(seed)
+        self._device = None
+        if get_backend() == "cupy":  # pragma: no cover - needs a GPU
+            import cupy
+
+            self._device = cupy.random.default_rng(int(self.host.integers(2**63 - 1)))
+
+    def normal(self, shape, dtype="float32"):
+        """Standard-normal array of ``shape`` on the device."""
+        if isinstance(dtype, str):
+            dtype_str = dtype
+        else:
+            dtype_str = "float64" if dtype == xp().float64 else "float32"
+        if self._device is not None:  # pragma: no cover - needs a GPU
+            return self._device.standard_normal(shape, dtype=dtype_str)
+        return asarray(self.host.standard_normal(shape, dtype=np.dtype(dtype_str)))
+
+    def permutation(self, n: int) -> np.ndarray:
+        """A random permutation of ``range(n)`` on the host."""
+        return self.host.permutation(n)
+
+    def get_state(self) -> dict:
+        """Serialisable state (for checkpoints)."""
+        state = {"host": self.host.bit_generator.state}
+        if self._device is not None:  # pragma: no cover - needs a GPU
+            state["device"] = self._device.bit_generator.state
+        return state
+
+    def set_state(self, state: dict) -> None:
+        self.host.bit_generator.state = state["host"]
+        if self._device is not None and "device" in state:  # pragma: no cover - needs a GPU
+            self._device.bit_generator.state = state["device"]
+
+
+def make_rng(seed) -> Rng:
+    """The only constructor of randomness in mini_cal."""
+    return Rng(seed)

@@ -1,0 +1,134 @@
+"""CAL's modality contribution metric W^m (METHOD.md, "Contribution metric W^m").
+
+What the paper states: W^m combines an information quantity I(m) and a confidence D(m), evaluates marginal
+performance (Shapley-inspired) and uses a softmax-based dynamic weighting. The formulas below are **ours**:
+
+1. coalition value, in nats        v(S) = H(Y) - CE(logits(S), y)
+2. information quantity (Shapley)  I(m) = sum_{S ⊆ M\\{m}} |S|!(M-|S|-1)!/M! [v(S ∪ {m}) - v(S)]
+3. confidence                      D(m) = 1 - mean_i H(softmax(logits({m})_i)) / log K
+4. score and weight                s_m = I(m) D(m),  W = softmax(T s)   (optionally an EMA over steps)
+
+Everything here is computed from the batch's own forward pass and carries no gradient.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+from . import backend as B
+from . import layers as L
+
+SCORE_MODES = ("product", "sum", "I", "D")
+
+
+def all_coalitions(M: int) -> list:
+    """Every subset of range(M) as a sorted tuple, smallest first: (), (0,), (1,), (0, 1), ..."""
+    return [S for r in range(M + 1) for S in itertools.combinations(range(M), r)]
+
+
+def label_entropy(y, num_classes: int) -> float:
+    """H(Y) in nats of the training label distribution (log K for balanced classes)."""
+    counts = np.bincount(np.asarray(y), minlength=num_classes).astype(np.float64)
+    p = counts / counts.sum()
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())
+
+
+def coalition_value(logits_S, y_onehot, h_y: float) -> float:
+    """v(S) = H(Y) - CE(logits(S), y): the head's variational lower bound on I(Y; Z_S), in nats."""
+    ce, _ = L.softmax_ce_forward(logits_S, y_onehot)
+    return h_y - B.to_float(ce)
+
+
+def coalition_values(model, params, out, y_onehot, h_y: float) -> dict:
+    """v(S) for every coalition S, from one forward pass's per-modality logit shares."""
+    return {S: coalition_value(model.coalition_logits(params, out, S), y_onehot, h_y)
+            for S in all_coalitions(model.M)}
+
+
+def shapley(values: dict, M: int) -> np.ndarray:
+    """Exact Shapley values of a game given as {coalition tuple: value}, shape (M,).
+
+    I(m) = sum over S not containing m of |S|! (M-|S|-1)! / M! * [v(S ∪ {m}) - v(S)].
+    Efficiency: the I(m) sum to v(all) - v({}).
+    """
+    phi = np.zeros(M)
+    for m in range(M):
+        for S in all_coalitions(M):
+            if m in S:
+                continue
+            weight = math.factorial(len(S)) * math.factorial(M - len(S) - 1) / math.factorial(M)
+            with_m = tuple(sorted(S + (m,)))
+            phi[m] += weight * (values[with_m] - values[S])
+    return phi
+
+
+def confidence(logits_m, num_classes: int) -> float:
+    """D(m) = 1 - mean_i H(softmax(logits({m})_i)) / log K, in [0, 1]; label-free."""
+    xp = B.xp()
+    return 1.0 - B.to_float(xp.mean(L.entropy(logits_m))) / math.log(num_classes)
+
+
+def score(I: np.ndarray, D: np.ndarray, mode: str = "product") -> np.ndarray:
+    """s_m = I(m) D(m) (``product``, ours as METHOD.md); ablations: ``sum`` I + D, ``I`` only, ``D`` only."""
+    if mode == "product":
+        return I * D
+    if mode == "sum":
+        return I + D
+    if mode == "I":
+        return np.array(I, dtype=float)
+    if mode == "D":
+        return np.array(D, dtype=float)
+    raise ValueError(f"score mode: expected one of {SCORE_MODES}, got {mode!r}")
+
+
+def softmax_weights(s: np.ndarray, temperature: float) -> np.ndarray:
+    """W = softmax(T s) over modalities; sums to 1."""
+    a = temperature * np.asarray(s, dtype=float)
+    a = a - a.max()
+    e = np.exp(a)
+    return e / e.sum()
+
+
+class ContributionMetric:
+    """Computes W^m for a batch, with an optional exponential moving average over steps.
+
+    ``ema`` in [0, 1): W_t = ema W_{t-1} + (1 - ema) W_batch (0: no smoothing).
+    """
+
+    def __init__(self, num_modalities: int, num_classes: int, temperature: float = 1.0, mode: str = "product",
+                 ema: float = 0.0, h_y: float | None = None):
+        if mode not in SCORE_MODES:
+            raise ValueError(f"score mode: expected one of {SCORE_MODES}, got {mode!r}")
+        if not 0 <= ema < 1:
+            raise ValueError(f"ema: expected a smoothing factor in [0, 1), got {ema}")
+        if temperature < 0:
+            raise ValueError(f"temperature: expected >= 0, got {temperature}")
+        self.M, self.K = num_modalities, num_classes
+        self.temperature, self.mode, self.ema = temperature, mode, ema
+        self.h_y = math.log(num_classes) if h_y is None else h_y
+        self.W = np.full(num_modalities, 1.0 / num_modalities)
+        self.steps = 0
+
+    def __call__(self, model, params, out, y_onehot) -> dict:
+        """Compute I, D, s and W for this batch; returns them (host NumPy arrays) with the coalition values."""
+        values = coalition_values(model, params, out, y_onehot, self.h_y)
+        I = shapley(values, self.M)
+        D = np.array([confidence(model.coalition_logits(params, out, (m,)), self.K) for m in range(self.M)])
+        s = score(I, D, self.mode)
+        W_batch = softmax_weights(s, self.temperature)
+        if self.ema and self.steps:
+            self.W = self.ema * self.W + (1 - self.ema) * W_batch
+        else:
+            self.W = W_batch
+        self.steps += 1
+        return {"v": values, "I": I, "D": D, "s": s, "W_batch": W_batch, "W": self.W.copy()}
+
+    def state_dict(self) -> dict:
+        return {"W": self.W.tolist(), "steps": self.steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.W = np.array(state["W"], dtype=float)
+        self.steps = int(state["steps"])

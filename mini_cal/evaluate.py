@@ -1,0 +1,131 @@
+"""Evaluation: accuracy, macro-F1, coalition accuracy, linear probes of frozen encoders, Shapley of accuracy.
+
+Metrics are computed on host NumPy copies (small arrays); logits come from the backend.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.special import logsumexp
+
+from . import backend as B
+from .contribution import all_coalitions, shapley
+
+
+def accuracy(pred, y) -> float:
+    return float(np.mean(np.asarray(pred) == np.asarray(y)))
+
+
+def macro_f1(pred, y, num_classes: int) -> float:
+    """Unweighted mean over classes of F1 = 2 TP / (2 TP + FP + FN); a class absent from both ``y`` and
+    ``pred`` is skipped."""
+    pred, y = np.asarray(pred), np.asarray(y)
+    scores = []
+    for k in range(num_classes):
+        tp = np.sum((pred == k) & (y == k))
+        fp = np.sum((pred == k) & (y != k))
+        fn = np.sum((pred != k) & (y == k))
+        if tp + fp + fn == 0:
+            continue
+        scores.append(2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(scores)) if scores else 0.0
+
+
+def to_device(xs):
+    return [B.asarray(x) for x in xs]
+
+
+def coalition_predictions(model, params, xs_dev, coalitions=None, batch: int = 4096) -> dict:
+    """Deterministic predictions (argmax of logits(S)) for each coalition S, as host arrays."""
+    M = model.M
+    coalitions = all_coalitions(M) if coalitions is None else coalitions
+    n = xs_dev[0].shape[0]
+    preds = {S: [] for S in coalitions}
+    needed = sorted({m for S in coalitions for m in S})
+    for start in range(0, n, batch):
+        chunk = [x[start:start + batch, ...] for x in xs_dev]
+        out, _ = model.forward(params, chunk, eps=None, modalities=needed or [0])
+        for S in coalitions:
+            logits = model.coalition_logits(params, out, S)
+            preds[S].append(B.to_numpy(B.xp().argmax(logits, axis=1)))
+    return {S: np.concatenate(p) for S, p in preds.items()}
+
+
+def evaluate(model, params, xs_dev, y, predict_coalition=None, with_shapley: bool = False) -> dict:
+    """Fused accuracy and macro-F1 (of ``predict_coalition``), coalition accuracy of each modality and,
+    optionally, exact Shapley values of accuracy over all coalitions."""
+    M = model.M
+    y = np.asarray(y)
+    predict_coalition = tuple(range(M)) if predict_coalition is None else tuple(predict_coalition)
+    coalitions = all_coalitions(M) if with_shapley else \
+        sorted({predict_coalition, *[(m,) for m in range(M)]}, key=lambda s: (len(s), s))
+    preds = coalition_predictions(model, params, xs_dev, coalitions)
+    result = {
+        "acc": accuracy(preds[predict_coalition], y),
+        "macro_f1": macro_f1(preds[predict_coalition], y, model.config.num_classes),
+        "coalition_acc": [accuracy(preds[(m,)], y) for m in range(M)],
+    }
+    if with_shapley:
+        values = {S: accuracy(p, y) for S, p in preds.items()}
+        result["shapley_acc"] = shapley(values, M).tolist()
+        result["coalition_values"] = {",".join(map(str, S)) or "{}": v for S, v in values.items()}
+    return result
+
+
+def encoder_features(model, params, xs_dev, m: int, batch: int = 4096) -> np.ndarray:
+    """Branch m's deterministic output z (mu with a bottleneck), as a host array (N, Z)."""
+    n = xs_dev[0].shape[0]
+    feats = []
+    for start in range(0, n, batch):
+        chunk = [x[start:start + batch, ...] for x in xs_dev]
+        out, _ = model.forward(params, chunk, eps=None, modalities=[m])
+        feats.append(B.to_numpy(out.z[m]))
+    return np.concatenate(feats).astype(np.float64)
+
+
+def fit_softmax_regression(X, y, num_classes: int, l2: float = 1e-3, maxiter: int = 500):
+    """Multinomial logistic regression by L-BFGS (scipy.optimize) on host float64 arrays.
+
+    Minimises mean CE + (l2/2) ||W||^2; returns (W (D+1, K) including the bias row, mean, std) where features
+    are standardised with the training mean and std before fitting.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    mean, std = X.mean(0), X.std(0) + 1e-8
+    Xs = np.hstack([(X - mean) / std, np.ones((len(X), 1))])
+    Y = np.eye(num_classes)[np.asarray(y)]
+    n, d = Xs.shape
+
+    def f(w_flat):
+        W = w_flat.reshape(d, num_classes)
+        logits = Xs @ W
+        logp = logits - logsumexp(logits, axis=1, keepdims=True)
+        loss = -np.sum(Y * logp) / n + 0.5 * l2 * np.sum(W[:-1] ** 2)
+        grad = Xs.T @ (np.exp(logp) - Y) / n
+        grad[:-1] += l2 * W[:-1]
+        return loss, grad.ravel()
+
+    res = minimize(f, np.zeros(d * num_classes), jac=True, method="L-BFGS-B", options={"maxiter": maxiter})
+    return res.x.reshape(d, num_classes), mean, std
+
+
+def probe_predict(fit, X) -> np.ndarray:
+    W, mean, std = fit
+    Xs = np.hstack([(np.asarray(X, dtype=np.float64) - mean) / std, np.ones((len(X), 1))])
+    return np.argmax(Xs @ W, axis=1)
+
+
+def linear_probe(model, params, train_xs_dev, y_train, test_xs_dev, y_test, l2: float = 1e-3) -> list:
+    """Accuracy of a fresh softmax regression fitted on each frozen encoder's training features, on test."""
+    K = model.config.num_classes
+    accs = []
+    for m in range(model.M):
+        fit = fit_softmax_regression(encoder_features(model, params, train_xs_dev, m), y_train, K, l2=l2)
+        accs.append(accuracy(probe_predict(fit, encoder_features(model, params, test_xs_dev, m)), y_test))
+    return accs
+
+
+def imbalance_degree(shapley_acc) -> float:
+    """(max_m phi_m - min_m phi_m) / sum_m |phi_m| of the Shapley values of accuracy (ours; 0 = balanced)."""
+    phi = np.asarray(shapley_acc, dtype=float)
+    total = np.abs(phi).sum()
+    return float((phi.max() - phi.min()) / total) if total > 0 else 0.0

@@ -1,0 +1,108 @@
+"""The interface every method implements, and the helpers they share.
+
+A method changes training in up to three places, which the one training loop (:mod:`mini_cal.train`) calls in
+order on every step:
+
+1. :meth:`Method.loss` - the loss terms on coalition logits (and mu/sigma for a bottleneck) and their gradients;
+2. :meth:`Method.modify_gradients` - per-branch gradient scaling or noise after backward;
+3. diagnostics - both return a dict that the loop appends to the per-step history.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .. import backend as B
+from .. import layers as L
+
+
+@dataclass
+class StepContext:
+    """Everything a method may look at during one training step."""
+
+    model: object
+    params: dict
+    out: object  # model.Forward of this batch
+    y_onehot: object  # (N, K)
+    epoch: int  # 0-based
+    step: int  # global step, 0-based
+    rng: object  # backend.Rng
+    h_y: float  # entropy of the training labels, nats
+
+
+@dataclass
+class LossOutput:
+    """A method's loss for one batch: its value, named terms, and the gradients it sends into the model."""
+
+    total: object  # 0-d backend array
+    terms: dict  # {name: float}
+    dlogits: dict  # {coalition tuple: (N, K)}
+    dmu: list | None = None
+    dsigma: list | None = None
+    diagnostics: dict = field(default_factory=dict)
+
+
+def cross_entropy_terms(ctx: StepContext, weighted_coalitions) -> tuple:
+    """Sum of ``weight * CE(logits(S), y)`` over (name, S, weight); returns (total, terms, dlogits)."""
+    total, terms, dlogits = 0.0, {}, {}
+    for name, S, weight in weighted_coalitions:
+        logits = ctx.model.coalition_logits(ctx.params, ctx.out, S)
+        ce, cache = L.softmax_ce_forward(logits, ctx.y_onehot)
+        total = total + weight * ce
+        terms[name] = B.to_float(ce)
+        d = L.softmax_ce_backward(weight, cache)
+        dlogits[S] = d if S not in dlogits else dlogits[S] + d
+    return total, terms, dlogits
+
+
+def scale_branches(model, grads: dict, coefficients) -> None:
+    """Multiply every gradient of branch m's parameters (encoder and bottleneck) by ``coefficients[m]``."""
+    for m, c in enumerate(coefficients):
+        if c == 1.0:
+            continue
+        for k in model.branch_keys(m):
+            grads[k] = grads[k] * c
+
+
+class Method:
+    """Base class: plain fused cross-entropy, no modulation (that is :class:`Joint`)."""
+
+    name = "base"
+    uses_bottleneck = False
+
+    def setup(self, model, h_y: float) -> None:
+        """Called once before training with the model and the training-label entropy."""
+        self.model = model
+        self.h_y = h_y
+
+    def active_modalities(self, M: int):
+        """Branches to run in the forward pass (None: all)."""
+        return None
+
+    def predict_coalition(self, M: int) -> tuple:
+        """The coalition whose logits are this method's prediction."""
+        return tuple(range(M))
+
+    def loss(self, ctx: StepContext) -> LossOutput:
+        M = ctx.model.M
+        total, terms, dlogits = cross_entropy_terms(ctx, [("ce_fused", tuple(range(M)), 1.0)])
+        return LossOutput(total, terms, dlogits)
+
+    def modify_gradients(self, grads: dict, ctx: StepContext) -> dict:
+        """Change grads in place; return diagnostics (e.g. the coefficients applied)."""
+        return {}
+
+    def hparams(self) -> dict:
+        """The method's hyper-parameters, for results files."""
+        return {k: v for k, v in vars(self).items() if not k.startswith("_") and k not in ("model", "h_y")
+                and isinstance(v, (int, float, str, bool, type(None)))}
+
+    def state_dict(self) -> dict:
+        """Running state that a checkpoint must keep (EMA, running scores)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hparams().items())
+        return f"{type(self).__name__}({args})"

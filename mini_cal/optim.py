@@ -1,0 +1,94 @@
+"""Optimisers over parameter dicts, and global gradient-norm clipping.
+
+Each optimiser updates ``params`` in place from ``grads`` (dicts with the same keys) and keeps its state in plain
+dicts so that a checkpoint can save and restore it.
+"""
+from __future__ import annotations
+
+import math
+
+from . import backend as B
+
+
+def global_norm(grads: dict) -> float:
+    """sqrt(sum over every parameter of ||g||^2)."""
+    xp = B.xp()
+    total = 0.0
+    for g in grads.values():
+        total += B.to_float(xp.sum(g * g))
+    return math.sqrt(total)
+
+
+def clip_by_global_norm(grads: dict, max_norm: float | None) -> float:
+    """Scale all gradients in place so that their global norm is at most ``max_norm``; returns the norm before."""
+    norm = global_norm(grads)
+    if max_norm is not None and max_norm > 0 and math.isfinite(norm) and norm > max_norm:
+        scale = max_norm / (norm + 1e-12)
+        for k in grads:
+            grads[k] = grads[k] * scale
+    return norm
+
+
+class SGD:
+    """SGD with momentum and (coupled, L2) weight decay: v = momentum v + (g + wd w); w -= lr v."""
+
+    def __init__(self, lr: float = 0.05, momentum: float = 0.9, weight_decay: float = 0.0):
+        if not lr > 0:
+            raise ValueError(f"lr: expected a positive learning rate, got {lr}")
+        if not 0 <= momentum < 1:
+            raise ValueError(f"momentum: expected 0 <= momentum < 1, got {momentum}")
+        if weight_decay < 0:
+            raise ValueError(f"weight_decay: expected >= 0, got {weight_decay}")
+        self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
+        self.state = {}
+
+    def step(self, params: dict, grads: dict) -> None:
+        for k, g in grads.items():
+            if self.weight_decay:
+                g = g + self.weight_decay * params[k]
+            if self.momentum:
+                v = self.state.get(k)
+                v = g if v is None else self.momentum * v + g
+                self.state[k] = v
+                g = v
+            params[k] = params[k] - self.lr * g
+
+
+class Adam:
+    """Adam (Kingma & Ba) with bias correction and L2 weight decay added to the gradient."""
+
+    def __init__(self, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0):
+        if not lr > 0:
+            raise ValueError(f"lr: expected a positive learning rate, got {lr}")
+        if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
+            raise ValueError(f"betas: expected two numbers in [0, 1), got {betas}")
+        if weight_decay < 0:
+            raise ValueError(f"weight_decay: expected >= 0, got {weight_decay}")
+        self.lr, self.betas, self.eps, self.weight_decay = lr, tuple(betas), eps, weight_decay
+        self.state = {"t": 0}
+
+    def step(self, params: dict, grads: dict) -> None:
+        xp = B.xp()
+        b1, b2 = self.betas
+        self.state["t"] += 1
+        t = self.state["t"]
+        for k, g in grads.items():
+            if self.weight_decay:
+                g = g + self.weight_decay * params[k]
+            m = self.state.get("m." + k)
+            v = self.state.get("v." + k)
+            m = (1 - b1) * g if m is None else b1 * m + (1 - b1) * g
+            v = (1 - b2) * g * g if v is None else b2 * v + (1 - b2) * g * g
+            self.state["m." + k], self.state["v." + k] = m, v
+            m_hat = m / (1 - b1 ** t)
+            v_hat = v / (1 - b2 ** t)
+            params[k] = params[k] - self.lr * m_hat / (xp.sqrt(v_hat) + self.eps)
+
+
+def make_optimizer(name: str, lr: float, momentum: float = 0.9, weight_decay: float = 0.0):
+    """``"sgd"`` or ``"adam"``."""
+    if name == "sgd":
+        return SGD(lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "adam":
+        return Adam(lr=lr, weight_decay=weight_decay)
+    raise ValueError(f"optimizer: expected 'sgd' or 'adam', got {name!r}")

@@ -1,0 +1,213 @@
+"""The one training loop. Every method plugs into it through :class:`mini_cal.methods.base.Method`.
+
+Per step: forward (with reparameterisation noise when the model has a bottleneck) -> ``method.loss`` (terms on
+coalition logits, KL) -> ``model.backward`` -> ``method.modify_gradients`` (per-branch scaling or noise) ->
+global-norm clipping -> optimiser step -> per-step diagnostics into the history. Per epoch: validation accuracy
+(fused and per modality); the parameters of the best validation epoch are kept (model selection on validation).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from . import backend as B
+from . import layers as L
+from .contribution import label_entropy
+from .data import Dataset, validate_split
+from .evaluate import evaluate, linear_probe
+from .model import Model, ModelConfig
+from .methods.base import StepContext
+from .optim import clip_by_global_norm, make_optimizer
+
+
+class DivergenceError(FloatingPointError):
+    """A loss term or gradient became NaN or inf."""
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of the training loop and the network's size (one config type for every method)."""
+
+    epochs: int = 40
+    batch_size: int = 64
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    clip_norm: float | None = 10.0
+    hidden: tuple = (64, 32)
+    z_dim: int | None = None
+    seed: int = 0
+    dtype: str = "float32"
+    progress: bool = True
+    record_steps: bool = True
+    probe: bool = True  # fit linear probes of each frozen encoder after training
+    shapley: bool = True  # exact Shapley values of test accuracy after training
+
+    def validate(self):
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ValueError(f"epochs: expected a positive integer, got {self.epochs!r}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"batch_size: expected a positive integer, got {self.batch_size!r}")
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr: expected a positive finite learning rate, got {self.lr!r}")
+        if self.clip_norm is not None and not self.clip_norm > 0:
+            raise ValueError(f"clip_norm: expected a positive number or None, got {self.clip_norm!r}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype: expected 'float32' or 'float64', got {self.dtype!r}")
+        if self.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer: expected 'sgd' or 'adam', got {self.optimizer!r}")
+        return self
+
+
+@dataclass
+class TrainResult:
+    """What a training run returns: the selected parameters, the history and the final metrics."""
+
+    method: str
+    hparams: dict
+    model: Model
+    params: dict
+    history: dict  # {"epochs": [per-epoch dicts], "steps": [per-step dicts]}
+    best_epoch: int
+    val: dict
+    test: dict
+    probe_acc: list | None
+    train_time_s: float
+    config: TrainConfig = field(default_factory=TrainConfig)
+
+    def summary(self) -> dict:
+        """JSON-ready metrics (no arrays)."""
+        return {"method": self.method, "hparams": self.hparams, "best_epoch": self.best_epoch,
+                "val": self.val, "test": self.test, "probe_acc": self.probe_acc,
+                "train_time_s": self.train_time_s, "config": asdict(self.config)}
+
+
+def _branch_norms(model, grads) -> list:
+    xp = B.xp()
+    return [math.sqrt(sum(B.to_float(xp.sum(grads[k] * grads[k])) for k in model.branch_keys(m)))
+            for m in range(model.M)]
+
+
+def _copy_params(params: dict) -> dict:
+    xp = B.xp()
+    return {k: xp.asarray(v, copy=True) for k, v in params.items()}
+
+
+def build_model(method, dataset: Dataset, config: TrainConfig) -> Model:
+    return Model(ModelConfig(dataset.input_dims, dataset.num_classes, hidden=config.hidden,
+                             bottleneck=method.uses_bottleneck, z_dim=config.z_dim))
+
+
+def train(method, dataset: Dataset, config: TrainConfig | None = None, log=None) -> TrainResult:
+    """Train ``method`` on ``dataset``; select the epoch with the best validation accuracy; evaluate on test."""
+    config = (config or TrainConfig()).validate()
+    K = dataset.num_classes
+    for split in ("train", "val", "test"):
+        xs, y = dataset.split(split)
+        validate_split(xs, y, dataset.input_dims, K, split=split)
+    xp = B.xp()
+    dtype = B.float_dtype(config.dtype)
+    start_time = time.perf_counter()
+
+    model = build_model(method, dataset, config)
+    rng = B.make_rng(config.seed)
+    params = model.init_params(rng, dtype=config.dtype)
+    optimizer = make_optimizer(config.optimizer, config.lr, config.momentum, config.weight_decay)
+    h_y = label_entropy(dataset.y_train, K)
+    method.setup(model, h_y)
+    active = method.active_modalities(model.M)
+    predict = method.predict_coalition(model.M)
+
+    x_train = [B.asarray(x, dtype=dtype) for x in dataset.x_train]
+    y_train = B.asarray(np.asarray(dataset.y_train, dtype=np.int64))
+    Y_train = L.one_hot(y_train, K, dtype=dtype)  # (N, K)
+    x_val = [B.asarray(x, dtype=dtype) for x in dataset.x_val]
+    n = len(dataset.y_train)
+    steps_per_epoch = math.ceil(n / config.batch_size)
+
+    history = {"epochs": [], "steps": []}
+    best = (-1.0, -1, None)
+    step = 0
+    epochs = range(config.epochs)
+    bar = None
+    if config.progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=config.epochs, desc=str(getattr(method, "name", method)), unit="epoch", leave=False)
+    try:
+        for epoch in epochs:
+            perm = B.asarray(rng.permutation(n))
+            sums = {}
+            for b in range(steps_per_epoch):
+                idx = perm[b * config.batch_size:(b + 1) * config.batch_size]
+                xb = [xp.take(x, idx, axis=0) for x in x_train]
+                yb = xp.take(Y_train, idx, axis=0)
+                eps = model.sample_eps(yb.shape[0], rng, config.dtype, active) if model.config.bottleneck else None
+                out, cache = model.forward(params, xb, eps=eps, modalities=active)
+                ctx = StepContext(model, params, out, yb, epoch, step, rng, h_y)
+                lo = method.loss(ctx)
+                for name, value in lo.terms.items():
+                    if not math.isfinite(value):
+                        raise DivergenceError(f"loss term {name!r} is {value} at epoch {epoch + 1}, step {step}")
+                grads = model.backward(params, cache, lo.dlogits, lo.dmu, lo.dsigma)
+                diag = method.modify_gradients(grads, ctx)
+                branch_norms = _branch_norms(model, grads)
+                norm = clip_by_global_norm(grads, config.clip_norm)
+                if not math.isfinite(norm):
+                    raise DivergenceError(f"gradient norm is {norm} at epoch {epoch + 1}, step {step}")
+                optimizer.step(params, grads)
+                total = B.to_float(lo.total)
+                sums["loss"] = sums.get("loss", 0.0) + total
+                for k, v in lo.terms.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                if config.record_steps:
+                    row = {"epoch": epoch, "step": step, "loss": total, **lo.terms, **lo.diagnostics, **diag,
+                           "grad_norm": norm, "branch_grad_norm": branch_norms}
+                    history["steps"].append(_jsonable(row))
+                step += 1
+            val = evaluate(model, params, x_val, dataset.y_val, predict)
+            row = {"epoch": epoch, **{k: v / steps_per_epoch for k, v in sums.items()},
+                   "val_acc": val["acc"], "val_coalition_acc": val["coalition_acc"]}
+            history["epochs"].append(row)
+            if val["acc"] > best[0]:
+                best = (val["acc"], epoch, _copy_params(params))
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{row['loss']:.3f}", val=f"{val['acc']:.3f}")
+            if log is not None:
+                log(row)
+    finally:
+        if bar is not None:
+            bar.close()
+
+    train_time = time.perf_counter() - start_time
+    best_params = best[2]
+    x_test = [B.asarray(x, dtype=dtype) for x in dataset.x_test]
+    val = evaluate(model, best_params, x_val, dataset.y_val, predict)
+    test = evaluate(model, best_params, x_test, dataset.y_test, predict, with_shapley=config.shapley and not active)
+    probe = None
+    if config.probe:
+        probe = linear_probe(model, best_params, x_train, dataset.y_train, x_test, dataset.y_test)
+        if active:
+            probe = [p if m in active else None for m, p in enumerate(probe)]
+    return TrainResult(method=str(getattr(method, "name", method)), hparams=method.hparams(), model=model,
+                       params=best_params, history=history, best_epoch=best[1], val=val, test=test,
+                       probe_acc=probe, train_time_s=train_time, config=config)
+
+
+def _jsonable(row: dict) -> dict:
+    out = {}
+    for k, v in row.items():
+        if isinstance(v, np.ndarray):
+            out[k] = v.tolist()
+        elif isinstance(v, (np.floating, np.integer)):
+            out[k] = v.item()
+        elif isinstance(v, (list, tuple)):
+            out[k] = [x.item() if isinstance(x, (np.floating, np.integer)) else x for x in v]
+        else:
+            out[k] = v
+    return out

@@ -1,0 +1,48 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from mini_cal.cli import main
+
+
+def test_help_lists_commands(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "train" in out and "data" in out and "2510.26289" in out
+
+
+def test_train_prints_table_and_json(tmp_path, capsys):
+    path = tmp_path / "r.json"
+    assert main(["train", "--method", "joint", "--preset", "tiny", "--epochs", "2", "--no-progress",
+                 "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "| fused accuracy |" in out and "Bayes-optimal" in out
+    assert json.loads(path.read_text())["method"] == "joint"
+
+
+def test_data_describe(capsys):
+    assert main(["data", "describe", "default"]) == 0
+    assert "fused Bayes-optimal accuracy" in capsys.readouterr().out
+
+
+def test_unknown_preset_is_a_clean_error(capsys):
+    assert main(["train", "--preset", "nope", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "preset: expected one of" in err and "Traceback" not in err
+
+
+def test_bad_method_rejected_by_argparse(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--method", "magic"])
+    assert e.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_module_entry_point_runs():
+    out = subprocess.run([sys.executable, "-m", "mini_cal.cli", "data", "describe", "tiny"], capture_output=True,
+                         text=True, check=True).stdout
+    assert "preset tiny" in out
