@@ -78,6 +78,12 @@ def cuda_available() -> bool:
         return False
 
 
+def synchronize() -> None:
+    """Wait until the device has finished all queued work (a no-op on the CPU); call it before reading a clock."""
+    if get_backend() == "cupy":  # pragma: no cover - needs a GPU
+        xp().cuda.Device().synchronize()
+
+
 def float_dtype(name: str = "float32"):
     """The backend's dtype object for ``"float32"`` or ``"float64"``."""
     if name not in ("float32", "float64"):
@@ -135,9 +141,12 @@ class Rng:
         self.host = np.random.default_rng(seed)
         self._device = None
         if get_backend() == "cupy":  # pragma: no cover - needs a GPU
-            import cupy
+            self._reseed_device()
 
-            self._device = cupy.random.default_rng(int(self.host.integers(2**63 - 1)))
+    def _reseed_device(self) -> None:  # pragma: no cover - needs a GPU
+        import cupy
+
+        self._device = cupy.random.default_rng(int(self.host.integers(2**63 - 1)))
 
     def normal(self, shape, dtype="float32"):
         """Standard-normal array of ``shape`` on the device."""
@@ -154,16 +163,22 @@ class Rng:
         return self.host.permutation(n)
 
     def get_state(self) -> dict:
-        """Serialisable state (for checkpoints)."""
+        """Serialisable state (for checkpoints, and for replaying draws with :meth:`set_state`).
+
+        cuRAND's device state cannot be exported, so on CuPy the device stream is derived from the host state:
+        it is re-seeded from the host generator here and in :meth:`set_state`. Draws after ``set_state(s)`` then
+        repeat the draws after the ``get_state()`` that returned ``s`` on every backend; on CuPy, a run that
+        saves its state draws different (but reproducible) device noise from one that does not.
+        """
         state = {"host": self.host.bit_generator.state}
         if self._device is not None:  # pragma: no cover - needs a GPU
-            state["device"] = self._device.bit_generator.state
+            self._reseed_device()
         return state
 
     def set_state(self, state: dict) -> None:
         self.host.bit_generator.state = state["host"]
-        if self._device is not None and "device" in state:  # pragma: no cover - needs a GPU
-            self._device.bit_generator.state = state["device"]
+        if self._device is not None:  # pragma: no cover - needs a GPU
+            self._reseed_device()
 
 
 def make_rng(seed) -> Rng:

@@ -43,7 +43,7 @@ def coalition_predictions(model, params, xs_dev, coalitions=None, batch: int = 4
     preds = {S: [] for S in coalitions}
     needed = sorted({m for S in coalitions for m in S})
     for start in range(0, n, batch):
-        chunk = [x[start:start + batch, ...] for x in xs_dev]
+        chunk = [x[start:min(start + batch, n), ...] for x in xs_dev]
         out, _ = model.forward(params, chunk, eps=None, modalities=needed or [0])
         for S in coalitions:
             logits = model.coalition_logits(params, out, S)
@@ -77,7 +77,7 @@ def encoder_features(model, params, xs_dev, m: int, batch: int = 4096) -> np.nda
     n = xs_dev[0].shape[0]
     feats = []
     for start in range(0, n, batch):
-        chunk = [x[start:start + batch, ...] for x in xs_dev]
+        chunk = [x[start:min(start + batch, n), ...] for x in xs_dev]
         out, _ = model.forward(params, chunk, eps=None, modalities=[m])
         feats.append(B.to_numpy(out.z[m]))
     return np.concatenate(feats).astype(np.float64)

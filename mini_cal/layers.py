@@ -16,7 +16,8 @@ def linear_forward(x, w, b):
 
     x: (N, D), w: (D, H), b: (H,) -> out: (N, H); cache = (x, w).
     """
-    out = x @ w + b  # (N, H)
+    out = x @ w  # (N, H)
+    out += b  # in place: saves an (N, H) temporary
     return out, (x, w)
 
 
@@ -38,9 +39,12 @@ def relu_forward(x):
 
 
 def relu_backward(dout, cache):
-    """dx = dout where the input was positive, else 0."""
-    xp = B.xp()
-    return xp.where(cache > 0, dout, 0.0)
+    """dx = dout * 1[x > 0]: dout where the input was positive, else 0.
+
+    A product with the 0/1 mask rather than ``xp.where``: on the CPU, ``where`` with a random mask is several
+    times slower (it branches per element).
+    """
+    return dout * B.astype(cache > 0, dout.dtype)
 
 
 def linear_relu_forward(x, w, b):

@@ -10,22 +10,28 @@ import math
 from . import backend as B
 
 
+def squared_norms(grads: dict) -> dict:
+    """{name: ||g||^2} as Python floats, fetched from the device in one transfer rather than one per parameter."""
+    xp = B.xp()
+    sq = B.to_numpy(xp.stack([xp.sum(g * g) for g in grads.values()]))
+    return dict(zip(grads, sq.tolist()))
+
+
 def global_norm(grads: dict) -> float:
     """sqrt(sum over every parameter of ||g||^2)."""
-    xp = B.xp()
-    total = 0.0
-    for g in grads.values():
-        total += B.to_float(xp.sum(g * g))
-    return math.sqrt(total)
+    return math.sqrt(sum(squared_norms(grads).values()))
 
 
-def clip_by_global_norm(grads: dict, max_norm: float | None) -> float:
-    """Scale all gradients in place so that their global norm is at most ``max_norm``; returns the norm before."""
-    norm = global_norm(grads)
+def clip_by_global_norm(grads: dict, max_norm: float | None, norm: float | None = None) -> float:
+    """Scale all gradients in place so that their global norm is at most ``max_norm``; returns the norm before.
+
+    ``norm``: the global norm when the caller has it already (it saves a pass over the gradients).
+    """
+    norm = global_norm(grads) if norm is None else norm
     if max_norm is not None and max_norm > 0 and math.isfinite(norm) and norm > max_norm:
         scale = max_norm / (norm + 1e-12)
-        for k in grads:
-            grads[k] = grads[k] * scale
+        for g in grads.values():
+            g *= scale
     return norm
 
 
@@ -43,15 +49,18 @@ class SGD:
         self.state = {}
 
     def step(self, params: dict, grads: dict) -> None:
+        xp = B.xp()
         for k, g in grads.items():
             if self.weight_decay:
                 g = g + self.weight_decay * params[k]
             if self.momentum:
-                v = self.state.get(k)
-                v = g if v is None else self.momentum * v + g
-                self.state[k] = v
+                if k not in self.state:
+                    self.state[k] = xp.zeros_like(g)
+                v = self.state[k]
+                v *= self.momentum  # in place: the velocity and the parameters are updated without new arrays
+                v += g
                 g = v
-            params[k] = params[k] - self.lr * g
+            params[k] -= self.lr * g
 
 
 class Adam:
@@ -75,14 +84,16 @@ class Adam:
         for k, g in grads.items():
             if self.weight_decay:
                 g = g + self.weight_decay * params[k]
-            m = self.state.get("m." + k)
-            v = self.state.get("v." + k)
-            m = (1 - b1) * g if m is None else b1 * m + (1 - b1) * g
-            v = (1 - b2) * g * g if v is None else b2 * v + (1 - b2) * g * g
-            self.state["m." + k], self.state["v." + k] = m, v
+            if "m." + k not in self.state:
+                self.state["m." + k], self.state["v." + k] = xp.zeros_like(g), xp.zeros_like(g)
+            m, v = self.state["m." + k], self.state["v." + k]
+            m *= b1  # in place, as in SGD
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * (g * g)
             m_hat = m / (1 - b1 ** t)
             v_hat = v / (1 - b2 ** t)
-            params[k] = params[k] - self.lr * m_hat / (xp.sqrt(v_hat) + self.eps)
+            params[k] -= self.lr * m_hat / (xp.sqrt(v_hat) + self.eps)
 
 
 def make_optimizer(name: str, lr: float, momentum: float = 0.9, weight_decay: float = 0.0):

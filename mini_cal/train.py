@@ -20,7 +20,7 @@ from .data import Dataset, validate_split
 from .evaluate import evaluate, linear_probe
 from .model import Model, ModelConfig
 from .methods.base import StepContext
-from .optim import clip_by_global_norm, make_optimizer
+from .optim import clip_by_global_norm, make_optimizer, squared_norms
 
 
 class DivergenceError(FloatingPointError):
@@ -86,15 +86,14 @@ class TrainResult:
                 "train_time_s": self.train_time_s, "config": asdict(self.config)}
 
 
-def _branch_norms(model, grads) -> list:
-    xp = B.xp()
-    return [math.sqrt(sum(B.to_float(xp.sum(grads[k] * grads[k])) for k in model.branch_keys(m)))
-            for m in range(model.M)]
+def _branch_norms(model, sq: dict) -> list:
+    """Per-branch gradient norms from the squared norms ``{name: ||g||^2}`` of :func:`squared_norms`."""
+    return [math.sqrt(sum(sq[k] for k in model.branch_keys(m))) for m in range(model.M)]
 
 
 def _copy_params(params: dict) -> dict:
-    xp = B.xp()
-    return {k: xp.asarray(v, copy=True) for k, v in params.items()}
+    # astype copies in every backend (CuPy 13's asarray has no copy= keyword); the optimisers update in place
+    return {k: B.astype(v, v.dtype) for k, v in params.items()}
 
 
 def build_model(method, dataset: Dataset, config: TrainConfig) -> Model:
@@ -143,10 +142,10 @@ def train(method, dataset: Dataset, config: TrainConfig | None = None, log=None)
             perm = B.asarray(rng.permutation(n))
             sums = {}
             for b in range(steps_per_epoch):
-                idx = perm[b * config.batch_size:(b + 1) * config.batch_size]
+                idx = perm[b * config.batch_size:min((b + 1) * config.batch_size, n)]  # no stop past the end
                 xb = [xp.take(x, idx, axis=0) for x in x_train]
                 yb = xp.take(Y_train, idx, axis=0)
-                eps = model.sample_eps(yb.shape[0], rng, config.dtype, active) if model.config.bottleneck else None
+                eps = model.sample_eps(yb.shape[0], rng, config.dtype, active) if method.samples_noise else None
                 out, cache = model.forward(params, xb, eps=eps, modalities=active)
                 ctx = StepContext(model, params, out, yb, epoch, step, rng, h_y)
                 lo = method.loss(ctx)
@@ -155,8 +154,9 @@ def train(method, dataset: Dataset, config: TrainConfig | None = None, log=None)
                         raise DivergenceError(f"loss term {name!r} is {value} at epoch {epoch + 1}, step {step}")
                 grads = model.backward(params, cache, lo.dlogits, lo.dmu, lo.dsigma)
                 diag = method.modify_gradients(grads, ctx)
-                branch_norms = _branch_norms(model, grads)
-                norm = clip_by_global_norm(grads, config.clip_norm)
+                sq = squared_norms(grads)  # one device-to-host transfer for every norm of this step
+                branch_norms = _branch_norms(model, sq)
+                norm = clip_by_global_norm(grads, config.clip_norm, norm=math.sqrt(sum(sq.values())))
                 if not math.isfinite(norm):
                     raise DivergenceError(f"gradient norm is {norm} at epoch {epoch + 1}, step {step}")
                 optimizer.step(params, grads)

@@ -46,3 +46,9 @@ def test_module_entry_point_runs():
     out = subprocess.run([sys.executable, "-m", "mini_cal.cli", "data", "describe", "tiny"], capture_output=True,
                          text=True, check=True).stdout
     assert "preset tiny" in out
+
+
+def test_gradcheck_command_passes(capsys):
+    assert main(["gradcheck"]) == 0
+    out = capsys.readouterr().out
+    assert "model M=3 cal loss" in out and "pass at 1e-7" in out

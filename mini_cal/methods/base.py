@@ -69,6 +69,11 @@ class Method:
     name = "base"
     uses_bottleneck = False
 
+    @property
+    def samples_noise(self) -> bool:
+        """Whether training draws reparameterisation noise (a stochastic bottleneck)."""
+        return self.uses_bottleneck
+
     def setup(self, model, h_y: float) -> None:
         """Called once before training with the model and the training-label entropy."""
         self.model = model
@@ -88,8 +93,8 @@ class Method:
         return LossOutput(total, terms, dlogits)
 
     def modify_gradients(self, grads: dict, ctx: StepContext) -> dict:
-        """Change grads in place; return diagnostics (e.g. the coefficients applied)."""
-        return {}
+        """Change grads in place; return diagnostics, at least the coefficient applied to each branch."""
+        return {"coef": [1.0] * ctx.model.M}
 
     def hparams(self) -> dict:
         """The method's hyper-parameters, for results files."""

@@ -1,0 +1,76 @@
+"""ARL: Asymmetric Reinforcing against multimodal representation bias (Wei et al., ICCV 2025), as its paper
+describes it (METHOD.md):
+
+* L = CE(logits(all)) + gamma * sum_m CE(logits({m}));
+* c_m = batch mean of sum_k |logits({m})_k|, normalised over modalities;
+* H_m = batch mean entropy of softmax(logits({m})), normalised over modalities and clamped below at 0.3;
+* a_m = 1 / H_m, normalised;
+* for M = 2, w = softmax(T [c_b a_a, c_a a_b]); branch gradients multiplied by (1 + w_m);
+* ``warmup_epochs`` (5) warm-up epochs with gamma = 1 and no scaling.
+
+``as_released=True`` reproduces the released code, which never applies its computed w: both stay 0.5 (1/M), so
+every branch is scaled by 1.5. For M > 2 (ours): w = softmax(T [a_m * mean_{j != m} c_j]).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backend as B
+from .. import layers as L
+from ..contribution import softmax_weights
+from .base import LossOutput, Method, StepContext, cross_entropy_terms, scale_branches
+
+
+def arl_weights(c, H, temperature: float = 1.0, h_floor: float = 0.3) -> np.ndarray:
+    """w from raw per-modality magnitudes c_m and entropies H_m (host arrays)."""
+    c = np.asarray(c, dtype=float)
+    H = np.asarray(H, dtype=float)
+    M = len(c)
+    c_n = c / c.sum()
+    H_n = np.maximum(H / H.sum(), h_floor)
+    a = 1.0 / H_n
+    a = a / a.sum()
+    others = (c_n.sum() - c_n) / (M - 1)  # for M = 2: the other modality's c
+    return softmax_weights(a * others, temperature)
+
+
+class ARL(Method):
+    name = "arl"
+
+    def __init__(self, gamma: float = 1.0, temperature: float = 1.0, warmup_epochs: int = 5, h_floor: float = 0.3,
+                 as_released: bool = False):
+        if not (isinstance(gamma, (int, float)) and gamma >= 0):
+            raise ValueError(f"gamma: expected a number >= 0, got {gamma!r}")
+        if not isinstance(warmup_epochs, int) or warmup_epochs < 0:
+            raise ValueError(f"warmup_epochs: expected an integer >= 0, got {warmup_epochs!r}")
+        self.gamma, self.temperature, self.warmup_epochs = float(gamma), float(temperature), warmup_epochs
+        self.h_floor, self.as_released = float(h_floor), bool(as_released)
+        self._w = None
+
+    @property
+    def name(self):
+        return "arl-released" if self.as_released else "arl"
+
+    def loss(self, ctx: StepContext) -> LossOutput:
+        xp = B.xp()
+        M = ctx.model.M
+        warm = ctx.epoch < self.warmup_epochs
+        gamma = 1.0 if warm else self.gamma
+        coalitions = [("ce_fused", tuple(range(M)), 1.0)] + [(f"ce_{m}", (m,), gamma) for m in range(M)]
+        total, terms, dlogits = cross_entropy_terms(ctx, coalitions)
+        c, H = [], []
+        for m in range(M):
+            logits = ctx.model.coalition_logits(ctx.params, ctx.out, (m,))
+            c.append(B.to_float(xp.mean(xp.sum(xp.abs(logits), axis=1))))
+            H.append(B.to_float(xp.mean(L.entropy(logits))))
+        w = arl_weights(c, H, self.temperature, self.h_floor)
+        self._w = np.full(M, 1.0 / M) if self.as_released else w
+        return LossOutput(total, terms, dlogits, diagnostics={"w_computed": w.tolist(), "w": self._w.tolist()})
+
+    def modify_gradients(self, grads, ctx):
+        M = ctx.model.M
+        if ctx.epoch < self.warmup_epochs:
+            return {"coef": [1.0] * M}
+        coef = 1.0 + self._w
+        scale_branches(ctx.model, grads, coef)
+        return {"coef": coef.tolist()}

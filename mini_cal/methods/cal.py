@@ -1,0 +1,136 @@
+"""CAL: Contribution-Guided Asymmetric Learning (Xu, Kou, Wu, Liu; arXiv 2510.26289).
+
+The paper's abstract states the three ideas; the formulas are **ours** (METHOD.md):
+
+* contribution metric W^m from the Shapley information quantity I(m) and the confidence D(m)
+  (:mod:`mini_cal.contribution`);
+* asymmetric gradient acceleration: after backward, every gradient of branch m (encoder and bottleneck) is
+  multiplied by (1 + W^m); the head is untouched; nothing is scaled during warm-up;
+* asymmetric information bottleneck (AIB): beta^m = beta0 * M * (1 - W^m) / (M - 1), so a low-contribution
+  modality is compressed more (``beta_direction="high"`` gives the opposite, beta^m = beta0 * M * W^m);
+  beta^m = beta0 during warm-up;
+* total loss  L = CE(logits(all), y) + gamma * sum_m CE(logits({m}), y) + sum_m beta^m KL^m,
+  with W^m and beta^m treated as constants.
+
+Ablation flags: ``accelerate=False`` (no acceleration), ``aib=False`` (deterministic z = mu, no KL),
+``symmetric=True`` (beta^m = beta0), ``gamma=0``, and the metric variants ``score_mode``/``ema``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backend as B
+from .. import layers as L
+from ..contribution import ContributionMetric, SCORE_MODES
+from .base import LossOutput, Method, StepContext, cross_entropy_terms, scale_branches
+
+
+def acceleration_coefficients(W) -> np.ndarray:
+    """Asymmetric gradient acceleration: branch m's gradients are multiplied by 1 + W^m."""
+    return 1.0 + np.asarray(W, dtype=float)
+
+
+def bottleneck_betas(W, beta0: float, direction: str = "low") -> np.ndarray:
+    """AIB weights. ``low`` (default, the abstract's direction): beta^m = beta0 M (1 - W^m) / (M - 1), the
+    low-contribution modality is compressed more; ``high``: beta^m = beta0 M W^m. Balanced W gives beta0 each."""
+    W = np.asarray(W, dtype=float)
+    M = len(W)
+    if direction == "low":
+        return beta0 * M * (1.0 - W) / (M - 1) if M > 1 else np.full(M, beta0)
+    if direction == "high":
+        return beta0 * M * W
+    raise ValueError(f"beta_direction: expected 'low' or 'high', got {direction!r}")
+
+
+class CAL(Method):
+    """CAL with every component switchable for ablation (see the module docstring)."""
+
+    def __init__(self, gamma: float = 1.0, beta0: float = 1e-3, temperature: float = 1.0, warmup_epochs: int = 5,
+                 ema: float = 0.0, score_mode: str = "product", accelerate: bool = True, aib: bool = True,
+                 symmetric: bool = False, beta_direction: str = "low", name: str = "cal"):
+        for arg, value in (("gamma", gamma), ("beta0", beta0), ("temperature", temperature)):
+            if not (isinstance(value, (int, float)) and value >= 0):
+                raise ValueError(f"{arg}: expected a number >= 0, got {value!r}")
+        if not isinstance(warmup_epochs, int) or warmup_epochs < 0:
+            raise ValueError(f"warmup_epochs: expected an integer >= 0, got {warmup_epochs!r}")
+        if score_mode not in SCORE_MODES:
+            raise ValueError(f"score_mode: expected one of {SCORE_MODES}, got {score_mode!r}")
+        if beta_direction not in ("low", "high"):
+            raise ValueError(f"beta_direction: expected 'low' or 'high', got {beta_direction!r}")
+        if not 0 <= ema < 1:
+            raise ValueError(f"ema: expected a smoothing factor in [0, 1), got {ema!r}")
+        self.gamma, self.beta0, self.temperature = float(gamma), float(beta0), float(temperature)
+        self.warmup_epochs, self.ema, self.score_mode = warmup_epochs, float(ema), score_mode
+        self.accelerate, self.aib, self.symmetric = bool(accelerate), bool(aib), bool(symmetric)
+        self.beta_direction = beta_direction
+        self._name = name
+        self._W = None
+
+    @property
+    def name(self):
+        return self._name
+
+    @property
+    def uses_bottleneck(self):
+        return True  # without AIB the bottleneck is deterministic (z = mu) and has no KL
+
+    @property
+    def samples_noise(self):
+        return self.aib
+
+    def setup(self, model, h_y):
+        super().setup(model, h_y)
+        self.metric = ContributionMetric(model.M, model.config.num_classes, self.temperature, self.score_mode,
+                                         self.ema, h_y=h_y)
+        self._W = np.full(model.M, 1.0 / model.M)
+
+    def in_warmup(self, epoch: int) -> bool:
+        return epoch < self.warmup_epochs
+
+    def contribution(self, ctx: StepContext) -> dict:
+        """W^m and its parts for this batch (:class:`mini_cal.contribution.ContributionMetric`); constants."""
+        return self.metric(ctx.model, ctx.params, ctx.out, ctx.y_onehot)
+
+    def loss(self, ctx: StepContext) -> LossOutput:
+        M = ctx.model.M
+        metric = self.contribution(ctx)  # no gradient flows through W
+        warm = self.in_warmup(ctx.epoch)
+        self._W = np.full(M, 1.0 / M) if warm else metric["W"]
+        coalitions = [("ce_fused", tuple(range(M)), 1.0)]
+        if self.gamma:
+            coalitions += [(f"ce_{m}", (m,), self.gamma) for m in range(M)]
+        total, terms, dlogits = cross_entropy_terms(ctx, coalitions)
+        diag = {"W": self._W.tolist(), "W_metric": metric["W"].tolist(), "I": metric["I"].tolist(),
+                "D": metric["D"].tolist()}
+        dmu = dsigma = None
+        if self.aib:
+            if warm or self.symmetric:
+                betas = np.full(M, self.beta0)
+            else:
+                betas = bottleneck_betas(self._W, self.beta0, self.beta_direction)
+            dmu, dsigma, kls = [], [], []
+            for m in range(M):
+                kl, cache = L.gaussian_kl_forward(ctx.out.mu[m], ctx.out.sigma[m])
+                total = total + float(betas[m]) * kl
+                kls.append(B.to_float(kl))
+                a, b = L.gaussian_kl_backward(float(betas[m]), cache)
+                dmu.append(a)
+                dsigma.append(b)
+            terms["kl_weighted"] = float(np.dot(betas, kls))
+            diag["kl"], diag["beta"] = kls, betas.tolist()
+        return LossOutput(total, terms, dlogits, dmu, dsigma, diag)
+
+    def modify_gradients(self, grads, ctx):
+        M = ctx.model.M
+        if not self.accelerate or self.in_warmup(ctx.epoch):
+            return {"coef": [1.0] * M}
+        coef = acceleration_coefficients(self._W)
+        scale_branches(ctx.model, grads, coef)
+        return {"coef": coef.tolist()}
+
+    def state_dict(self):
+        return {"metric": self.metric.state_dict(), "W": self._W.tolist()}
+
+    def load_state_dict(self, state):
+        self.metric.load_state_dict(state["metric"])
+        self._W = np.array(state["W"], dtype=float)

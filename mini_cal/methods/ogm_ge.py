@@ -1,0 +1,101 @@
+"""OGM-GE: On-the-fly Gradient Modulation with Generalisation Enhancement (Peng et al., CVPR 2022).
+
+As METHOD.md defines it (following the paper and its released code):
+
+* per batch, s_m = sum_i softmax(z^m Wh[m] + bh / M)_i[y_i]  (weight-slice logits, bias split evenly);
+* for M = 2, rho_m = s_m / s_other; the dominant modality (rho_m > 1) has its encoder gradients multiplied by
+  k = 1 - tanh(alpha * rho_m)                (``variant="paper"``: paper and current code; k jumps from 1 to
+                                              1 - tanh(alpha) as rho crosses 1), or
+  k = 1 - tanh(alpha * relu(rho_m - 1))      (``variant="continuous"``: an early release);
+* generalisation enhancement: g <- k g + N(0, std(g)^2), with std(g) of the *un-modulated* gradient of each
+  parameter, on every branch (both encoders);
+* active in epochs modulation_start..modulation_end (0-based, inclusive); the loss is CE on the fused logits.
+
+For M > 2 (ours): rho_m = s_m / mean_{j != m} s_j, and every modality with rho_m > 1 is modulated.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import backend as B
+from .. import layers as L
+from .base import Method, StepContext
+
+VARIANTS = ("paper", "continuous")
+
+
+def discrepancy_scores(model, params, out, y_onehot) -> np.ndarray:
+    """s_m = sum_i softmax(u_m + bh / M)_i[y_i] for each modality (host array, shape (M,))."""
+    xp = B.xp()
+    M = model.M
+    bias = params["head.b"] / M
+    return np.array([B.to_float(xp.sum(L.softmax(out.u[m] + bias) * y_onehot)) for m in range(M)])
+
+
+def discrepancy_ratios(s) -> np.ndarray:
+    """rho_m = s_m / s_other for M = 2; s_m / mean_{j != m} s_j in general."""
+    s = np.asarray(s, dtype=float)
+    M = len(s)
+    others = (s.sum() - s) / (M - 1)
+    return s / np.maximum(others, 1e-12)
+
+
+def modulation_coefficient(rho: float, alpha: float, variant: str = "paper") -> float:
+    """k for one modality with ratio rho (1 when it is not dominant)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant: expected one of {VARIANTS}, got {variant!r}")
+    if rho <= 1:
+        return 1.0
+    if variant == "paper":
+        return 1.0 - math.tanh(alpha * rho)
+    return 1.0 - math.tanh(alpha * max(rho - 1.0, 0.0))
+
+
+class OGMGE(Method):
+    name = "ogm-ge"
+
+    def __init__(self, alpha: float = 0.5, variant: str = "paper", ge: bool = True, modulation_start: int = 0,
+                 modulation_end: int | None = None):
+        if not (isinstance(alpha, (int, float)) and alpha >= 0):
+            raise ValueError(f"alpha: expected a number >= 0, got {alpha!r}")
+        if variant not in VARIANTS:
+            raise ValueError(f"variant: expected one of {VARIANTS}, got {variant!r}")
+        if modulation_end is not None and modulation_end < modulation_start:
+            raise ValueError(f"modulation_end: expected >= modulation_start={modulation_start}, got {modulation_end}")
+        self.alpha, self.variant, self.ge = float(alpha), variant, bool(ge)
+        self.modulation_start, self.modulation_end = modulation_start, modulation_end
+        self._k = None
+
+    def active(self, epoch: int) -> bool:
+        return self.modulation_start <= epoch and (self.modulation_end is None or epoch <= self.modulation_end)
+
+    def setup(self, model, h_y):
+        super().setup(model, h_y)
+        if model.M < 2:
+            raise ValueError("OGM-GE needs at least two modalities")
+
+    def loss(self, ctx: StepContext):
+        lo = super().loss(ctx)
+        s = discrepancy_scores(ctx.model, ctx.params, ctx.out, ctx.y_onehot)
+        rho = discrepancy_ratios(s)
+        self._k = np.array([modulation_coefficient(r, self.alpha, self.variant) for r in rho])
+        lo.diagnostics.update({"s": s.tolist(), "rho": rho.tolist()})
+        return lo
+
+    def modify_gradients(self, grads, ctx):
+        M = ctx.model.M
+        if not self.active(ctx.epoch):
+            return {"coef": [1.0] * M}
+        xp = B.xp()
+        for m in range(M):
+            k = float(self._k[m])
+            for key in ctx.model.branch_keys(m):
+                g = grads[key]
+                if self.ge:
+                    std = B.to_float(xp.std(g))  # of the un-modulated gradient
+                    grads[key] = k * g + std * ctx.rng.normal(tuple(g.shape), B.dtype_name(g))
+                elif k != 1.0:
+                    grads[key] = k * g
+        return {"coef": self._k.tolist()}

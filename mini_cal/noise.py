@@ -1,0 +1,71 @@
+"""Test-time noise attacks (METHOD.md "Noise attacks"; the protocol of QMF and PDF adapted to feature vectors).
+
+Noise level eps in 0..10. Each sample is *attacked* with probability 0.5 (``p_attack``); an attack hits one chosen
+modality or all of them (``target``: an index or ``"all"``; with ``"all"`` an attacked sample has every modality
+hit). What a hit does (constants ours):
+
+* ``gaussian``: x + (eps / 10) * c * std(x) * N(0, I), std per feature over the attacked set, ``c = GAUSSIAN_C``;
+* ``salt_pepper``: each feature set to the modality's min or max (per feature, half each) with probability
+  (eps / 10) * ``SP_DENSITY``;
+* ``missing``: the modality zeroed, with probability eps / 10 per attacked sample.
+
+Attacks run on host NumPy arrays, are deterministic given ``seed``, never modify their input, and eps = 0 returns
+the data unchanged.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+ATTACKS = ("gaussian", "salt_pepper", "missing")
+LEVELS = tuple(range(11))
+GAUSSIAN_C = 2.0  # at eps = 10 the added noise has twice the feature's own standard deviation
+SP_DENSITY = 0.5  # at eps = 10 half of an attacked modality's features are salt or pepper
+
+
+def _check(attack, eps, target, M, p_attack):
+    if attack not in ATTACKS:
+        raise ValueError(f"attack: expected one of {ATTACKS}, got {attack!r}")
+    if not (isinstance(eps, (int, float)) and 0 <= eps <= 10):
+        raise ValueError(f"eps: expected a noise level in [0, 10], got {eps!r}")
+    if not (target == "all" or (isinstance(target, (int, np.integer)) and 0 <= target < M)):
+        raise ValueError(f"target: expected 'all' or a modality index in 0..{M - 1}, got {target!r}")
+    if not 0 <= p_attack <= 1:
+        raise ValueError(f"p_attack: expected a probability in [0, 1], got {p_attack!r}")
+
+
+def attack(xs, attack: str, eps: float, target="all", seed: int = 0, p_attack: float = 0.5):
+    """Return (attacked copies of the per-modality arrays ``xs``, boolean mask of attacked samples)."""
+    xs = [np.asarray(x) for x in xs]
+    M, n = len(xs), xs[0].shape[0]
+    _check(attack, eps, target, M, p_attack)
+    rng = np.random.default_rng([seed, ATTACKS.index(attack), int(round(eps * 10))])
+    attacked = rng.random(n) < p_attack
+    out = [x.copy() for x in xs]
+    if eps == 0:
+        return out, attacked
+    level = eps / 10.0
+    targets = range(M) if target == "all" else [int(target)]
+    for m in targets:
+        x = out[m]
+        if attack == "gaussian":
+            std = xs[m].std(axis=0, keepdims=True)
+            noise = level * GAUSSIAN_C * std * rng.standard_normal(x.shape)
+            x[attacked] = (x + noise)[attacked].astype(x.dtype)
+        elif attack == "salt_pepper":
+            lo, hi = xs[m].min(axis=0), xs[m].max(axis=0)
+            hit = (rng.random(x.shape) < level * SP_DENSITY) & attacked[:, None]
+            salt = rng.random(x.shape) < 0.5
+            x[hit & salt] = np.broadcast_to(hi, x.shape)[hit & salt]
+            x[hit & ~salt] = np.broadcast_to(lo, x.shape)[hit & ~salt]
+        else:  # missing
+            drop = attacked & (rng.random(n) < level)
+            x[drop] = 0
+    return out, attacked
+
+
+def auc(levels, accs) -> float:
+    """Area under the accuracy-vs-level curve by the trapezoid rule, divided by the level range (in [0, 1])."""
+    levels, accs = np.asarray(levels, dtype=float), np.asarray(accs, dtype=float)
+    if len(levels) < 2:
+        return float(accs[0])
+    return float(np.sum((accs[1:] + accs[:-1]) * np.diff(levels)) / 2 / (levels[-1] - levels[0]))
