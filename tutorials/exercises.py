@@ -1,0 +1,109 @@
+"""Checkers for the tutorial exercises: each grades a student's function against finite differences.
+
+A checker never raises on a wrong or unfinished answer: it returns ``(passed, message, rel_errors)`` so that a
+notebook runs top to bottom whatever the student has written so far.
+"""
+from __future__ import annotations
+
+import traceback
+
+import numpy as np
+
+from mini_cal import backend as B
+from mini_cal import gradcheck as G
+from mini_cal import layers as L
+
+TOLERANCE = 1e-6  # float64 centred differences agree with a correct backward to ~1e-9 (see mini_cal.gradcheck)
+BOTTLENECK_GRADS = ("dh", "dw_mu", "db_mu", "dw_s", "db_s")
+_INPUTS = ("h", "w_mu", "b_mu", "w_s", "b_s")
+
+
+def _bottleneck_cases(rng):
+    """The situations a bottleneck backward must handle: training (eps given) or evaluation (eps None), with
+    or without gradients reaching mu and sigma from a KL term, and a shift that leaves the softplus unsaturated."""
+    n, h_dim, z_dim = 4, 5, 3
+    cases = []
+    for name, stochastic, extras, shift in [
+        ("training pass, KL gradients on mu and sigma", True, "kl", 5.0),
+        ("training pass, no KL", True, None, 5.0),
+        ("evaluation pass (eps=None), KL gradients", False, "kl", 5.0),
+        ("evaluation pass (eps=None), no KL", False, None, 5.0),
+        ("training pass, shift=0, random extra gradients", True, "random", 0.0),
+    ]:
+        inputs = {"h": rng.standard_normal((n, h_dim)),
+                  "w_mu": rng.standard_normal((h_dim, z_dim)) / np.sqrt(h_dim),
+                  "b_mu": rng.standard_normal(z_dim) * 0.1,
+                  "w_s": rng.standard_normal((h_dim, z_dim)) / np.sqrt(h_dim),
+                  "b_s": rng.standard_normal(z_dim) * 0.1}
+        eps = rng.standard_normal((n, z_dim)) if stochastic else None
+        dz = rng.standard_normal((n, z_dim))
+        dmu_extra = dsigma_extra = None
+        if extras == "kl":
+            (_, mu, sigma), _ = L.gaussian_bottleneck_forward(*inputs.values(), eps=eps, shift=shift)
+            _, kl_cache = L.gaussian_kl_forward(mu, sigma)
+            dmu_extra, dsigma_extra = L.gaussian_kl_backward(0.01, kl_cache)  # beta = 0.01
+        elif extras == "random":
+            dmu_extra, dsigma_extra = rng.standard_normal((n, z_dim)), rng.standard_normal((n, z_dim))
+        cases.append((name, inputs, eps, shift, dz, dmu_extra, dsigma_extra))
+    return cases
+
+
+def _objective(eps, shift, dz, dmu_extra, dsigma_extra):
+    """The scalar whose gradient the backward pass computes: <z, dz> + <mu, dmu_extra> + <sigma, dsigma_extra>."""
+    def f(p):
+        (z, mu, sigma), _ = L.gaussian_bottleneck_forward(p["h"], p["w_mu"], p["b_mu"], p["w_s"], p["b_s"],
+                                                           eps=eps, shift=shift)
+        value = np.sum(z * dz)
+        if dmu_extra is not None:
+            value = value + np.sum(mu * dmu_extra)
+        if dsigma_extra is not None:
+            value = value + np.sum(sigma * dsigma_extra)
+        return value
+    return f
+
+
+def check_bottleneck_backward(student_fn, seed: int = 0):
+    """Grade ``student_fn(dz, cache, dmu_extra=None, dsigma_extra=None) -> (dh, dw_mu, db_mu, dw_s, db_s)``.
+
+    The function must have the signature of :func:`mini_cal.layers.gaussian_bottleneck_backward` and use the cache
+    that :func:`mini_cal.layers.gaussian_bottleneck_forward` returns. Each case is checked in float64 against
+    centred finite differences (:func:`mini_cal.gradcheck.check_params`).
+
+    Returns ``(passed, message, rel_errors)``: ``rel_errors`` is ``{case: {"dh": err, ...}}`` for the cases that
+    could be checked (empty when the function raised or returned something of the wrong form).
+    """
+    rel_errors = {}
+    with B.use_backend("numpy"):
+        rng = np.random.default_rng(seed)
+        for name, inputs, eps, shift, dz, dmu_extra, dsigma_extra in _bottleneck_cases(rng):
+            _, cache = L.gaussian_bottleneck_forward(*inputs.values(), eps=eps, shift=shift)
+            try:
+                grads = student_fn(dz, cache, dmu_extra, dsigma_extra)
+            except NotImplementedError as exc:
+                return False, f"FAILED: not implemented yet ({exc}). Fill in the stub and run the check again.", {}
+            except Exception as exc:  # the student's bug, reported rather than raised
+                where = traceback.extract_tb(exc.__traceback__)[-1]
+                return False, (f"FAILED in case '{name}': your function raised {type(exc).__name__}: {exc} "
+                               f"(line {where.lineno}: {where.line})"), rel_errors
+            if not isinstance(grads, (tuple, list)) or len(grads) != 5:
+                got = type(grads).__name__ if not isinstance(grads, (tuple, list)) else f"{len(grads)} values"
+                return False, (f"FAILED in case '{name}': expected a tuple of 5 arrays "
+                               f"{BOTTLENECK_GRADS}, got {got}"), rel_errors
+            analytic = {}
+            for gname, iname, g in zip(BOTTLENECK_GRADS, _INPUTS, grads):
+                expected = inputs[iname].shape
+                if g is None or np.shape(g) != expected:
+                    got = "None" if g is None else f"shape {np.shape(g)}"
+                    return False, (f"FAILED in case '{name}': {gname} should be an array of shape {expected} "
+                                   f"(like {iname}), got {got}"), rel_errors
+                analytic[iname] = np.asarray(g, dtype=np.float64)
+            errors = G.check_params(_objective(eps, shift, dz, dmu_extra, dsigma_extra), inputs, analytic)
+            rel_errors[name] = {g: errors[i] for g, i in zip(BOTTLENECK_GRADS, _INPUTS)}
+    bad = [(case, g, e) for case, errs in rel_errors.items() for g, e in errs.items() if not e < TOLERANCE]
+    worst = max(e for errs in rel_errors.values() for e in errs.values())
+    if bad:
+        lines = [f"FAILED: {len(bad)} gradient(s) disagree with finite differences (tolerance {TOLERANCE:.0e}):"]
+        lines += [f"  case '{case}': {g} relative error {e:.1e}" for case, g, e in bad]
+        return False, "\n".join(lines), rel_errors
+    return True, (f"PASSED: all {len(rel_errors)} cases agree with finite differences "
+                  f"(largest relative error {worst:.1e}, tolerance {TOLERANCE:.0e})."), rel_errors

@@ -1,0 +1,1 @@
+"""Solutions to the tutorial exercises. Try the exercise first."""
