@@ -144,6 +144,7 @@ def cmd_robustness(args) -> int:
     _select_device(args.device)
     methods = args.methods or list(X.DEFAULT_METHODS)
     X.validate_methods(methods, args.preset)
+    X.check_saved_models(args.models, methods, args.seeds)
     out = _out_dir(args.out, f"robustness-{args.preset}", args.overwrite)
     result = X.robustness(args.preset, methods, seeds=args.seeds, jobs=args.jobs, progress=not args.no_progress,
                           tuned=_load_tuned(args), epochs=args.epochs, models_dir=args.models)

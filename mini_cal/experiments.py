@@ -313,6 +313,8 @@ def results_table(result: dict) -> str:
 
 
 def significance_table(result: dict) -> str:
+    if not result["significance"]:
+        return "(CAL is not in this comparison)"
     rows = [[s["baseline"], f"{s['mean_diff']:+.3f}", f"{s['wins']}/{s['losses']}/{s['n'] - s['wins'] - s['losses']}",
              f"{s['t_test_p']:.3g}", f"{s['wilcoxon_p']:.3g}"] for s in result["significance"]]
     return markdown_table(["CAL vs", "mean diff (acc)", "wins/losses/ties", "paired t p", "Wilcoxon p"], rows)
@@ -338,6 +340,17 @@ def model_filename(method: str, seed: int) -> str:
     return f"{method}-seed{seed}.npz"
 
 
+def check_saved_models(models_dir, methods, seeds) -> None:
+    """Fail early (before any output) when ``models_dir`` lacks a (method, seed) model."""
+    if not models_dir:
+        return
+    for seed in (range(seeds) if isinstance(seeds, int) else seeds):
+        for name in methods:
+            path = os.path.join(models_dir, model_filename(name, seed))
+            if not os.path.exists(path):
+                raise ValueError(f"--models: no saved model {path!r} (run compare with the same methods and seeds)")
+
+
 def robustness(preset: str = "default", methods=DEFAULT_METHODS, seeds=5, jobs: int = 1, progress: bool = True,
                tuned: dict | None = None, epochs: int | None = None, models_dir=None) -> dict:
     """Accuracy under every attack x target x level for each method and seed; trains the models unless
@@ -346,13 +359,12 @@ def robustness(preset: str = "default", methods=DEFAULT_METHODS, seeds=5, jobs: 
     if not seeds:
         raise ValueError("seeds: expected at least one seed")
     validate_methods(methods, preset)
+    check_saved_models(models_dir, methods, seeds)
     tasks = []
     for seed in seeds:
         for name in methods:
             if models_dir:
                 path = os.path.join(models_dir, model_filename(name, seed))
-                if not os.path.exists(path):
-                    raise ValueError(f"--models: no saved model {path!r} (run compare with the same methods/seeds)")
                 tasks.append({"preset": preset, "method": name, "seed": seed, "model_path": path})
             else:
                 task = {"preset": preset, "method": name, "config": tuned_config(name, tuned), "seed": seed,
