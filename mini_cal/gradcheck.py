@@ -16,8 +16,8 @@ def rel_error(a, b, floor: float = 1e-8, elementwise: bool = False) -> float:
 
     Default (ours): the tensor-wise ``||a - b|| / max(||a|| + ||b||, floor)`` in the 2-norm. The CS231n
     elementwise ``max_i |a_i - b_i| / max(|a_i| + |b_i|, floor)`` (``elementwise=True``) is harsher on entries
-    whose true gradient is ~0 (a dead ReLU, say): there the finite difference's round-off, ~1e-11 in float64,
-    is compared with nothing and the ratio says more about the floor than about the backward pass.
+    whose true gradient is tiny but not zero: there the finite difference's round-off (~1e-11 in float64) is
+    compared with a value of the same order, and the ratio says more about round-off than about the backward pass.
     """
     a, b = B.to_numpy(a).astype(np.float64), B.to_numpy(b).astype(np.float64)
     if a.shape != b.shape:

@@ -124,6 +124,8 @@ def gaussian_bottleneck_forward(h, w_mu, b_mu, w_s, b_s, eps=None, sigma_min=1e-
     after Alemi et al.'s VIB) makes sigma start near softplus(-5) ~ 0.0067 so that noise does not drown a weak
     modality before anything is learned.
     h: (N, H), w_mu, w_s: (H, Z), b_mu, b_s: (Z,) -> z, mu, sigma: (N, Z).
+    cache = (mu_cache, s_cache, a, eps): the two linear caches (h, w_mu) and (h, w_s), the shifted softplus input
+    a = h w_s + b_s - shift (N, Z), and eps (or None).
     """
     mu, mu_cache = linear_forward(h, w_mu, b_mu)  # (N, Z)
     a, s_cache = linear_forward(h, w_s, b_s)  # (N, Z)

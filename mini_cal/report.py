@@ -27,7 +27,8 @@ def train_table(result, dataset) -> str:
     rows = [["fused accuracy", f"{t['acc']:.3f}", f"{dataset.bayes.get('fused', float('nan')):.3f}"],
             ["fused macro-F1", f"{t['macro_f1']:.3f}", ""]]
     for m, name in enumerate(names):
-        rows.append([f"{name}: coalition accuracy", f"{t['coalition_acc'][m]:.3f}",
+        acc = t["coalition_acc"][m]
+        rows.append([f"{name}: coalition accuracy", "-" if acc is None else f"{acc:.3f}",
                      f"{dataset.bayes.get(f'modality {m}', float('nan')):.3f}"])
         if result.probe_acc is not None and result.probe_acc[m] is not None:
             rows.append([f"{name}: linear-probe accuracy", f"{result.probe_acc[m]:.3f}", ""])

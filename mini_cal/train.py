@@ -3,11 +3,15 @@
 Per step: forward (with reparameterisation noise when the model has a bottleneck) -> ``method.loss`` (terms on
 coalition logits, KL) -> ``model.backward`` -> ``method.modify_gradients`` (per-branch scaling or noise) ->
 global-norm clipping -> optimiser step -> per-step diagnostics into the history. Per epoch: validation accuracy
-(fused and per modality); the parameters of the best validation epoch are kept (model selection on validation).
+(fused and per modality); the parameters of the best validation epoch are kept (model selection on validation),
+and every reported test metric, probe included, is measured on those parameters. Under heavy imbalance the best
+validation epoch can come early (joint on the default preset: often before the weak branch has learned anything);
+``history["epochs"]`` shows the whole run.
 """
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -15,6 +19,8 @@ import numpy as np
 
 from . import backend as B
 from . import layers as L
+from .checkpoint import (capture_training_state, default_interrupt_path, load_training_checkpoint,
+                         save_training_checkpoint)
 from .contribution import label_entropy
 from .data import Dataset, validate_split
 from .evaluate import evaluate, linear_probe
@@ -24,7 +30,22 @@ from .optim import clip_by_global_norm, make_optimizer, squared_norms
 
 
 class DivergenceError(FloatingPointError):
-    """A loss term or gradient became NaN or inf."""
+    """A loss term or gradient became NaN or inf; the message says where the last good checkpoint is."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training was interrupted (Ctrl-C). ``path``: the checkpoint of the last completed epoch (``epoch``), or None
+    when no epoch had completed; ``default_location``: True when no ``checkpoint_path`` was set."""
+
+    def __init__(self, path, epoch: int, default_location: bool = False):
+        self.path, self.epoch, self.default_location = path, epoch, default_location
+        if path is None:
+            text = "training interrupted before the first epoch ended; nothing was saved"
+        else:
+            text = (f"training interrupted; the state at the end of epoch {epoch} is saved in {str(path)!r}"
+                    + (" (no checkpoint_path was set: the default location)" if default_location else "")
+                    + "; continue with train(..., resume=PATH)")
+        super().__init__(text)
 
 
 @dataclass
@@ -46,6 +67,8 @@ class TrainConfig:
     record_steps: bool = True
     probe: bool = True  # fit linear probes of each frozen encoder after training
     shapley: bool = True  # exact Shapley values of test accuracy after training
+    checkpoint_path: str | None = None  # write a training checkpoint here (mini_cal/checkpoint.py) ...
+    checkpoint_every: int = 1  # ... every this many epochs, and after the last
 
     def validate(self):
         if not isinstance(self.epochs, int) or self.epochs < 1:
@@ -60,6 +83,10 @@ class TrainConfig:
             raise ValueError(f"dtype: expected 'float32' or 'float64', got {self.dtype!r}")
         if self.optimizer not in ("sgd", "adam"):
             raise ValueError(f"optimizer: expected 'sgd' or 'adam', got {self.optimizer!r}")
+        if not isinstance(self.checkpoint_every, int) or self.checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every: expected a positive integer, got {self.checkpoint_every!r}")
+        if self.checkpoint_path is not None:
+            self.checkpoint_path = os.fspath(self.checkpoint_path)  # a pathlib.Path too, stored as text
         return self
 
 
@@ -101,8 +128,22 @@ def build_model(method, dataset: Dataset, config: TrainConfig) -> Model:
                              bottleneck=method.uses_bottleneck, z_dim=config.z_dim))
 
 
-def train(method, dataset: Dataset, config: TrainConfig | None = None, log=None) -> TrainResult:
-    """Train ``method`` on ``dataset``; select the epoch with the best validation accuracy; evaluate on test."""
+def train(method, dataset: Dataset, config: TrainConfig | None = None, log=None, resume=None) -> TrainResult:
+    """Train ``method`` on ``dataset``; select the epoch with the best validation accuracy; evaluate on test.
+
+    ``log(row)`` is called with each epoch's history row. Checkpoints (format: :mod:`mini_cal.checkpoint`):
+
+    * ``config.checkpoint_path``: the state is written there (atomically) every ``config.checkpoint_every``
+      epochs and after the last;
+    * ``resume=PATH`` continues the run saved in PATH from its epoch boundary, with the same method and
+      hyper-parameters, data and config (``epochs`` may grow); the result - parameters, history, metrics - is
+      bit-identical to the run that was never interrupted (``train_time_s`` adds up the sessions);
+    * Ctrl-C raises :class:`TrainingInterrupted` after saving the last completed epoch to ``checkpoint_path``, or
+      to ``checkpoints/<method>-seed<seed>-interrupted.npz`` when none is set (the steps of the epoch in progress
+      are lost: they are repeated on resume);
+    * :class:`DivergenceError` (NaN/inf loss, gradient or parameters) leaves in ``checkpoint_path`` the last
+      epoch that ended with finite parameters, never a diverged state, and its message names the file.
+    """
     config = (config or TrainConfig()).validate()
     K = dataset.num_classes
     for split in ("train", "val", "test"):
@@ -130,13 +171,33 @@ def train(method, dataset: Dataset, config: TrainConfig | None = None, log=None)
 
     history = {"epochs": [], "steps": []}
     best = (-1.0, -1, None)
-    step = 0
-    epochs = range(config.epochs)
+    step = start_epoch = 0
+    elapsed_before = 0.0
+    good = None  # the state at the last epoch boundary: what an interruption or a divergence leaves on disk
+    if resume is not None:
+        good = load_training_checkpoint(resume, method=method, config=config, model=model, dataset=dataset)
+        params = {k: B.asarray(v) for k, v in good.params.items()}
+        optimizer.state = {k: B.asarray(v) if isinstance(v, np.ndarray) else v
+                           for k, v in good.optimizer_state.items()}
+        rng.set_state(good.rng_state)
+        history = {"epochs": list(good.history["epochs"]), "steps": list(good.history["steps"])}
+        step, start_epoch, elapsed_before = good.step, good.epoch, good.elapsed_s
+        if good.best_params is not None:
+            best = (good.best_val_acc, good.best_epoch, {k: B.asarray(v) for k, v in good.best_params.items()})
+    # the epoch whose state config.checkpoint_path holds (None: not this run's)
+    saved_epoch = start_epoch if resume is not None and config.checkpoint_path is not None and \
+        os.path.realpath(resume) == os.path.realpath(config.checkpoint_path) else None
+
+    def save(state, path):
+        save_training_checkpoint(path, state, method=method, config=config, model=model, dataset=dataset)
+
+    epochs = range(start_epoch, config.epochs)
     bar = None
     if config.progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=config.epochs, desc=str(getattr(method, "name", method)), unit="epoch", leave=False)
+        bar = tqdm(total=config.epochs, initial=start_epoch, desc=str(getattr(method, "name", method)),
+                   unit="epoch", leave=False)
     try:
         for epoch in epochs:
             perm = B.asarray(rng.permutation(n))
@@ -175,20 +236,47 @@ def train(method, dataset: Dataset, config: TrainConfig | None = None, log=None)
             history["epochs"].append(row)
             if val["acc"] > best[0]:
                 best = (val["acc"], epoch, _copy_params(params))
+            state = capture_training_state(epoch + 1, step, params, optimizer, rng, method, history, best,
+                                           elapsed_before + time.perf_counter() - start_time)
+            if not state.all_finite():
+                raise DivergenceError(f"a parameter is not finite at the end of epoch {epoch + 1}")
+            good = state
+            if config.checkpoint_path and ((epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.epochs):
+                save(good, config.checkpoint_path)
+                saved_epoch = good.epoch
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{row['loss']:.3f}", val=f"{val['acc']:.3f}")
             if log is not None:
                 log(row)
+    except (KeyboardInterrupt, DivergenceError) as exc:
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        path = config.checkpoint_path
+        if interrupted and path is None and good is not None:
+            path = default_interrupt_path(str(getattr(method, "name", method)), config.seed)
+        if path is not None and good is not None and not (path == config.checkpoint_path and
+                                                          saved_epoch == good.epoch):
+            save(good, path)
+        if interrupted:
+            raise TrainingInterrupted(path if good else None, good.epoch if good else 0,
+                                      default_location=config.checkpoint_path is None) from None
+        exc.args = (f"{exc}; " + (f"the last good checkpoint (end of epoch {good.epoch}) is {str(path)!r}"
+                                  if path and good else "no checkpoint was written"
+                                  + (" (no epoch had ended)" if path else " (no checkpoint_path was set)")),)
+        raise
     finally:
         if bar is not None:
             bar.close()
 
-    train_time = time.perf_counter() - start_time
+    train_time = elapsed_before + time.perf_counter() - start_time
     best_params = best[2]
     x_test = [B.asarray(x, dtype=dtype) for x in dataset.x_test]
     val = evaluate(model, best_params, x_val, dataset.y_val, predict)
     test = evaluate(model, best_params, x_test, dataset.y_test, predict, with_shapley=config.shapley and not active)
+    if active:  # branches that never trained report no coalition accuracy (as they report no probe)
+        for split_metrics in (val, test):
+            split_metrics["coalition_acc"] = [a if m in active else None
+                                              for m, a in enumerate(split_metrics["coalition_acc"])]
     probe = None
     if config.probe:
         probe = linear_probe(model, best_params, x_train, dataset.y_train, x_test, dataset.y_test)

@@ -24,6 +24,12 @@ def test_train_prints_table_and_json(tmp_path, capsys):
     assert json.loads(path.read_text())["method"] == "joint"
 
 
+def test_train_unimodal_table(capsys):
+    assert main(["train", "--method", "unimodal", "--modality", "1", "--preset", "tiny", "--epochs", "1",
+                 "--no-progress"]) == 0
+    assert "| A: coalition accuracy | - |" in capsys.readouterr().out
+
+
 def test_data_describe(capsys):
     assert main(["data", "describe", "default"]) == 0
     assert "fused Bayes-optimal accuracy" in capsys.readouterr().out

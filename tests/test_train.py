@@ -45,6 +45,7 @@ def test_unimodal_trains_only_its_branch(tiny):
     assert r.method == "unimodal-1"
     assert r.test["acc"] == r.test["coalition_acc"][1]
     assert r.probe_acc[0] is None and r.probe_acc[1] is not None
+    assert r.test["coalition_acc"][0] is None  # the untrained branch reports nothing, like its probe
 
 
 def test_joint_learns_easy_modality(tiny):
