@@ -258,11 +258,15 @@ def train(method, dataset: Dataset, config: TrainConfig | None = None, log=None,
                                                           saved_epoch == good.epoch):
             save(good, path)
         if interrupted:
-            raise TrainingInterrupted(path if good else None, good.epoch if good else 0,
+            raise TrainingInterrupted(None if good is None else path, 0 if good is None else good.epoch,
                                       default_location=config.checkpoint_path is None) from None
-        exc.args = (f"{exc}; " + (f"the last good checkpoint (end of epoch {good.epoch}) is {str(path)!r}"
-                                  if path and good else "no checkpoint was written"
-                                  + (" (no epoch had ended)" if path else " (no checkpoint_path was set)")),)
+        if path is None:
+            where = "no checkpoint was written (no checkpoint_path was set)"
+        elif good is None:
+            where = "no checkpoint was written (no epoch had ended)"
+        else:
+            where = f"the last good checkpoint (end of epoch {good.epoch}) is {str(path)!r}"
+        exc.args = (f"{exc}; {where}",)
         raise
     finally:
         if bar is not None:

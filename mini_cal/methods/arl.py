@@ -74,3 +74,10 @@ class ARL(Method):
         coef = 1.0 + self._w
         scale_branches(ctx.model, grads, coef)
         return {"coef": coef.tolist()}
+
+    def state_dict(self):
+        """The last batch's weights w (recomputed by every step's loss; kept so a checkpoint is complete)."""
+        return {"w": None if self._w is None else self._w.tolist()}
+
+    def load_state_dict(self, state):
+        self._w = None if state["w"] is None else np.array(state["w"], dtype=float)

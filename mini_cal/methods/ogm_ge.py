@@ -99,3 +99,10 @@ class OGMGE(Method):
                 elif k != 1.0:
                     grads[key] = k * g
         return {"coef": self._k.tolist()}
+
+    def state_dict(self):
+        """The last batch's coefficients k (recomputed by every step's loss; kept so a checkpoint is complete)."""
+        return {"k": None if self._k is None else self._k.tolist()}
+
+    def load_state_dict(self, state):
+        self._k = None if state["k"] is None else np.array(state["k"], dtype=float)
