@@ -40,6 +40,22 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="L2 weight decay (default: %(default)s)")
 
 
+def _method_names() -> list:
+    from .methods import REGISTRY, VARIANTS
+
+    return sorted(set(REGISTRY) | set(VARIANTS))
+
+
+def _add_run_options(p: argparse.ArgumentParser, what: str) -> None:
+    """Options shared by the multi-run commands (compare, robustness, sweep)."""
+    p.add_argument("--jobs", type=_positive_int("--jobs"), default=2, help="worker processes (default: %(default)s)")
+    p.add_argument("--out", help=f"output folder (default: results/{what}-PRESET-TIMESTAMP)")
+    p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out folder")
+    _add_common_options(p)
+    p.add_argument("--epochs", type=_positive_int("--epochs"), default=None,
+                   help="override the training epochs of every run (default: 40, the protocol's)")
+
+
 def _positive_int(name):
     def parse(text):
         try:
@@ -64,21 +80,49 @@ def _select_device(name: str) -> None:
 
 
 def cmd_train(args) -> int:
+    from dataclasses import replace
+
     from .methods import make_method
     from .report import train_table
-    from .train import train
+    from .train import TrainingInterrupted, train
 
     _select_device(args.device)
     ds = data.load_preset(args.preset)
     kwargs = {"modality": args.modality} if args.method == "unimodal" else {}
     method = make_method(args.method, **kwargs)
-    result = train(method, ds, _train_config(args, args.seed))
+    config = replace(_train_config(args, args.seed), checkpoint_path=args.checkpoint or args.resume,
+                     checkpoint_every=args.checkpoint_every)
+    try:
+        result = train(method, ds, config, resume=args.resume)
+    except TrainingInterrupted as exc:
+        if exc.path is None:
+            print("mini-cal train: interrupted before the first epoch ended; nothing was saved", file=sys.stderr)
+        else:
+            where = " (no --checkpoint was given: the default location)" if exc.default_location else ""
+            print(f"mini-cal train: interrupted; the state at the end of epoch {exc.epoch} is saved in "
+                  f"{str(exc.path)!r}{where}\nresume with: {_resume_command(args, exc.path)}", file=sys.stderr)
+        return 130
     print(train_table(result, ds))
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(result.summary(), fh, indent=1)
         print(f"wrote {args.json}")
     return 0
+
+
+def _resume_command(args, path) -> str:
+    """The command line that was run, with ``--resume path`` in place of any earlier ``--resume``."""
+    import shlex
+
+    argv, i = [], 0
+    while i < len(args.argv):
+        if args.argv[i] == "--resume":
+            i += 2
+            continue
+        if not args.argv[i].startswith("--resume="):
+            argv.append(args.argv[i])
+        i += 1
+    return shlex.join(["mini-cal", *argv, "--resume", str(path)])
 
 
 def _out_dir(path, default_stem: str, overwrite: bool) -> str:
@@ -223,17 +267,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="methods to run (default: joint unimodal-0 unimodal-1 ogm-ge arl arl-released cal "
                         "cal-no-accel cal-no-aib cal-sym-ib cal-gamma0)")
     p.add_argument("--seeds", type=_positive_int("--seeds"), default=10, help="number of seeds (default: %(default)s)")
-    p.add_argument("--jobs", type=_positive_int("--jobs"), default=2, help="worker processes (default: %(default)s)")
     p.add_argument("--hparams", help="JSON of tuned configurations (a sweep.json); default: the table in "
                                      "mini_cal/experiments.py")
     p.add_argument("--untuned", action="store_true",
                    help="run every method with the library defaults (SGD, lr 0.05, 40 epochs) instead of its tuned "
                         "configuration")
-    p.add_argument("--out", help="output folder (default: results/compare-PRESET-TIMESTAMP)")
-    p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out folder")
-    _add_common_options(p)
-    p.add_argument("--epochs", type=_positive_int("--epochs"), default=None,
-                   help="override the training epochs of every run (default: 40, the protocol's)")
+    _add_run_options(p, "compare")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("robustness", help="accuracy under test-time noise attacks, per method, over seeds",
@@ -245,15 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "accuracy-vs-level curve, mean ± std over seeds, and saves the curves as a figure.")
     p.add_argument("--methods", nargs="+", default=None, metavar="NAME", help="methods (default: as compare)")
     p.add_argument("--seeds", type=_positive_int("--seeds"), default=5, help="number of seeds (default: %(default)s)")
-    p.add_argument("--jobs", type=_positive_int("--jobs"), default=2, help="worker processes (default: %(default)s)")
     p.add_argument("--models", help="folder of models saved by compare (its OUT/models); skips training")
     p.add_argument("--hparams", help="JSON of tuned configurations (a sweep.json)")
     p.add_argument("--untuned", action="store_true", help="library defaults instead of the tuned configurations")
-    p.add_argument("--out", help="output folder (default: results/robustness-PRESET-TIMESTAMP)")
-    p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out folder")
-    _add_common_options(p)
-    p.add_argument("--epochs", type=_positive_int("--epochs"), default=None,
-                   help="override the training epochs of every run (default: 40, the protocol's)")
+    _add_run_options(p, "robustness")
     p.set_defaults(func=cmd_robustness)
 
     p = sub.add_parser("sweep", help="equal-budget hyper-parameter search on the validation split",
@@ -264,23 +298,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="methods to tune (default: joint unimodal-0 unimodal-1 ogm-ge arl cal)")
     p.add_argument("--budget", type=_positive_int("--budget"), default=8,
                    help="configurations per method (default: %(default)s)")
-    p.add_argument("--jobs", type=_positive_int("--jobs"), default=2, help="worker processes (default: %(default)s)")
-    p.add_argument("--out", help="output folder (default: results/sweep-PRESET-TIMESTAMP)")
-    p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out folder")
-    _add_common_options(p)
-    p.add_argument("--epochs", type=_positive_int("--epochs"), default=None,
-                   help="override the training epochs of every run (default: 40, the protocol's)")
+    _add_run_options(p, "sweep")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("train", help="train one method on a preset and print a result table",
                        description="Train one method on a synthetic preset, select the epoch with the best "
                                    "validation accuracy, and report test metrics (fused accuracy, macro-F1, each "
                                    "modality's coalition and linear-probe accuracy, Shapley values of accuracy).")
-    p.add_argument("--method", default="joint", choices=("joint", "unimodal"),
-                   help="training method (default: %(default)s)")
+    p.add_argument("--method", default="joint", choices=_method_names(),
+                   help="training method, with its library defaults (mini-cal compare uses the tuned ones) "
+                        "(default: %(default)s)")
     p.add_argument("--modality", type=int, default=0, help="modality index for --method unimodal (default: 0)")
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation and batches (default: 0)")
     p.add_argument("--json", help="also write the metrics to this JSON file")
+    p.add_argument("--checkpoint", metavar="PATH",
+                   help="write a training checkpoint (.npz) to PATH every --checkpoint-every epochs and after the "
+                        "last; Ctrl-C saves the last completed epoch there (without it: to "
+                        "checkpoints/METHOD-seedSEED-interrupted.npz)")
+    p.add_argument("--checkpoint-every", type=_positive_int("--checkpoint-every"), default=1, metavar="N",
+                   help="epochs between checkpoints (default: %(default)s)")
+    p.add_argument("--resume", metavar="PATH",
+                   help="continue the run saved in PATH, giving the same options as that run (--epochs may be "
+                        "larger); the result is bit-identical to an uninterrupted run; checkpoints go on being "
+                        "written to PATH unless --checkpoint says otherwise")
     _add_train_options(p)
     p.set_defaults(func=cmd_train)
 
@@ -304,14 +344,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
     try:
         return args.func(args)
-    except (ValueError, RuntimeError) as exc:
+    except (ValueError, RuntimeError) as exc:  # CheckpointError is a ValueError
         print(f"mini-cal {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except FloatingPointError as exc:  # train.DivergenceError: the message names the last good checkpoint
+        print(f"mini-cal {args.command}: training diverged: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"mini-cal {args.command}: interrupted", file=sys.stderr)
         return 130

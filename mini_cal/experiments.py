@@ -323,7 +323,9 @@ def significance_table(result: dict) -> str:
 def config_table(result: dict) -> str:
     rows = []
     for name in result["methods"]:
-        cfg = _values(result["records"], name, lambda r: r["config"])[0]
+        cfg = dict(_values(result["records"], name, lambda r: r["config"])[0])
+        fixed = {k: v for k, v in VARIANTS.get(name, ("", {}))[1].items() if k not in ("name", "modality")}
+        cfg.update(fixed)  # a variant's own flags win over the tuned configuration
         rows.append([name, ", ".join(f"{k}={v}" for k, v in sorted(cfg.items())) or "(defaults)"])
     return markdown_table(["method", "configuration (tuned on validation)"], rows)
 
