@@ -37,7 +37,7 @@ import hashlib
 import json
 import os
 import secrets
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -133,6 +133,7 @@ class TrainingState:
     best_val_acc: float
     best_params: dict | None
     elapsed_s: float  # training time so far, over every session of this run
+    history_json: dict | None = field(default=None, repr=False)  # each row of history as JSON text (a cache)
 
     def all_finite(self) -> bool:
         return all(bool(np.isfinite(a).all()) for a in self.params.values())
@@ -147,16 +148,25 @@ def _plain(obj):
     return json.loads(json.dumps(obj))
 
 
+def _rows_json(history: dict, done: dict) -> dict:
+    """JSON text of every history row, reusing the text ``done`` of a prefix of the history (it only grows), so
+    that writing a checkpoint each epoch costs the new rows, not the whole history."""
+    return {k: done[k] + [json.dumps(row) for row in history[k][len(done[k]):]] for k in ("epochs", "steps")}
+
+
 def capture_training_state(epoch: int, step: int, params: dict, optimizer, rng, method, history: dict, best: tuple,
-                           elapsed_s: float) -> TrainingState:
-    """Snapshot of the loop after ``epoch`` epochs; ``best`` is (val_acc, epoch, params or None)."""
+                           elapsed_s: float, previous: TrainingState | None = None) -> TrainingState:
+    """Snapshot of the loop after ``epoch`` epochs; ``best`` is (val_acc, epoch, params or None); ``previous``:
+    the snapshot of an earlier epoch of the same run, whose serialised history rows are reused."""
     opt = {k: v if isinstance(v, (int, float)) else np.array(B.to_numpy(v), copy=True)
            for k, v in optimizer.state.items()}
     return TrainingState(epoch=epoch, step=step, params=_host_copy(params), optimizer_state=opt,
                          rng_state=rng.get_state(), method_state=_plain(method.state_dict()),
                          history={"epochs": list(history["epochs"]), "steps": list(history["steps"])},
                          best_epoch=best[1], best_val_acc=best[0],
-                         best_params=None if best[2] is None else _host_copy(best[2]), elapsed_s=elapsed_s)
+                         best_params=None if best[2] is None else _host_copy(best[2]), elapsed_s=elapsed_s,
+                         history_json=None if previous is None or previous.history_json is None else
+                         _rows_json(history, previous.history_json))
 
 
 def dataset_signature(dataset) -> dict:
@@ -188,7 +198,11 @@ def save_training_checkpoint(path, state: TrainingState, *, method, config, mode
     arrays = {f"param/{k}": v for k, v in state.params.items()}
     arrays.update({f"best/{k}": v for k, v in (state.best_params or {}).items()})
     arrays.update({f"optim/{k}": v for k, v in state.optimizer_state.items() if isinstance(v, np.ndarray)})
-    arrays["history_json"] = np.frombuffer(json.dumps(state.history).encode(), dtype=np.uint8)
+    if state.history_json is None:  # kept in the state, for the next snapshot to extend
+        state.history_json = _rows_json(state.history, {"epochs": [], "steps": []})
+    rows = state.history_json
+    text = '{"epochs": [' + ", ".join(rows["epochs"]) + '], "steps": [' + ", ".join(rows["steps"]) + "]}"
+    arrays["history_json"] = np.frombuffer(text.encode(), dtype=np.uint8)
     arrays["meta"] = np.array(json.dumps(meta))
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     atomic_savez(path, arrays)

@@ -90,6 +90,9 @@ def cmd_train(args) -> int:
     ds = data.load_preset(args.preset)
     kwargs = {"modality": args.modality} if args.method == "unimodal" else {}
     method = make_method(args.method, **kwargs)
+    if args.checkpoint and not args.resume and os.path.exists(args.checkpoint):
+        raise ValueError(f"--checkpoint: {args.checkpoint!r} exists; continue that run with --resume "
+                         f"{args.checkpoint}, or choose another path (a new run would overwrite it)")
     config = replace(_train_config(args, args.seed), checkpoint_path=args.checkpoint or args.resume,
                      checkpoint_every=args.checkpoint_every)
     try:

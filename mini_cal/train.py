@@ -237,7 +237,7 @@ def train(method, dataset: Dataset, config: TrainConfig | None = None, log=None,
             if val["acc"] > best[0]:
                 best = (val["acc"], epoch, _copy_params(params))
             state = capture_training_state(epoch + 1, step, params, optimizer, rng, method, history, best,
-                                           elapsed_before + time.perf_counter() - start_time)
+                                           elapsed_before + time.perf_counter() - start_time, previous=good)
             if not state.all_finite():
                 raise DivergenceError(f"a parameter is not finite at the end of epoch {epoch + 1}")
             good = state
