@@ -197,7 +197,8 @@ def cmd_robustness(args) -> int:
                           tuned=_load_tuned(args), epochs=args.epochs, models_dir=args.models)
     text = (f"## mini-cal robustness on preset {args.preset!r}, seeds 0..{len(result['seeds']) - 1} "
             f"(test accuracy under attack, mean ± std; AUC = area under the accuracy-vs-level curve / 10)\n\n"
-            + X.robustness_tables(result) + f"\n\nwall time {result['wall_time_s']:.1f} s with --jobs {args.jobs}\n")
+            + "### AUC of every attack and target\n\n" + X.robustness_auc_summary(result)
+            + "\n\n### Accuracy per level\n\n" + X.robustness_tables(result) + f"\n\nwall time {result['wall_time_s']:.1f} s with --jobs {args.jobs}\n")
     print(text)
     figure = robustness_figure(result, os.path.join(out, "robustness.png"))
     X.write_json_atomic(result, os.path.join(out, "robustness.json"))
@@ -353,7 +354,7 @@ def main(argv=None) -> int:
         return 2
     try:
         return args.func(args)
-    except (ValueError, RuntimeError) as exc:  # CheckpointError is a ValueError
+    except (ValueError, RuntimeError, OSError) as exc:  # CheckpointError is a ValueError; OSError: unwritable paths
         print(f"mini-cal {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except FloatingPointError as exc:  # train.DivergenceError: the message names the last good checkpoint

@@ -47,6 +47,9 @@ class TrainingInterrupted(KeyboardInterrupt):
                     + "; continue with train(..., resume=PATH)")
         super().__init__(text)
 
+    def __reduce__(self):  # picklable, so that it crosses from a worker process (experiments.run_tasks)
+        return type(self), (self.path, self.epoch, self.default_location)
+
 
 @dataclass
 class TrainConfig:

@@ -338,6 +338,20 @@ def test_cli_checkpoint_errors_are_clean(tmp_path, capsys, quick_probe):
     assert rc == 2 and "exists; continue that run with --resume" in err
 
 
+def test_cli_unwritable_checkpoint_is_clean(tmp_path, capsys, quick_probe):
+    (tmp_path / "file").write_text("")
+    rc, _, err = run_cli(["train", "--preset", "tiny", "--epochs", "1", "--no-progress", "--checkpoint",
+                          str(tmp_path / "file" / "ck.npz")], capsys)
+    assert rc == 2 and "error:" in err and "Traceback" not in err
+
+
+def test_interruption_crosses_process_boundaries():
+    import pickle
+
+    exc = pickle.loads(pickle.dumps(TrainingInterrupted("a.npz", 3, default_location=True)))
+    assert (exc.path, exc.epoch, exc.default_location) == ("a.npz", 3, True) and "epoch 3" in str(exc)
+
+
 def test_cli_divergence_is_clean(tmp_path, capsys):
     rc, _, err = run_cli(["train", "--preset", "tiny", "--epochs", "3", "--no-progress", "--lr", "1e30",
                           "--checkpoint", str(tmp_path / "d.npz")], capsys)
