@@ -198,6 +198,8 @@ def cmd_robustness(args) -> int:
     text = (f"## mini-cal robustness on preset {args.preset!r}, seeds 0..{len(result['seeds']) - 1} "
             f"(test accuracy under attack, mean ± std; AUC = area under the accuracy-vs-level curve / 10)\n\n"
             + "### AUC of every attack and target\n\n" + X.robustness_auc_summary(result)
+            + "\n\n### Accuracy lost from eps = 0 to eps = 10 (lower is more robust)\n\n"
+            + X.robustness_auc_summary(result, "drop")
             + "\n\n### Accuracy per level\n\n" + X.robustness_tables(result) + f"\n\nwall time {result['wall_time_s']:.1f} s with --jobs {args.jobs}\n")
     print(text)
     figure = robustness_figure(result, os.path.join(out, "robustness.png"))

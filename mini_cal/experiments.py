@@ -381,6 +381,28 @@ def robustness(preset: str = "default", methods=DEFAULT_METHODS, seeds=5, jobs: 
             "levels": list(LEVELS), "records": records, "wall_time_s": time.perf_counter() - start}
 
 
+def robustness_auc_summary(result: dict, stat: str = "auc") -> str:
+    """One row per method and a column per attack x target, mean ± std over seeds, of ``stat``: ``auc`` (the
+    normalised area under the accuracy-vs-level curve) or ``drop`` (clean accuracy minus accuracy at eps = 10,
+    how much the attack costs whatever the clean level)."""
+    if stat not in ("auc", "drop"):
+        raise ValueError(f"stat: expected 'auc' or 'drop', got {stat!r}")
+    measure = (lambda c: auc(result["levels"], c)) if stat == "auc" else (lambda c: c[0] - c[-1])
+    names = result["modality_names"]
+    targets = [str(m) for m in range(len(names))] + ["all"]
+    short = {"gaussian": "gauss", "salt_pepper": "s&p", "missing": "missing"}
+    header = ["method"] + [f"{short[a]} {'all' if t == 'all' else names[int(t)]}" for a in ATTACKS for t in targets]
+    rows = []
+    for method in result["methods"]:
+        row = [method]
+        for name in ATTACKS:
+            for target in targets:
+                curves = _values(result["records"], method, lambda r: r["attacks"][name][target])
+                row.append(fmt([measure(c) for c in curves]))
+        rows.append(row)
+    return markdown_table(header, rows)
+
+
 def robustness_tables(result: dict, shown_levels=(0, 2, 4, 6, 8, 10)) -> str:
     """One markdown table per attack x target: accuracy at some levels and the normalised AUC, mean ± std."""
     names = result["modality_names"]
