@@ -128,3 +128,84 @@ def test_notebook_02_ships_the_stub_not_the_solution():
     assert len(exercise) == 1
     assert "raise NotImplementedError" in exercise[0]
     assert "sigmoid" not in exercise[0]
+
+
+# ------------------------------------------------------------------ notebook 03: the Shapley value checker
+@pytest.fixture(scope="module")
+def check_shapley():
+    return _load(TUTORIALS / "exercises.py", "tutorial_exercises_03").check_shapley_three
+
+
+@pytest.fixture(scope="module")
+def shapley_solution():
+    return _load(TUTORIALS / "solutions" / "shapley_three.py", "tutorial_solution_03").shapley_three
+
+
+def _shapley_stub(v):
+    raise NotImplementedError("write the Shapley value of a three-modality game")
+
+
+def _wrong_shapley(mistake):
+    """A plausible wrong answer: the marginal contributions of each modality with one thing garbled."""
+    def shapley_three(v):
+        phi = []
+        for m in range(3):
+            j, k = [o for o in range(3) if o != m]
+            joined = lambda S: tuple(sorted(S + (m,)))  # noqa: E731
+            gains = [v[joined(())] - v[()], v[joined((j,))] - v[(j,)], v[joined((k,))] - v[(k,)],
+                     v[(0, 1, 2)] - v[(j, k)]]
+            weights = [1 / 3, 1 / 6, 1 / 6, 1 / 3]
+            if mistake == "equal weights":
+                weights = [1 / 4] * 4
+            elif mistake == "swapped weights":
+                weights = [1 / 6, 1 / 3, 1 / 3, 1 / 6]
+            elif mistake == "forgot v({})":
+                gains[0] = v[joined(())]
+            elif mistake == "alone":
+                gains, weights = [v[joined(())] - v[()]], [1.0]
+            elif mistake == "leave-one-out":
+                gains, weights = [v[(0, 1, 2)] - v[(j, k)]], [1.0]
+            phi.append(sum(w * g for w, g in zip(weights, gains)))
+        return phi
+    return shapley_three
+
+
+def test_shapley_checker_reports_the_unfilled_stub_without_raising(check_shapley):
+    passed, message, errors = check_shapley(_shapley_stub)
+    assert passed is False
+    assert "not implemented" in message.lower()
+    assert errors == {}
+
+
+@pytest.mark.parametrize("mistake", ["equal weights", "swapped weights", "forgot v({})", "alone", "leave-one-out"])
+def test_shapley_checker_rejects_a_wrong_answer(check_shapley, mistake):
+    passed, message, errors = check_shapley(_wrong_shapley(mistake))
+    assert passed is False
+    assert message.startswith("FAILED")
+    assert max(errors.values()) > 1e-3
+
+
+@pytest.mark.parametrize("answer", [lambda v: None, lambda v: (1.0, 2.0), lambda v: v[(3,)]],
+                         ids=["None", "two values", "raises KeyError"])
+def test_shapley_checker_rejects_a_malformed_answer_without_raising(check_shapley, answer):
+    passed, message, _ = check_shapley(answer)
+    assert passed is False
+    assert message.startswith("FAILED")
+
+
+def test_shapley_checker_accepts_the_solution_and_the_library(check_shapley, shapley_solution):
+    from mini_cal.contribution import shapley
+
+    for fn in (shapley_solution, lambda v: shapley(v, 3)):
+        passed, message, errors = check_shapley(fn)
+        assert passed, message
+        assert len(errors) == 8
+        assert max(errors.values()) < 1e-9
+
+
+def test_notebook_03_ships_the_stub_not_the_solution():
+    nb = nbformat.read(TUTORIALS / "03_measuring_contribution.ipynb", as_version=4)
+    exercise = [c.source for c in nb.cells if c.cell_type == "code" and "def my_shapley_three" in c.source]
+    assert len(exercise) == 1
+    assert "raise NotImplementedError" in exercise[0]
+    assert "/ 3" not in exercise[0] and "/ 6" not in exercise[0] and "C.shapley" not in exercise[0]

@@ -107,3 +107,71 @@ def check_bottleneck_backward(student_fn, seed: int = 0):
         return False, "\n".join(lines), rel_errors
     return True, (f"PASSED: all {len(rel_errors)} cases agree with finite differences "
                   f"(largest relative error {worst:.1e}, tolerance {TOLERANCE:.0e})."), rel_errors
+
+# --------------------------------------------------------------------- notebook 03: the Shapley value, M = 3
+SHAPLEY_TOLERANCE = 1e-9  # the Shapley value is a finite weighted sum: a correct answer agrees to rounding
+
+
+def _three_player_games(rng):
+    """Games on three modalities, {coalition tuple: value}, each chosen to catch one kind of mistake: the
+    properties a Shapley value must have (additivity, symmetry, null player), a non-zero v({}), and random games."""
+    from mini_cal.contribution import all_coalitions
+
+    coalitions = all_coalitions(3)
+    a = np.array([0.5, 0.2, -0.1])
+    games = [("additive: v(S) = 0.3 + sum of a_m over S, with a = (0.5, 0.2, -0.1); the answer is a",
+              {S: 0.3 + float(a[list(S)].sum()) for S in coalitions}),
+             ("symmetric: modalities 0 and 1 interchangeable, only their number matters",
+              {S: [0.0, 0.4, 1.0][min(len(set(S) & {0, 1}), 2)] + (0.25 if 2 in S else 0.0) for S in coalitions}),
+             ("null player: modality 1 adds nothing to any coalition",
+              {S: {(): 0.0, (0,): 0.6, (2,): 0.5, (0, 2): 1.1}[tuple(m for m in S if m != 1)] for S in coalitions}),
+             ("complementary: only the three together are worth anything",
+              {S: 1.0 if len(S) == 3 else 0.0 for S in coalitions}),
+             ("non-zero empty coalition: v({}) = -0.2", {S: -0.2 + 0.3 * len(S) ** 2 for S in coalitions})]
+    for i in range(3):
+        games.append((f"random game {i + 1}", {S: float(rng.normal()) for S in coalitions}))
+    return games
+
+
+def check_shapley_three(student_fn, seed: int = 0):
+    """Grade ``student_fn(v) -> (phi_0, phi_1, phi_2)``, the exact Shapley values of a three-modality game.
+
+    ``v`` is a dict {coalition: value} keyed by sorted tuples: ``()``, ``(0,)``, ``(1,)``, ``(2,)``, ``(0, 1)``,
+    ``(0, 2)``, ``(1, 2)``, ``(0, 1, 2)``. Every game is compared with :func:`mini_cal.contribution.shapley`.
+
+    Returns ``(passed, message, errors)``: ``errors`` is ``{game: largest absolute error}`` for the games that
+    could be checked (empty when the function raised or returned something of the wrong form).
+    """
+    from mini_cal.contribution import shapley
+
+    rng = np.random.default_rng(seed)
+    errors, failures = {}, []
+    for name, game in _three_player_games(rng):
+        try:
+            answer = student_fn(dict(game))  # a copy: the student may not change the game for the next check
+        except NotImplementedError as exc:
+            return False, f"FAILED: not implemented yet ({exc}). Fill in the stub and run the check again.", {}
+        except Exception as exc:  # the student's bug, reported rather than raised
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            return False, (f"FAILED on game '{name}': your function raised {type(exc).__name__}: {exc} "
+                           f"(line {where.lineno}: {where.line})"), errors
+        try:
+            phi = np.asarray(answer, dtype=float)
+        except (TypeError, ValueError):
+            phi = None
+        if phi is None or phi.shape != (3,):
+            got = "None" if answer is None else (f"shape {phi.shape}" if phi is not None else type(answer).__name__)
+            return False, f"FAILED on game '{name}': expected three numbers (phi_0, phi_1, phi_2), got {got}", errors
+        expected = shapley(game, 3)
+        errors[name] = float(np.max(np.abs(phi - expected)))
+        if not errors[name] < SHAPLEY_TOLERANCE:
+            total = game[(0, 1, 2)] - game[()]
+            efficiency = (f"your values sum to {phi.sum():.4f}, v(all) - v({{}}) = {total:.4f}"
+                          + (" (efficiency holds, so look at the weights)" if abs(phi.sum() - total) < 1e-9
+                             else " (efficiency fails)"))
+            failures.append(f"  game '{name}':\n    expected {np.round(expected, 4).tolist()}, "
+                            f"got {np.round(phi, 4).tolist()}; {efficiency}")
+    if failures:
+        return False, "\n".join([f"FAILED on {len(failures)} of {len(errors)} games:"] + failures), errors
+    return True, (f"PASSED: all {len(errors)} games agree with the exact Shapley value "
+                  f"(largest error {max(errors.values()):.1e}, tolerance {SHAPLEY_TOLERANCE:.0e})."), errors
