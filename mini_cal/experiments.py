@@ -105,7 +105,7 @@ def run_one(task: dict) -> dict:
     method = make_method(task["method"], **method_kw)
     cfg = TrainConfig(**{**BASE_TRAIN, **task.get("train", {}), **train_kw, "seed": task["seed"],
                          "progress": False, "probe": task.get("probe", True), "shapley": task.get("shapley", True),
-                         "record_steps": True})
+                         "record_steps": True, "save_on_interrupt": False})  # Ctrl-C stops the sweep, saves no runs
     result = train(method, ds, cfg)
     summary = result.summary()
     record = {**summary, "method": task["method"], "seed": task["seed"], "config": task["config"],

@@ -40,7 +40,7 @@ class TrainingInterrupted(KeyboardInterrupt):
     def __init__(self, path, epoch: int, default_location: bool = False):
         self.path, self.epoch, self.default_location = path, epoch, default_location
         if path is None:
-            text = "training interrupted before the first epoch ended; nothing was saved"
+            text = "training interrupted; nothing was saved" + (" (no epoch had ended)" if epoch == 0 else "")
         else:
             text = (f"training interrupted; the state at the end of epoch {epoch} is saved in {str(path)!r}"
                     + (" (no checkpoint_path was set: the default location)" if default_location else "")
@@ -72,6 +72,7 @@ class TrainConfig:
     shapley: bool = True  # exact Shapley values of test accuracy after training
     checkpoint_path: str | None = None  # write a training checkpoint here (mini_cal/checkpoint.py) ...
     checkpoint_every: int = 1  # ... every this many epochs, and after the last
+    save_on_interrupt: bool = True  # Ctrl-C without checkpoint_path writes checkpoints/...-interrupted.npz
 
     def validate(self):
         if not isinstance(self.epochs, int) or self.epochs < 1:
@@ -179,8 +180,9 @@ def train(method, dataset: Dataset, config: TrainConfig | None = None, log=None,
     good = None  # the state at the last epoch boundary: what an interruption or a divergence leaves on disk
     if resume is not None:
         good = load_training_checkpoint(resume, method=method, config=config, model=model, dataset=dataset)
-        params = {k: B.asarray(v) for k, v in good.params.items()}
-        optimizer.state = {k: B.asarray(v) if isinstance(v, np.ndarray) else v
+        # copies: the optimisers update in place, and `good` must keep the epoch-boundary state
+        params = {k: B.asarray(v.copy()) for k, v in good.params.items()}
+        optimizer.state = {k: B.asarray(v.copy()) if isinstance(v, np.ndarray) else v
                            for k, v in good.optimizer_state.items()}
         rng.set_state(good.rng_state)
         history = {"epochs": list(good.history["epochs"]), "steps": list(good.history["steps"])}
@@ -255,13 +257,14 @@ def train(method, dataset: Dataset, config: TrainConfig | None = None, log=None,
     except (KeyboardInterrupt, DivergenceError) as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
         path = config.checkpoint_path
-        if interrupted and path is None and good is not None:
+        if interrupted and path is None and good is not None and config.save_on_interrupt:
             path = default_interrupt_path(str(getattr(method, "name", method)), config.seed)
         if path is not None and good is not None and not (path == config.checkpoint_path and
                                                           saved_epoch == good.epoch):
             save(good, path)
         if interrupted:
-            raise TrainingInterrupted(None if good is None else path, 0 if good is None else good.epoch,
+            raise TrainingInterrupted(None if good is None or path is None else path,
+                                      0 if good is None else good.epoch,
                                       default_location=config.checkpoint_path is None) from None
         if path is None:
             where = "no checkpoint was written (no checkpoint_path was set)"

@@ -421,3 +421,23 @@ def test_write_json_atomic_and_save_figure_keep_old_files_on_failure(tmp_path):
     fig = _plt().figure()
     assert save_figure(fig, fig_path) == str(fig_path) and fig_path.stat().st_size > 0
     assert sorted(os.listdir(tmp_path)) in (["f.png", "r.json"], ["f.png", "r.json", "r.json.tmp"])
+
+
+def test_no_interrupt_checkpoint_when_disabled(tmp_path, monkeypatch):
+    """compare/sweep workers set save_on_interrupt=False: Ctrl-C stops them without writing files."""
+    from mini_cal import data
+    from mini_cal.methods import Joint
+    from mini_cal.train import TrainConfig, TrainingInterrupted, train
+
+    class Stop(Joint):
+        def loss(self, ctx):
+            if ctx.epoch == 2:
+                raise KeyboardInterrupt
+            return super().loss(ctx)
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(TrainingInterrupted) as info:
+        train(Stop(), data.load_preset("tiny"), TrainConfig(epochs=4, progress=False, probe=False, shapley=False,
+                                                            save_on_interrupt=False))
+    assert info.value.path is None and "nothing was saved" in str(info.value)
+    assert not (tmp_path / "checkpoints").exists()
