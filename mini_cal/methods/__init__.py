@@ -20,6 +20,7 @@ VARIANTS = {
     "unimodal-1": ("unimodal", {"modality": 1}),
     "unimodal-2": ("unimodal", {"modality": 2}),
     "ogm-ge": ("ogm-ge", {}),
+    "ogm-ge-no-ge": ("ogm-ge", {"ge": False}),
     "arl": ("arl", {}),
     "arl-released": ("arl", {"as_released": True}),
     "cal": ("cal", {}),

@@ -54,7 +54,9 @@ def modulation_coefficient(rho: float, alpha: float, variant: str = "paper") -> 
 
 
 class OGMGE(Method):
-    name = "ogm-ge"
+    @property
+    def name(self):
+        return "ogm-ge" if self.ge else "ogm-ge-no-ge"
 
     def __init__(self, alpha: float = 0.5, variant: str = "paper", ge: bool = True, modulation_start: int = 0,
                  modulation_end: int | None = None):
