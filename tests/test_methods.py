@@ -201,3 +201,17 @@ def test_joint_is_plain_fused_ce():
     model, params, xs, Y, eps, rng = setup_model(2, bottleneck=False)
     lo, _, _ = loss_and_grads(Joint(), model, params, xs, Y, eps, rng)
     assert list(lo.dlogits) == [(0, 1)] and set(lo.terms) == {"ce_fused"}
+
+
+def test_ogm_without_ge_only_scales():
+    model, params, xs, Y, eps, rng = setup_model(2, bottleneck=False)
+    method = make_method("ogm-ge-no-ge")
+    assert method.name == "ogm-ge-no-ge" and not method.ge
+    method.setup(model, math.log(3))
+    lo, grads, ctx = loss_and_grads(method, model, params, xs, Y, eps, rng)
+    method._k = np.array([0.25, 1.0])
+    before = {k: v.copy() for k, v in grads.items()}
+    method.modify_gradients(grads, ctx)
+    for m, k in enumerate([0.25, 1.0]):
+        for key in model.branch_keys(m):
+            np.testing.assert_allclose(grads[key], k * before[key])
