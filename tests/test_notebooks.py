@@ -209,3 +209,76 @@ def test_notebook_03_ships_the_stub_not_the_solution():
     assert len(exercise) == 1
     assert "raise NotImplementedError" in exercise[0]
     assert "/ 3" not in exercise[0] and "/ 6" not in exercise[0] and "C.shapley" not in exercise[0]
+
+
+# ------------------------------------------------------------------------ notebook 05: the KL's gradient checker
+@pytest.fixture(scope="module")
+def check_kl():
+    return _load(TUTORIALS / "exercises.py", "tutorial_exercises_05").check_kl_backward
+
+
+@pytest.fixture(scope="module")
+def kl_solution():
+    return _load(TUTORIALS / "solutions" / "kl_backward.py", "tutorial_solution_05").kl_backward
+
+
+def _kl_stub(dkl, cache):
+    raise NotImplementedError("write the backward pass of the KL term")
+
+
+def _wrong_kl(mistake):
+    """A plausible wrong backward of KL = (1/N) sum 1/2 (mu^2 + sigma^2 - log sigma^2 - 1), times dkl."""
+    def kl_backward(dkl, cache):
+        mu, sigma = cache
+        n = 1 if mistake == "forgot 1/N" else mu.shape[0]
+        scale = (1.0 if mistake == "forgot dkl" else dkl) / n
+        dmu = (2 * mu if mistake == "forgot the 1/2" else mu) * scale
+        if mistake == "log sigma, not log sigma^2":
+            dsigma = (sigma - 0.5 / sigma) * scale
+        elif mistake == "sign of 1/sigma":
+            dsigma = (sigma + 1.0 / sigma) * scale
+        else:
+            dsigma = (sigma - 1.0 / sigma) * scale
+        return dmu, dsigma
+    return kl_backward
+
+
+def test_kl_checker_reports_the_unfilled_stub_without_raising(check_kl):
+    passed, message, rel_errors = check_kl(_kl_stub)
+    assert passed is False
+    assert "not implemented" in message.lower()
+    assert rel_errors == {}
+
+
+@pytest.mark.parametrize("mistake", ["forgot 1/N", "forgot dkl", "forgot the 1/2", "log sigma, not log sigma^2",
+                                     "sign of 1/sigma"])
+def test_kl_checker_rejects_a_wrong_backward(check_kl, mistake):
+    passed, message, rel_errors = check_kl(_wrong_kl(mistake))
+    assert passed is False
+    assert message.startswith("FAILED")
+    assert max(e for errs in rel_errors.values() for e in errs.values()) > 1e-3
+
+
+@pytest.mark.parametrize("answer", [lambda dkl, cache: None, lambda dkl, cache: cache[0],
+                                    lambda dkl, cache: (cache[0], cache[1].T), lambda dkl, cache: 1 / 0],
+                         ids=["None", "one array", "transposed dsigma", "raises ZeroDivisionError"])
+def test_kl_checker_rejects_a_malformed_answer_without_raising(check_kl, answer):
+    passed, message, _ = check_kl(answer)
+    assert passed is False
+    assert message.startswith("FAILED")
+
+
+def test_kl_checker_accepts_the_solution_and_the_library(check_kl, kl_solution):
+    for fn in (kl_solution, L.gaussian_kl_backward):
+        passed, message, rel_errors = check_kl(fn)
+        assert passed, message
+        assert len(rel_errors) == 5
+        assert max(e for errs in rel_errors.values() for e in errs.values()) < 1e-6
+
+
+def test_notebook_05_ships_the_stub_not_the_solution():
+    nb = nbformat.read(TUTORIALS / "05_information_bottleneck.ipynb", as_version=4)
+    exercise = [c.source for c in nb.cells if c.cell_type == "code" and "def my_kl_backward" in c.source]
+    assert len(exercise) == 1
+    assert "raise NotImplementedError" in exercise[0]
+    assert "1.0 / sigma" not in exercise[0] and "1 / sigma" not in exercise[0]

@@ -108,6 +108,7 @@ def check_bottleneck_backward(student_fn, seed: int = 0):
     return True, (f"PASSED: all {len(rel_errors)} cases agree with finite differences "
                   f"(largest relative error {worst:.1e}, tolerance {TOLERANCE:.0e})."), rel_errors
 
+
 # --------------------------------------------------------------------- notebook 03: the Shapley value, M = 3
 SHAPLEY_TOLERANCE = 1e-9  # the Shapley value is a finite weighted sum: a correct answer agrees to rounding
 
@@ -175,3 +176,78 @@ def check_shapley_three(student_fn, seed: int = 0):
         return False, "\n".join([f"FAILED on {len(failures)} of {len(errors)} games:"] + failures), errors
     return True, (f"PASSED: all {len(errors)} games agree with the exact Shapley value "
                   f"(largest error {max(errors.values()):.1e}, tolerance {SHAPLEY_TOLERANCE:.0e})."), errors
+
+
+# ------------------------------------------------------------------------------- notebook 05: the KL's gradient
+KL_GRADS = ("dmu", "dsigma")
+
+
+def _kl_cases(rng):
+    """(name, mu, sigma, dkl): a batch, an upstream weight that is not 1 (beta), small sigma (where 1/sigma
+    dominates), close to the prior (mu near 0, sigma near 1: small gradients), and a single sample."""
+    def batch(n, z, lo, hi):
+        return rng.standard_normal((n, z)), rng.uniform(lo, hi, size=(n, z))
+
+    cases = []
+    mu, sigma = batch(4, 3, 0.3, 2.0)
+    cases.append(("batch of 4, dkl = 1", mu, sigma, 1.0))
+    mu, sigma = batch(6, 5, 0.3, 2.0)
+    cases.append(("batch of 6, dkl = beta = 0.01", mu, sigma, 0.01))
+    mu, sigma = batch(5, 4, 0.05, 0.2)
+    cases.append(("small sigma (0.05 to 0.2), dkl = 0.5", mu, sigma, 0.5))
+    mu, sigma = batch(3, 2, 0.8, 1.2)
+    cases.append(("close to the prior: mu near 0, sigma near 1", 0.1 * mu, sigma, 1.0))
+    mu, sigma = batch(1, 7, 0.3, 2.0)
+    cases.append(("a single sample, dkl = 2", mu, sigma, 2.0))
+    return cases
+
+
+def check_kl_backward(student_fn, seed: int = 0):
+    """Grade ``student_fn(dkl, cache) -> (dmu, dsigma)``, the backward of
+    :func:`mini_cal.layers.gaussian_kl_forward`, whose cache is ``(mu, sigma)``.
+
+    KL = (1/N) sum_i 1/2 sum_j (mu_ij^2 + sigma_ij^2 - log sigma_ij^2 - 1); ``dkl`` is the upstream gradient (the
+    weight beta^m in CAL's loss). Each case is checked in float64 against centred finite differences of
+    ``dkl * KL`` (:func:`mini_cal.gradcheck.check_params`).
+
+    Returns ``(passed, message, rel_errors)``: ``rel_errors`` is ``{case: {"dmu": err, "dsigma": err}}`` for the
+    cases that could be checked (empty when the function raised or returned something of the wrong form).
+    """
+    rel_errors = {}
+    with B.use_backend("numpy"):
+        rng = np.random.default_rng(seed)
+        for name, mu, sigma, dkl in _kl_cases(rng):
+            _, cache = L.gaussian_kl_forward(mu, sigma)
+            try:
+                grads = student_fn(dkl, cache)
+            except NotImplementedError as exc:
+                return False, f"FAILED: not implemented yet ({exc}). Fill in the stub and run the check again.", {}
+            except Exception as exc:  # the student's bug, reported rather than raised
+                where = traceback.extract_tb(exc.__traceback__)[-1]
+                return False, (f"FAILED in case '{name}': your function raised {type(exc).__name__}: {exc} "
+                               f"(line {where.lineno}: {where.line})"), rel_errors
+            if not isinstance(grads, (tuple, list)) or len(grads) != 2:
+                got = type(grads).__name__ if not isinstance(grads, (tuple, list)) else f"{len(grads)} values"
+                return False, f"FAILED in case '{name}': expected a tuple of 2 arrays {KL_GRADS}, got {got}", \
+                    rel_errors
+            analytic = {}
+            for gname, iname, g, ref in zip(KL_GRADS, ("mu", "sigma"), grads, (mu, sigma)):
+                if g is None or np.shape(g) != ref.shape:
+                    got = "None" if g is None else f"shape {np.shape(g)}"
+                    return False, (f"FAILED in case '{name}': {gname} should be an array of shape {ref.shape} "
+                                   f"(like {iname}), got {got}"), rel_errors
+                analytic[iname] = np.asarray(g, dtype=np.float64)
+
+            def objective(p, dkl=dkl):
+                return dkl * L.gaussian_kl_forward(p["mu"], p["sigma"])[0]
+
+            errors = G.check_params(objective, {"mu": mu, "sigma": sigma}, analytic)
+            rel_errors[name] = {"dmu": errors["mu"], "dsigma": errors["sigma"]}
+    bad = [(case, g, e) for case, errs in rel_errors.items() for g, e in errs.items() if not e < TOLERANCE]
+    worst = max(e for errs in rel_errors.values() for e in errs.values())
+    if bad:
+        lines = [f"FAILED: {len(bad)} gradient(s) disagree with finite differences (tolerance {TOLERANCE:.0e}):"]
+        lines += [f"  case '{case}': {g} relative error {e:.1e}" for case, g, e in bad]
+        return False, "\n".join(lines), rel_errors
+    return True, (f"PASSED: all {len(rel_errors)} cases agree with finite differences "
+                  f"(largest relative error {worst:.1e}, tolerance {TOLERANCE:.0e})."), rel_errors
