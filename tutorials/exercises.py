@@ -1,4 +1,5 @@
-"""Checkers for the tutorial exercises: each grades a student's function against finite differences.
+"""Checkers for the tutorial exercises: each grades a student's function, against finite differences (the backward
+passes of 02 and 05) or against the library (the Shapley value of 03).
 
 A checker never raises on a wrong or unfinished answer: it returns ``(passed, message, rel_errors)`` so that a
 notebook runs top to bottom whatever the student has written so far.
