@@ -10,7 +10,8 @@ hit). What a hit does (constants ours):
 * ``missing``: the modality zeroed, with probability eps / 10 per attacked sample.
 
 Attacks run on host NumPy arrays, are deterministic given ``seed``, never modify their input, and eps = 0 returns
-the data unchanged.
+the data unchanged. The random draws do not depend on eps (common random numbers): raising the level hits a
+superset of the samples and features, with the same noise scaled up.
 """
 from __future__ import annotations
 
@@ -38,11 +39,30 @@ def attack(xs, attack: str, eps: float, target="all", seed: int = 0, p_attack: f
     xs = [np.asarray(x) for x in xs]
     M, n = len(xs), xs[0].shape[0]
     _check(attack, eps, target, M, p_attack)
-    rng = np.random.default_rng([seed, ATTACKS.index(attack), int(round(eps * 10))])
+    # Common random numbers: the draws depend on (seed, attack, target) but not on eps, so the samples and
+    # features hit at one level are a subset of those hit at a higher one and the curves are not re-rolled per level.
+    rng = np.random.default_rng([seed, ATTACKS.index(attack), M if target == "all" else int(target)])
     attacked = rng.random(n) < p_attack
     out = [x.copy() for x in xs]
-    if eps == 0:
-        return out, attacked
+    level = eps / 10.0
+    targets = range(M) if target == "all" else [int(target)]
+    for m in targets:
+        x = out[m]
+        if attack == "gaussian":
+            noise = rng.standard_normal(x.shape)
+            if eps:
+                std = xs[m].std(axis=0, keepdims=True)
+                x[attacked] = (x + level * GAUSSIAN_C * std * noise)[attacked].astype(x.dtype)
+        elif attack == "salt_pepper":
+            u, salt = rng.random(x.shape), rng.random(x.shape) < 0.5
+            hit = (u < level * SP_DENSITY) & attacked[:, None]
+            lo, hi = xs[m].min(axis=0), xs[m].max(axis=0)
+            x[hit & salt] = np.broadcast_to(hi, x.shape)[hit & salt]
+            x[hit & ~salt] = np.broadcast_to(lo, x.shape)[hit & ~salt]
+        else:  # missing
+            drop = attacked & (rng.random(n) < level)
+            x[drop] = 0
+    return out, attacked
     level = eps / 10.0
     targets = range(M) if target == "all" else [int(target)]
     for m in targets:

@@ -85,3 +85,13 @@ def test_robustness_end_to_end_trains_and_reuses_compare_models(tmp_path, capsys
                  "--models", str(cmp_out / "models"), "--out", str(tmp_path / "rob3")]) == 2
     assert "no saved model" in capsys.readouterr().err
     assert not (tmp_path / "rob3").exists()  # nothing half-written
+
+
+def test_levels_are_nested(xs):
+    """Common random numbers: a higher level hits a superset of what a lower one hits."""
+    for name in ("salt_pepper", "missing"):
+        hits = [np.any(N.attack(xs, name, eps, 0, seed=2)[0][0] != xs[0], axis=1) for eps in (3, 6, 10)]
+        assert np.all(hits[0] <= hits[1]) and np.all(hits[1] <= hits[2])
+    a = N.attack(xs, "gaussian", 4, 0, seed=2)[0][0] - xs[0]
+    b = N.attack(xs, "gaussian", 8, 0, seed=2)[0][0] - xs[0]
+    np.testing.assert_allclose(b, 2 * a, rtol=1e-4, atol=1e-5)  # the same noise, scaled
