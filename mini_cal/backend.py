@@ -10,8 +10,10 @@ Backends:
 * ``"cupy"``: CuPy on an NVIDIA GPU (``pip install mini_cal[gpu]``); data and random numbers are created on the
   device.
 * ``"array_api_strict"``: a strict reference implementation of the array API standard. It runs on the CPU but
-  refuses NumPy-only calls and implicit conversions, as CuPy does, so the test suite uses it as a stand-in device
-  library to catch NumPy-only code without a GPU.
+  refuses NumPy-only functions and methods and any mixing of NumPy arrays with its own, as CuPy does, so the test
+  suite uses it as a stand-in device library to catch NumPy-only code without a GPU. One gap: on its default
+  device it lets ``np.asarray(x)`` copy an array to the host silently, which CuPy refuses; host copies in mini_cal
+  go through :func:`to_numpy` for that reason.
 
 Randomness never comes from global state: callers pass a :class:`Rng` made by :func:`make_rng`.
 """

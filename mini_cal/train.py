@@ -64,6 +64,7 @@ class TrainConfig:
     clip_norm: float | None = 10.0
     hidden: tuple = (64, 32)
     z_dim: int | None = None
+    sigma_shift: float = 5.0  # bottleneck: sigma = softplus(h Ws + bs - sigma_shift) + sigma_min starts small
     seed: int = 0
     dtype: str = "float32"
     progress: bool = True
@@ -129,7 +130,7 @@ def _copy_params(params: dict) -> dict:
 
 def build_model(method, dataset: Dataset, config: TrainConfig) -> Model:
     return Model(ModelConfig(dataset.input_dims, dataset.num_classes, hidden=config.hidden,
-                             bottleneck=method.uses_bottleneck, z_dim=config.z_dim))
+                             bottleneck=method.uses_bottleneck, z_dim=config.z_dim, sigma_shift=config.sigma_shift))
 
 
 def train(method, dataset: Dataset, config: TrainConfig | None = None, log=None, resume=None) -> TrainResult:
