@@ -63,24 +63,6 @@ def attack(xs, attack: str, eps: float, target="all", seed: int = 0, p_attack: f
             drop = attacked & (rng.random(n) < level)
             x[drop] = 0
     return out, attacked
-    level = eps / 10.0
-    targets = range(M) if target == "all" else [int(target)]
-    for m in targets:
-        x = out[m]
-        if attack == "gaussian":
-            std = xs[m].std(axis=0, keepdims=True)
-            noise = level * GAUSSIAN_C * std * rng.standard_normal(x.shape)
-            x[attacked] = (x + noise)[attacked].astype(x.dtype)
-        elif attack == "salt_pepper":
-            lo, hi = xs[m].min(axis=0), xs[m].max(axis=0)
-            hit = (rng.random(x.shape) < level * SP_DENSITY) & attacked[:, None]
-            salt = rng.random(x.shape) < 0.5
-            x[hit & salt] = np.broadcast_to(hi, x.shape)[hit & salt]
-            x[hit & ~salt] = np.broadcast_to(lo, x.shape)[hit & ~salt]
-        else:  # missing
-            drop = attacked & (rng.random(n) < level)
-            x[drop] = 0
-    return out, attacked
 
 
 def auc(levels, accs) -> float:
