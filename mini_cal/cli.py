@@ -164,10 +164,7 @@ def cmd_compare(args) -> int:
     print(tables)
     figures = comparison_figures(result, out)
     X.write_json_atomic(result, os.path.join(out, "results.json"))
-    tmp = os.path.join(out, "table.md.tmp")
-    with open(tmp, "w") as fh:
-        fh.write(tables)
-    os.replace(tmp, os.path.join(out, "table.md"))
+    X.write_text_atomic(tables, os.path.join(out, "table.md"))
     print(f"wrote {out}/results.json, table.md, {len(figures)} figures and the trained models in {models_dir}")
     return 0
 
@@ -204,10 +201,7 @@ def cmd_robustness(args) -> int:
     print(text)
     figure = robustness_figure(result, os.path.join(out, "robustness.png"))
     X.write_json_atomic(result, os.path.join(out, "robustness.json"))
-    tmp = os.path.join(out, "robustness.md.tmp")
-    with open(tmp, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, os.path.join(out, "robustness.md"))
+    X.write_text_atomic(text, os.path.join(out, "robustness.md"))
     print(f"wrote {out}/robustness.json, robustness.md and {figure}")
     return 0
 

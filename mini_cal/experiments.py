@@ -330,11 +330,27 @@ def config_table(result: dict) -> str:
     return markdown_table(["method", "configuration (tuned on validation)"], rows)
 
 
+def write_text_atomic(text: str, path) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder, then rename: a reader never sees
+    a half-written file, and a failed write leaves no temporary behind."""
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
 def write_json_atomic(obj, path) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as fh:
-        json.dump(obj, fh, indent=1)
-    os.replace(tmp, path)
+    write_text_atomic(json.dumps(obj, indent=1), path)
 
 
 # ---------------------------------------------------------------------------------------------- robustness
