@@ -42,9 +42,14 @@ def coalition_value(logits_S, y_onehot, h_y: float) -> float:
     return h_y - B.to_float(ce)
 
 
-def coalition_values(model, params, out, y_onehot, h_y: float) -> dict:
-    """v(S) for every coalition S, from one forward pass's per-modality logit shares."""
-    return {S: coalition_value(model.coalition_logits(params, out, S), y_onehot, h_y)
+def coalition_values(model, params, out, y_onehot, h_y: float, known_ce: dict | None = None) -> dict:
+    """v(S) for every coalition S, from one forward pass's per-modality logit shares.
+
+    ``known_ce``: {S: CE(logits(S), y)} (floats) that the caller's loss has already computed on the same batch;
+    they are reused rather than computed twice."""
+    known_ce = known_ce or {}
+    return {S: h_y - known_ce[S] if S in known_ce else
+            coalition_value(model.coalition_logits(params, out, S), y_onehot, h_y)
             for S in all_coalitions(model.M)}
 
 
@@ -112,9 +117,10 @@ class ContributionMetric:
         self.W = np.full(num_modalities, 1.0 / num_modalities)
         self.steps = 0
 
-    def __call__(self, model, params, out, y_onehot) -> dict:
-        """Compute I, D, s and W for this batch; returns them (host NumPy arrays) with the coalition values."""
-        values = coalition_values(model, params, out, y_onehot, self.h_y)
+    def __call__(self, model, params, out, y_onehot, known_ce: dict | None = None) -> dict:
+        """Compute I, D, s and W for this batch; returns them (host NumPy arrays) with the coalition values.
+        ``known_ce``: cross-entropies of some coalitions already computed on this batch (see coalition_values)."""
+        values = coalition_values(model, params, out, y_onehot, self.h_y, known_ce)
         I = shapley(values, self.M)
         D = np.array([confidence(model.coalition_logits(params, out, (m,)), self.K) for m in range(self.M)])
         s = score(I, D, self.mode)

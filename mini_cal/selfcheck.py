@@ -72,7 +72,7 @@ def _model_check(M: int, method_name: str, rng) -> float:
     method.setup(model, math.log(3))
     if hasattr(method, "contribution"):  # freeze W so that the loss is a function of the parameters alone
         W = np.linspace(1.0, 2.0, M) / np.linspace(1.0, 2.0, M).sum()
-        method.contribution = lambda ctx: {"W": W, "I": np.zeros(M), "D": np.zeros(M)}
+        method.contribution = lambda ctx, known_ce=None: {"W": W, "I": np.zeros(M), "D": np.zeros(M)}
 
     def loss(p):
         out, cache = model.forward(p, xs, eps=eps)

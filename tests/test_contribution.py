@@ -88,3 +88,18 @@ def test_metric_on_a_model_and_ema():
     np.testing.assert_allclose(r2["W"], 0.5 * np.array([0.9, 0.1]) + 0.5 * r2["W_batch"])
     with pytest.raises(ValueError, match="ema"):
         C.ContributionMetric(2, 3, ema=1.0)
+
+
+def test_known_cross_entropies_are_reused_exactly():
+    from mini_cal.model import Model, ModelConfig
+
+    rng = B.make_rng(1)
+    model = Model(ModelConfig((3, 4), 3, hidden=(5,)))
+    params = model.init_params(rng)
+    xs = [B.asarray(rng.host.standard_normal((10, d)), dtype="float32") for d in (3, 4)]
+    Y = L.one_hot(B.asarray(rng.host.integers(3, size=10)), 3)
+    out, _ = model.forward(params, xs)
+    fresh = C.coalition_values(model, params, out, Y, math.log(3))
+    known = {S: math.log(3) - fresh[S] for S in [(0, 1), (0,)]}  # the CE values a loss would pass in
+    assert C.coalition_values(model, params, out, Y, math.log(3), known) == pytest.approx(fresh, abs=1e-12)
+    assert C.coalition_values(model, params, out, Y, math.log(3), {(0,): 99.0})[(0,)] == math.log(3) - 99.0

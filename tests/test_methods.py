@@ -35,7 +35,7 @@ class FrozenCAL(CAL):
         super().__init__(warmup_epochs=0, **kw)
         self.frozen = np.asarray(W, dtype=float)
 
-    def contribution(self, ctx):
+    def contribution(self, ctx, known_ce=None):
         M = len(self.frozen)
         return {"W": self.frozen, "I": np.zeros(M), "D": np.zeros(M)}
 

@@ -87,19 +87,20 @@ class CAL(Method):
     def in_warmup(self, epoch: int) -> bool:
         return epoch < self.warmup_epochs
 
-    def contribution(self, ctx: StepContext) -> dict:
-        """W^m and its parts for this batch (:class:`mini_cal.contribution.ContributionMetric`); constants."""
-        return self.metric(ctx.model, ctx.params, ctx.out, ctx.y_onehot)
+    def contribution(self, ctx: StepContext, known_ce: dict | None = None) -> dict:
+        """W^m and its parts for this batch (:class:`mini_cal.contribution.ContributionMetric`); constants.
+        ``known_ce``: the loss's own CE values of some coalitions, reused by the metric."""
+        return self.metric(ctx.model, ctx.params, ctx.out, ctx.y_onehot, known_ce)
 
     def loss(self, ctx: StepContext) -> LossOutput:
         M = ctx.model.M
-        metric = self.contribution(ctx)  # no gradient flows through W
-        warm = self.in_warmup(ctx.epoch)
-        self._W = np.full(M, 1.0 / M) if warm else metric["W"]
         coalitions = [("ce_fused", tuple(range(M)), 1.0)]
         if self.gamma:
             coalitions += [(f"ce_{m}", (m,), self.gamma) for m in range(M)]
         total, terms, dlogits = cross_entropy_terms(ctx, coalitions)
+        metric = self.contribution(ctx, {S: terms[name] for name, S, _ in coalitions})  # no gradient through W
+        warm = self.in_warmup(ctx.epoch)
+        self._W = np.full(M, 1.0 / M) if warm else metric["W"]
         diag = {"W": self._W.tolist(), "W_metric": metric["W"].tolist(), "I": metric["I"].tolist(),
                 "D": metric["D"].tolist()}
         dmu = dsigma = None
