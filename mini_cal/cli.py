@@ -48,7 +48,7 @@ def _method_names() -> list:
 
 def _add_run_options(p: argparse.ArgumentParser, what: str) -> None:
     """Options shared by the multi-run commands (compare, robustness, sweep)."""
-    p.add_argument("--jobs", type=_positive_int("--jobs"), default=2, help="worker processes (default: %(default)s)")
+    p.add_argument("--jobs", type=_positive_int("--jobs"), default=2, help="worker processes; 1 with --device gpu (default: %(default)s)")
     p.add_argument("--out", help=f"output folder (default: results/{what}-PRESET-TIMESTAMP)")
     p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out folder")
     _add_common_options(p)

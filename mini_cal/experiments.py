@@ -176,6 +176,10 @@ def epoch_means(steps: list) -> dict:
 
 def run_tasks(tasks: list, jobs: int = 1, progress: bool = True, desc: str = "runs", fn=None) -> list:
     """Run tasks in ``jobs`` processes (1: in this process), with a progress bar; results in task order."""
+    from . import backend as B
+
+    if B.get_backend() == "cupy":  # a CUDA context does not survive fork(), and there is one GPU: run in turn
+        jobs = 1
     bar = None
     if progress:
         from tqdm.auto import tqdm

@@ -1,7 +1,8 @@
 """The backend: switching array libraries, and the compute code running on a device library.
 
-``array_api_strict`` stands in for CuPy on machines without a GPU: it refuses NumPy-only calls and implicit
-conversions as CuPy does, so a training step or a gradient check that passes under it should pass on a GPU.
+``array_api_strict`` stands in for CuPy on machines without a GPU: it refuses NumPy-only functions and methods and
+the mixing of NumPy arrays with its own, as CuPy does, so a training step or a gradient check that passes under it
+should pass on a GPU (one gap: it lets ``np.asarray`` copy its arrays to the host; see mini_cal/backend.py).
 The same tests run on CuPy when a CUDA device is present (``pytest -m gpu``) and are skipped otherwise.
 """
 import math
