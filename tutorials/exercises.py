@@ -19,6 +19,22 @@ BOTTLENECK_GRADS = ("dh", "dw_mu", "db_mu", "dw_s", "db_s")
 _INPUTS = ("h", "w_mu", "b_mu", "w_s", "b_s")
 
 
+def _call_student(student_fn, args, where: str):
+    """Call the student's function; a bug or an unfinished stub becomes a failure message, never a traceback.
+
+    Returns ``(result, None)``, or ``(None, (message, unfinished))`` where ``unfinished`` says the stub still
+    raises NotImplementedError.
+    """
+    try:
+        return student_fn(*args), None
+    except NotImplementedError as exc:
+        return None, (f"FAILED: not implemented yet ({exc}). Fill in the stub and run the check again.", True)
+    except Exception as exc:  # the student's bug, reported rather than raised
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        return None, (f"FAILED {where}: your function raised {type(exc).__name__}: {exc} "
+                      f"(line {frame.lineno}: {frame.line})", False)
+
+
 def _bottleneck_cases(rng):
     """The situations a bottleneck backward must handle: training (eps given) or evaluation (eps None), with
     or without gradients reaching mu and sigma from a KL term, and a shift that leaves the softplus unsaturated."""
@@ -78,14 +94,9 @@ def check_bottleneck_backward(student_fn, seed: int = 0):
         rng = np.random.default_rng(seed)
         for name, inputs, eps, shift, dz, dmu_extra, dsigma_extra in _bottleneck_cases(rng):
             _, cache = L.gaussian_bottleneck_forward(*inputs.values(), eps=eps, shift=shift)
-            try:
-                grads = student_fn(dz, cache, dmu_extra, dsigma_extra)
-            except NotImplementedError as exc:
-                return False, f"FAILED: not implemented yet ({exc}). Fill in the stub and run the check again.", {}
-            except Exception as exc:  # the student's bug, reported rather than raised
-                where = traceback.extract_tb(exc.__traceback__)[-1]
-                return False, (f"FAILED in case '{name}': your function raised {type(exc).__name__}: {exc} "
-                               f"(line {where.lineno}: {where.line})"), rel_errors
+            grads, failure = _call_student(student_fn, (dz, cache, dmu_extra, dsigma_extra), f"in case '{name}'")
+            if failure:
+                return False, failure[0], {} if failure[1] else rel_errors
             if not isinstance(grads, (tuple, list)) or len(grads) != 5:
                 got = type(grads).__name__ if not isinstance(grads, (tuple, list)) else f"{len(grads)} values"
                 return False, (f"FAILED in case '{name}': expected a tuple of 5 arrays "
@@ -149,14 +160,10 @@ def check_shapley_three(student_fn, seed: int = 0):
     rng = np.random.default_rng(seed)
     errors, failures = {}, []
     for name, game in _three_player_games(rng):
-        try:
-            answer = student_fn(dict(game))  # a copy: the student may not change the game for the next check
-        except NotImplementedError as exc:
-            return False, f"FAILED: not implemented yet ({exc}). Fill in the stub and run the check again.", {}
-        except Exception as exc:  # the student's bug, reported rather than raised
-            where = traceback.extract_tb(exc.__traceback__)[-1]
-            return False, (f"FAILED on game '{name}': your function raised {type(exc).__name__}: {exc} "
-                           f"(line {where.lineno}: {where.line})"), errors
+        # a copy of the game: the student may not change it for the next check
+        answer, failure = _call_student(student_fn, (dict(game),), f"on game '{name}'")
+        if failure:
+            return False, failure[0], {} if failure[1] else errors
         try:
             phi = np.asarray(answer, dtype=float)
         except (TypeError, ValueError):
@@ -219,14 +226,9 @@ def check_kl_backward(student_fn, seed: int = 0):
         rng = np.random.default_rng(seed)
         for name, mu, sigma, dkl in _kl_cases(rng):
             _, cache = L.gaussian_kl_forward(mu, sigma)
-            try:
-                grads = student_fn(dkl, cache)
-            except NotImplementedError as exc:
-                return False, f"FAILED: not implemented yet ({exc}). Fill in the stub and run the check again.", {}
-            except Exception as exc:  # the student's bug, reported rather than raised
-                where = traceback.extract_tb(exc.__traceback__)[-1]
-                return False, (f"FAILED in case '{name}': your function raised {type(exc).__name__}: {exc} "
-                               f"(line {where.lineno}: {where.line})"), rel_errors
+            grads, failure = _call_student(student_fn, (dkl, cache), f"in case '{name}'")
+            if failure:
+                return False, failure[0], {} if failure[1] else rel_errors
             if not isinstance(grads, (tuple, list)) or len(grads) != 2:
                 got = type(grads).__name__ if not isinstance(grads, (tuple, list)) else f"{len(grads)} values"
                 return False, f"FAILED in case '{name}': expected a tuple of 2 arrays {KL_GRADS}, got {got}", \
