@@ -35,6 +35,18 @@ def _call_student(student_fn, args, where: str):
                       f"(line {frame.lineno}: {frame.line})", False)
 
 
+def _verdict(rel_errors: dict):
+    """(passed, message, rel_errors) from {case: {gradient: relative error}}, judged against TOLERANCE."""
+    bad = [(case, g, e) for case, errs in rel_errors.items() for g, e in errs.items() if not e < TOLERANCE]
+    worst = max(e for errs in rel_errors.values() for e in errs.values())
+    if bad:
+        lines = [f"FAILED: {len(bad)} gradient(s) disagree with finite differences (tolerance {TOLERANCE:.0e}):"]
+        lines += [f"  case '{case}': {g} relative error {e:.1e}" for case, g, e in bad]
+        return False, "\n".join(lines), rel_errors
+    return True, (f"PASSED: all {len(rel_errors)} cases agree with finite differences "
+                  f"(largest relative error {worst:.1e}, tolerance {TOLERANCE:.0e})."), rel_errors
+
+
 def _bottleneck_cases(rng):
     """The situations a bottleneck backward must handle: training (eps given) or evaluation (eps None), with
     or without gradients reaching mu and sigma from a KL term, and a shift that leaves the softplus unsaturated."""
@@ -111,14 +123,7 @@ def check_bottleneck_backward(student_fn, seed: int = 0):
                 analytic[iname] = np.asarray(g, dtype=np.float64)
             errors = G.check_params(_objective(eps, shift, dz, dmu_extra, dsigma_extra), inputs, analytic)
             rel_errors[name] = {g: errors[i] for g, i in zip(BOTTLENECK_GRADS, _INPUTS)}
-    bad = [(case, g, e) for case, errs in rel_errors.items() for g, e in errs.items() if not e < TOLERANCE]
-    worst = max(e for errs in rel_errors.values() for e in errs.values())
-    if bad:
-        lines = [f"FAILED: {len(bad)} gradient(s) disagree with finite differences (tolerance {TOLERANCE:.0e}):"]
-        lines += [f"  case '{case}': {g} relative error {e:.1e}" for case, g, e in bad]
-        return False, "\n".join(lines), rel_errors
-    return True, (f"PASSED: all {len(rel_errors)} cases agree with finite differences "
-                  f"(largest relative error {worst:.1e}, tolerance {TOLERANCE:.0e})."), rel_errors
+    return _verdict(rel_errors)
 
 
 # --------------------------------------------------------------------- notebook 03: the Shapley value, M = 3
@@ -246,11 +251,4 @@ def check_kl_backward(student_fn, seed: int = 0):
 
             errors = G.check_params(objective, {"mu": mu, "sigma": sigma}, analytic)
             rel_errors[name] = {"dmu": errors["mu"], "dsigma": errors["sigma"]}
-    bad = [(case, g, e) for case, errs in rel_errors.items() for g, e in errs.items() if not e < TOLERANCE]
-    worst = max(e for errs in rel_errors.values() for e in errs.values())
-    if bad:
-        lines = [f"FAILED: {len(bad)} gradient(s) disagree with finite differences (tolerance {TOLERANCE:.0e}):"]
-        lines += [f"  case '{case}': {g} relative error {e:.1e}" for case, g, e in bad]
-        return False, "\n".join(lines), rel_errors
-    return True, (f"PASSED: all {len(rel_errors)} cases agree with finite differences "
-                  f"(largest relative error {worst:.1e}, tolerance {TOLERANCE:.0e})."), rel_errors
+    return _verdict(rel_errors)
