@@ -51,19 +51,23 @@ def coalition_predictions(model, params, xs_dev, coalitions=None, batch: int = 4
     return {S: np.concatenate(p) for S, p in preds.items()}
 
 
-def evaluate(model, params, xs_dev, y, predict_coalition=None, with_shapley: bool = False) -> dict:
+def evaluate(model, params, xs_dev, y, predict_coalition=None, with_shapley: bool = False,
+             modalities=None) -> dict:
     """Fused accuracy and macro-F1 (of ``predict_coalition``), coalition accuracy of each modality and,
-    optionally, exact Shapley values of accuracy over all coalitions."""
+    optionally, exact Shapley values of accuracy over all coalitions.
+
+    ``modalities``: the branches that were trained (default: all); the others are not run and report None."""
     M = model.M
     y = np.asarray(y)
+    active = range(M) if modalities is None else tuple(modalities)
     predict_coalition = tuple(range(M)) if predict_coalition is None else tuple(predict_coalition)
     coalitions = all_coalitions(M) if with_shapley else \
-        sorted({predict_coalition, *[(m,) for m in range(M)]}, key=lambda s: (len(s), s))
+        sorted({predict_coalition, *[(m,) for m in active]}, key=lambda s: (len(s), s))
     preds = coalition_predictions(model, params, xs_dev, coalitions)
     result = {
         "acc": accuracy(preds[predict_coalition], y),
         "macro_f1": macro_f1(preds[predict_coalition], y, model.config.num_classes),
-        "coalition_acc": [accuracy(preds[(m,)], y) for m in range(M)],
+        "coalition_acc": [accuracy(preds[(m,)], y) if m in active else None for m in range(M)],
     }
     if with_shapley:
         values = {S: accuracy(p, y) for S, p in preds.items()}
@@ -114,11 +118,16 @@ def probe_predict(fit, X) -> np.ndarray:
     return np.argmax(Xs @ W, axis=1)
 
 
-def linear_probe(model, params, train_xs_dev, y_train, test_xs_dev, y_test, l2: float = 1e-3) -> list:
-    """Accuracy of a fresh softmax regression fitted on each frozen encoder's training features, on test."""
+def linear_probe(model, params, train_xs_dev, y_train, test_xs_dev, y_test, l2: float = 1e-3,
+                 modalities=None) -> list:
+    """Accuracy of a fresh softmax regression fitted on each frozen encoder's training features, on test
+    (None for branches not in ``modalities``, the trained ones; default: all)."""
     K = model.config.num_classes
     accs = []
     for m in range(model.M):
+        if modalities is not None and m not in modalities:
+            accs.append(None)
+            continue
         fit = fit_softmax_regression(encoder_features(model, params, train_xs_dev, m), y_train, K, l2=l2)
         accs.append(accuracy(probe_predict(fit, encoder_features(model, params, test_xs_dev, m)), y_test))
     return accs

@@ -282,17 +282,14 @@ def train(method, dataset: Dataset, config: TrainConfig | None = None, log=None,
     train_time = elapsed_before + time.perf_counter() - start_time
     best_params = best[2]
     x_test = [B.asarray(x, dtype=dtype) for x in dataset.x_test]
-    val = evaluate(model, best_params, x_val, dataset.y_val, predict)
-    test = evaluate(model, best_params, x_test, dataset.y_test, predict, with_shapley=config.shapley and not active)
-    if active:  # branches that never trained report no coalition accuracy (as they report no probe)
-        for split_metrics in (val, test):
-            split_metrics["coalition_acc"] = [a if m in active else None
-                                              for m, a in enumerate(split_metrics["coalition_acc"])]
+    # branches that never trained (unimodal runs) are not evaluated: they report None
+    val = evaluate(model, best_params, x_val, dataset.y_val, predict, modalities=active)
+    test = evaluate(model, best_params, x_test, dataset.y_test, predict, with_shapley=config.shapley and not active,
+                    modalities=active)
     probe = None
     if config.probe:
-        probe = linear_probe(model, best_params, x_train, dataset.y_train, x_test, dataset.y_test)
-        if active:
-            probe = [p if m in active else None for m, p in enumerate(probe)]
+        probe = linear_probe(model, best_params, x_train, dataset.y_train, x_test, dataset.y_test,
+                             modalities=active)
     return TrainResult(method=str(getattr(method, "name", method)), hparams=method.hparams(), model=model,
                        params=best_params, history=history, best_epoch=best[1], val=val, test=test,
                        probe_acc=probe, train_time_s=train_time, config=config)
