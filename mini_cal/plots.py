@@ -67,7 +67,7 @@ def diagnostic_curves(result: dict, key: str, path, title: str, methods=None, yl
         curve = _mean_curve(result["records"], method, lambda r: r["step_means"].get(key))
         if curve is None:
             continue
-        curve = np.atleast_2d(curve.T).T if curve.ndim == 1 else curve
+        curve = curve[:, None] if curve.ndim == 1 else curve  # (epochs, modalities)
         for m in range(curve.shape[1]):
             ax.plot(np.arange(1, len(curve) + 1), curve[:, m], ls=styles[m % 4], color=f"C{i}",
                     label=f"{method}: {names[m]}")

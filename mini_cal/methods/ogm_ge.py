@@ -91,13 +91,15 @@ class OGMGE(Method):
         if not self.active(ctx.epoch):
             return {"coef": [1.0] * M}
         xp = B.xp()
+        keys = [key for m in range(M) for key in ctx.model.branch_keys(m)]
+        if self.ge:  # std of every un-modulated gradient, fetched from the device in one transfer
+            stds = dict(zip(keys, B.to_numpy(xp.stack([xp.std(grads[key]) for key in keys])).tolist()))
         for m in range(M):
             k = float(self._k[m])
             for key in ctx.model.branch_keys(m):
                 g = grads[key]
                 if self.ge:
-                    std = B.to_float(xp.std(g))  # of the un-modulated gradient
-                    grads[key] = k * g + std * ctx.rng.normal(tuple(g.shape), B.dtype_name(g))
+                    grads[key] = k * g + stds[key] * ctx.rng.normal(tuple(g.shape), B.dtype_name(g))
                 elif k != 1.0:
                     grads[key] = k * g
         return {"coef": self._k.tolist()}
