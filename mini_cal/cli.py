@@ -46,6 +46,15 @@ def _method_names() -> list:
     return sorted(set(REGISTRY) | set(VARIANTS))
 
 
+def _add_tuning_options(p: argparse.ArgumentParser) -> None:
+    """Where the methods' configurations come from (read by _load_tuned)."""
+    p.add_argument("--hparams", help="JSON of tuned configurations (a sweep.json); default: the table in "
+                                     "mini_cal/experiments.py")
+    p.add_argument("--untuned", action="store_true",
+                   help="run every method with the library defaults (SGD, lr 0.05, 40 epochs) instead of its tuned "
+                        "configuration")
+
+
 def _add_run_options(p: argparse.ArgumentParser, what: str) -> None:
     """Options shared by the multi-run commands (compare, robustness, sweep)."""
     p.add_argument("--jobs", type=_positive_int("--jobs"), default=2, help="worker processes; 1 with --device gpu (default: %(default)s)")
@@ -267,11 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="methods to run (default: joint unimodal-0 unimodal-1 ogm-ge arl arl-released cal "
                         "cal-no-accel cal-no-aib cal-sym-ib cal-gamma0)")
     p.add_argument("--seeds", type=_positive_int("--seeds"), default=10, help="number of seeds (default: %(default)s)")
-    p.add_argument("--hparams", help="JSON of tuned configurations (a sweep.json); default: the table in "
-                                     "mini_cal/experiments.py")
-    p.add_argument("--untuned", action="store_true",
-                   help="run every method with the library defaults (SGD, lr 0.05, 40 epochs) instead of its tuned "
-                        "configuration")
+    _add_tuning_options(p)
     _add_run_options(p, "compare")
     p.set_defaults(func=cmd_compare)
 
@@ -285,8 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", nargs="+", default=None, metavar="NAME", help="methods (default: as compare)")
     p.add_argument("--seeds", type=_positive_int("--seeds"), default=5, help="number of seeds (default: %(default)s)")
     p.add_argument("--models", help="folder of models saved by compare (its OUT/models); skips training")
-    p.add_argument("--hparams", help="JSON of tuned configurations (a sweep.json)")
-    p.add_argument("--untuned", action="store_true", help="library defaults instead of the tuned configurations")
+    _add_tuning_options(p)
     _add_run_options(p, "robustness")
     p.set_defaults(func=cmd_robustness)
 
