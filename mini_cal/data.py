@@ -32,7 +32,6 @@ from pathlib import Path
 import numpy as np
 from scipy.special import logsumexp
 
-from . import backend as B
 
 
 @dataclass
@@ -93,9 +92,10 @@ class DataConfig:
             if s.confuse < 1 or self.num_classes % s.confuse:
                 raise ValueError(f"modalities[{m}].confuse: expected a divisor of num_classes="
                                  f"{self.num_classes}, got {s.confuse}")
-            centres = self.num_classes // s.confuse + (self.num_classes if s.within else 0)
-            if s.informative < centres and s.informative < self.num_classes:
-                raise ValueError(f"modalities[{m}].informative: expected >= {self.num_classes} dimensions")
+            # one dimension per distinct class mean: K of them, or K / confuse when within = 0 merges classes
+            needed = self.num_classes if s.within else self.num_classes // s.confuse
+            if s.informative < needed:
+                raise ValueError(f"modalities[{m}].informative: expected >= {needed} dimensions, got {s.informative}")
             if s.scale <= 0 or s.noise <= 0 or s.separation < 0:
                 raise ValueError(f"modalities[{m}]: expected scale > 0, noise > 0, separation >= 0")
         return self

@@ -35,8 +35,6 @@ def arl_weights(c, H, temperature: float = 1.0, h_floor: float = 0.3) -> np.ndar
 
 
 class ARL(Method):
-    name = "arl"
-
     def __init__(self, gamma: float = 1.0, temperature: float = 1.0, warmup_epochs: int = 5, h_floor: float = 0.3,
                  as_released: bool = False):
         if not (isinstance(gamma, (int, float)) and gamma >= 0):
