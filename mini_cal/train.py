@@ -220,7 +220,7 @@ def train(method, dataset: Dataset, config: TrainConfig | None = None, log=None,
                     if not math.isfinite(value):
                         raise DivergenceError(f"loss term {name!r} is {value} at epoch {epoch + 1}, step {step}")
                 grads = model.backward(params, cache, lo.dlogits, lo.dmu, lo.dsigma)
-                diag = method.modify_gradients(grads, ctx)
+                diag = method.modify_gradients(grads, ctx, lo)
                 sq = squared_norms(grads)  # one device-to-host transfer for every norm of this step
                 branch_norms = _branch_norms(model, sq)
                 norm = clip_by_global_norm(grads, config.clip_norm, norm=math.sqrt(sum(sq.values())))

@@ -85,7 +85,7 @@ def test_cal_acceleration_scales_branches_only_and_not_in_warmup():
     method.setup(model, math.log(3))
     lo, grads, ctx = loss_and_grads(method, model, params, xs, Y, eps, rng)
     before = {k: v.copy() for k, v in grads.items()}
-    diag = method.modify_gradients(grads, ctx)
+    diag = method.modify_gradients(grads, ctx, lo)
     np.testing.assert_allclose(diag["coef"], [1.7, 1.3])
     for m, c in enumerate([1.7, 1.3]):
         for k in model.branch_keys(m):
@@ -97,7 +97,7 @@ def test_cal_acceleration_scales_branches_only_and_not_in_warmup():
     warm.setup(model, math.log(3))
     lo, grads, ctx = loss_and_grads(warm, model, params, xs, Y, eps, rng, epoch=2)
     before = {k: v.copy() for k, v in grads.items()}
-    assert warm.modify_gradients(grads, ctx)["coef"] == [1.0, 1.0]
+    assert warm.modify_gradients(grads, ctx, lo)["coef"] == [1.0, 1.0]
     assert all(np.array_equal(grads[k], before[k]) for k in grads)
     assert lo.diagnostics["W"] == [0.5, 0.5] and lo.diagnostics["beta"] == [0.05, 0.05]
 
@@ -113,7 +113,7 @@ def test_cal_ablation_flags():
         method = FrozenCAL([0.7, 0.3], **kw)
         method.setup(model, math.log(3))
         lo, grads, ctx = loss_and_grads(method, model, params, xs, Y, eps, rng)
-        assert check(lo, method.modify_gradients(grads, ctx)), kw
+        assert check(lo, method.modify_gradients(grads, ctx, lo)), kw
     assert not make_method("cal-no-aib").samples_noise and make_method("cal").samples_noise
     assert make_method("cal-gamma0", gamma=1.0).gamma == 0.0  # a variant's own flag wins
     with pytest.raises(ValueError, match="beta_direction"):
@@ -140,10 +140,10 @@ def test_ogm_ge_noise_uses_unmodulated_std_and_reaches_both_encoders():
     method = OGMGE(alpha=0.5)
     method.setup(model, math.log(3))
     lo, grads, ctx = loss_and_grads(method, model, params, xs, Y, eps, rng)
-    method._k = np.array([0.25, 1.0])
+    lo.modulation["k"] = np.array([0.25, 1.0])  # as if loss() had measured these
     before = {k: v.copy() for k, v in grads.items()}
     state = rng.get_state()
-    method.modify_gradients(grads, ctx)
+    method.modify_gradients(grads, ctx, lo)
     rng.set_state(state)  # replay the same noise draws
     for m, k in enumerate([0.25, 1.0]):
         for key in model.branch_keys(m):
@@ -162,7 +162,7 @@ def test_ogm_ge_outside_window_changes_nothing():
     for epoch, active in [(1, False), (2, True), (4, True), (5, False)]:
         lo, grads, ctx = loss_and_grads(method, model, params, xs, Y, eps, rng, epoch=epoch)
         before = {k: v.copy() for k, v in grads.items()}
-        method.modify_gradients(grads, ctx)
+        method.modify_gradients(grads, ctx, lo)
         same = all(np.array_equal(grads[k], before[k]) for k in grads)
         assert same != active, epoch
 
@@ -190,11 +190,11 @@ def test_arl_weights_by_hand_and_as_released():
     released.setup(model, math.log(3))
     lo, grads, ctx = loss_and_grads(released, model, params, xs, Y, eps, rng)
     assert lo.diagnostics["w"] == [0.5, 0.5]
-    assert released.modify_gradients(grads, ctx)["coef"] == [1.5, 1.5]
+    assert released.modify_gradients(grads, ctx, lo)["coef"] == [1.5, 1.5]
     paper = ARL(warmup_epochs=5)
     paper.setup(model, math.log(3))
     lo, grads, ctx = loss_and_grads(paper, model, params, xs, Y, eps, rng, epoch=1)
-    assert paper.modify_gradients(grads, ctx)["coef"] == [1.0, 1.0]  # warm-up
+    assert paper.modify_gradients(grads, ctx, lo)["coef"] == [1.0, 1.0]  # warm-up
 
 
 def test_joint_is_plain_fused_ce():
@@ -209,9 +209,9 @@ def test_ogm_without_ge_only_scales():
     assert method.name == "ogm-ge-no-ge" and not method.ge
     method.setup(model, math.log(3))
     lo, grads, ctx = loss_and_grads(method, model, params, xs, Y, eps, rng)
-    method._k = np.array([0.25, 1.0])
+    lo.modulation["k"] = np.array([0.25, 1.0])  # as if loss() had measured these
     before = {k: v.copy() for k, v in grads.items()}
-    method.modify_gradients(grads, ctx)
+    method.modify_gradients(grads, ctx, lo)
     for m, k in enumerate([0.25, 1.0]):
         for key in model.branch_keys(m):
             np.testing.assert_allclose(grads[key], k * before[key])

@@ -179,10 +179,10 @@ def test_divergence_keeps_the_last_good_checkpoint(tiny, tmp_path):
 
 def test_non_finite_parameters_are_never_checkpointed(tiny, tmp_path):
     class PoisonParams(Joint):
-        def modify_gradients(self, grads, ctx):
+        def modify_gradients(self, grads, ctx, lo):
             if ctx.step == 7:  # the last step of epoch 2: the loss and gradients are finite, the parameters not
                 ctx.params["head.b"][0] = np.inf
-            return super().modify_gradients(grads, ctx)
+            return super().modify_gradients(grads, ctx, lo)
 
     path = tmp_path / "p.npz"
     with pytest.raises(DivergenceError, match=r"a parameter is not finite at the end of epoch 2; the last good "

@@ -81,7 +81,7 @@ def test_divergence_is_reported(tiny):
     from mini_cal.train import DivergenceError
 
     class InfGradient(Joint):
-        def modify_gradients(self, grads, ctx):
+        def modify_gradients(self, grads, ctx, lo):
             if ctx.step == 2:
                 grads["b1.W1"] = grads["b1.W1"] * np.inf
             return {}

@@ -43,7 +43,6 @@ class ARL(Method):
             raise ValueError(f"warmup_epochs: expected an integer >= 0, got {warmup_epochs!r}")
         self.gamma, self.temperature, self.warmup_epochs = float(gamma), float(temperature), warmup_epochs
         self.h_floor, self.as_released = float(h_floor), bool(as_released)
-        self._w = None
 
     @property
     def name(self):
@@ -62,20 +61,14 @@ class ARL(Method):
             c.append(B.to_float(xp.mean(xp.sum(xp.abs(logits), axis=1))))
             H.append(B.to_float(xp.mean(L.entropy(logits))))
         w = arl_weights(c, H, self.temperature, self.h_floor)
-        self._w = np.full(M, 1.0 / M) if self.as_released else w
-        return LossOutput(total, terms, dlogits, diagnostics={"w_computed": w.tolist(), "w": self._w.tolist()})
+        applied = np.full(M, 1.0 / M) if self.as_released else w
+        return LossOutput(total, terms, dlogits, diagnostics={"w_computed": w.tolist(), "w": applied.tolist()},
+                          modulation={"w": applied})
 
-    def modify_gradients(self, grads, ctx):
+    def modify_gradients(self, grads, ctx, lo):
         M = ctx.model.M
         if ctx.epoch < self.warmup_epochs:
             return {"coef": [1.0] * M}
-        coef = 1.0 + self._w
+        coef = 1.0 + lo.modulation["w"]
         scale_branches(ctx.model, grads, coef)
         return {"coef": coef.tolist()}
-
-    def state_dict(self):
-        """The last batch's weights w (recomputed by every step's loss; kept so a checkpoint is complete)."""
-        return {"w": None if self._w is None else self._w.tolist()}
-
-    def load_state_dict(self, state):
-        self._w = None if state["w"] is None else np.array(state["w"], dtype=float)

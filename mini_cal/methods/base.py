@@ -4,7 +4,9 @@ A method changes training in up to three places, which the one training loop (:m
 order on every step:
 
 1. :meth:`Method.loss` - the loss terms on coalition logits (and mu/sigma for a bottleneck) and their gradients;
-2. :meth:`Method.modify_gradients` - per-branch gradient scaling or noise after backward;
+   what it measures for step 2 (CAL's W, ARL's w, OGM-GE's k) travels in its return value, ``LossOutput.modulation``;
+2. :meth:`Method.modify_gradients` - per-branch gradient scaling or noise after backward, from that
+   ``LossOutput`` (a method keeps no hidden state between the two calls);
 3. diagnostics - both return a dict that the loop appends to the per-step history.
 """
 from __future__ import annotations
@@ -38,7 +40,8 @@ class LossOutput:
     dlogits: dict  # {coalition tuple: (N, K)}
     dmu: list | None = None
     dsigma: list | None = None
-    diagnostics: dict = field(default_factory=dict)
+    diagnostics: dict = field(default_factory=dict)  # per-step values for the history (JSON-ready)
+    modulation: dict = field(default_factory=dict)  # what modify_gradients needs (e.g. CAL's W), measured here
 
 
 def cross_entropy_terms(ctx: StepContext, weighted_coalitions) -> tuple:
@@ -92,8 +95,9 @@ class Method:
         total, terms, dlogits = cross_entropy_terms(ctx, [("ce_fused", tuple(range(M)), 1.0)])
         return LossOutput(total, terms, dlogits)
 
-    def modify_gradients(self, grads: dict, ctx: StepContext) -> dict:
-        """Change grads in place; return diagnostics, at least the coefficient applied to each branch."""
+    def modify_gradients(self, grads: dict, ctx: StepContext, lo: LossOutput) -> dict:
+        """Change grads in place, using what ``loss`` measured (``lo.modulation``); return diagnostics, at least
+        the coefficient applied to each branch."""
         return {"coef": [1.0] * ctx.model.M}
 
     def hparams(self) -> dict:

@@ -64,7 +64,6 @@ class CAL(Method):
         self.accelerate, self.aib, self.symmetric = bool(accelerate), bool(aib), bool(symmetric)
         self.beta_direction = beta_direction
         self._name = name
-        self._W = None
 
     @property
     def name(self):
@@ -82,7 +81,6 @@ class CAL(Method):
         super().setup(model, h_y)
         self.metric = ContributionMetric(model.M, model.config.num_classes, self.temperature, self.score_mode,
                                          self.ema, h_y=h_y)
-        self._W = np.full(model.M, 1.0 / model.M)
 
     def in_warmup(self, epoch: int) -> bool:
         return epoch < self.warmup_epochs
@@ -100,15 +98,15 @@ class CAL(Method):
         total, terms, dlogits = cross_entropy_terms(ctx, coalitions)
         metric = self.contribution(ctx, {S: terms[name] for name, S, _ in coalitions})  # no gradient through W
         warm = self.in_warmup(ctx.epoch)
-        self._W = np.full(M, 1.0 / M) if warm else metric["W"]
-        diag = {"W": self._W.tolist(), "W_metric": metric["W"].tolist(), "I": metric["I"].tolist(),
+        W = np.full(M, 1.0 / M) if warm else metric["W"]
+        diag = {"W": W.tolist(), "W_metric": metric["W"].tolist(), "I": metric["I"].tolist(),
                 "D": metric["D"].tolist()}
         dmu = dsigma = None
         if self.aib:
             if warm or self.symmetric:
                 betas = np.full(M, self.beta0)
             else:
-                betas = bottleneck_betas(self._W, self.beta0, self.beta_direction)
+                betas = bottleneck_betas(W, self.beta0, self.beta_direction)
             dmu, dsigma, kls = [], [], []
             for m in range(M):
                 kl, cache = L.gaussian_kl_forward(ctx.out.mu[m], ctx.out.sigma[m])
@@ -119,19 +117,19 @@ class CAL(Method):
                 dsigma.append(b)
             terms["kl_weighted"] = float(np.dot(betas, kls))
             diag["kl"], diag["beta"] = kls, betas.tolist()
-        return LossOutput(total, terms, dlogits, dmu, dsigma, diag)
+        return LossOutput(total, terms, dlogits, dmu, dsigma, diag, modulation={"W": W})
 
-    def modify_gradients(self, grads, ctx):
+    def modify_gradients(self, grads, ctx, lo):
         M = ctx.model.M
         if not self.accelerate or self.in_warmup(ctx.epoch):
             return {"coef": [1.0] * M}
-        coef = acceleration_coefficients(self._W)
+        coef = acceleration_coefficients(lo.modulation["W"])  # W^m as this step's loss measured it
         scale_branches(ctx.model, grads, coef)
         return {"coef": coef.tolist()}
 
     def state_dict(self):
-        return {"metric": self.metric.state_dict(), "W": self._W.tolist()}
+        """The metric's running state (the EMA of W); the only state CAL carries from one step to the next."""
+        return {"metric": self.metric.state_dict()}
 
     def load_state_dict(self, state):
         self.metric.load_state_dict(state["metric"])
-        self._W = np.array(state["W"], dtype=float)

@@ -68,7 +68,6 @@ class OGMGE(Method):
             raise ValueError(f"modulation_end: expected >= modulation_start={modulation_start}, got {modulation_end}")
         self.alpha, self.variant, self.ge = float(alpha), variant, bool(ge)
         self.modulation_start, self.modulation_end = modulation_start, modulation_end
-        self._k = None
 
     def active(self, epoch: int) -> bool:
         return self.modulation_start <= epoch and (self.modulation_end is None or epoch <= self.modulation_end)
@@ -82,11 +81,11 @@ class OGMGE(Method):
         lo = super().loss(ctx)
         s = discrepancy_scores(ctx.model, ctx.params, ctx.out, ctx.y_onehot)
         rho = discrepancy_ratios(s)
-        self._k = np.array([modulation_coefficient(r, self.alpha, self.variant) for r in rho])
+        lo.modulation["k"] = np.array([modulation_coefficient(r, self.alpha, self.variant) for r in rho])
         lo.diagnostics.update({"s": s.tolist(), "rho": rho.tolist()})
         return lo
 
-    def modify_gradients(self, grads, ctx):
+    def modify_gradients(self, grads, ctx, lo):
         M = ctx.model.M
         if not self.active(ctx.epoch):
             return {"coef": [1.0] * M}
@@ -94,19 +93,13 @@ class OGMGE(Method):
         keys = [key for m in range(M) for key in ctx.model.branch_keys(m)]
         if self.ge:  # std of every un-modulated gradient, fetched from the device in one transfer
             stds = dict(zip(keys, B.to_numpy(xp.stack([xp.std(grads[key]) for key in keys])).tolist()))
+        k_all = lo.modulation["k"]
         for m in range(M):
-            k = float(self._k[m])
+            k = float(k_all[m])
             for key in ctx.model.branch_keys(m):
                 g = grads[key]
                 if self.ge:
                     grads[key] = k * g + stds[key] * ctx.rng.normal(tuple(g.shape), B.dtype_name(g))
                 elif k != 1.0:
                     grads[key] = k * g
-        return {"coef": self._k.tolist()}
-
-    def state_dict(self):
-        """The last batch's coefficients k (recomputed by every step's loss; kept so a checkpoint is complete)."""
-        return {"k": None if self._k is None else self._k.tolist()}
-
-    def load_state_dict(self, state):
-        self._k = None if state["k"] is None else np.array(state["k"], dtype=float)
+        return {"coef": k_all.tolist()}
