@@ -18,5 +18,5 @@ setup(
         "notebooks": ["jupyter", "nbclient>=0.9", "nbformat>=5.9", "ipykernel>=6"],
         "test": ["pytest>=7", "array-api-strict>=2.2", "nbclient>=0.9", "nbformat>=5.9", "ipykernel>=6"],
     },
-    entry_points={"console_scripts": ["mini-cal=mini_cal.cli:main"]},
+    entry_points={"console_scripts": ["mini-cal=mini_cal.lab.cli:main"]},
 )

@@ -31,7 +31,7 @@ def main(argv=None) -> int:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "mini_cal.cli", "compare", "--no-progress", "--out", tmp, "--overwrite", *extra]
+        cmd = [sys.executable, "-m", "mini_cal", "compare", "--no-progress", "--out", tmp, "--overwrite", *extra]
         print("$ mini-cal " + " ".join(cmd[3:]), flush=True)
         start = time.perf_counter()
         proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)

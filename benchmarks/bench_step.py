@@ -44,7 +44,8 @@ except ImportError:  # run from a checkout without installing
 import numpy as np  # noqa: E402
 
 from mini_cal import backend as B
-from mini_cal.data import Dataset, preset_config
+from mini_cal.data import Dataset, from_arrays
+from mini_cal.synthetic import preset_config
 from mini_cal.methods import Joint
 from mini_cal.train import TrainConfig, train
 
@@ -65,7 +66,7 @@ def synthetic_dataset(n_train: int, seed: int = 0) -> Dataset:
         return [g.standard_normal((n, d), dtype=np.float32) for d in dims], g.integers(K, size=n)
 
     (xt, yt), (xv, yv), (xs, ys) = split(n_train), split(16), split(16)
-    return Dataset(xt, yt, xv, yv, xs, ys, config=config, name="bench")
+    return from_arrays(xt, yt, xv, yv, xs, ys, name="bench")  # a user's own arrays: no generator config needed
 
 
 def train_time(hidden, batch: int, steps: int) -> float:

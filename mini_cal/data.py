@@ -1,109 +1,47 @@
-"""Synthetic imbalanced, noisy multimodal data with known Bayes-optimal accuracy (METHOD.md, "Data").
+"""Datasets: three splits of per-modality feature arrays and integer labels, from any source.
 
-Generative model (all ours). Class y is uniform over K classes. Given y, the modalities are independent. Modality
-m has ``informative`` latent dimensions in which class k is a mixture of ``components`` Gaussians with identity
-covariance times ``noise``: for one component the class mean is ``separation * (C[k // confuse] + within * F[k])``,
-for two components the class is the XOR-like pair ``+/-`` that mean (linearly inseparable: a learned non-linear
-feature is needed). ``C`` and ``F`` are orthonormal directions drawn from the seed: ``confuse`` classes share a
-centre and are told apart only by ``within`` (how much the modality lacks). ``distractors`` pure-noise dimensions
-are appended, everything is rotated by a random orthogonal matrix (``mixing``) and multiplied by ``scale``.
+A :class:`Dataset` knows nothing of where its arrays came from. Three ways to make one:
 
-Why the weak modality is weak (the mechanism of the default preset). Its class information is non-linear and
-spread, after mixing, over many distractor dimensions, and its inputs are on a smaller ``scale``. Under SGD the
-first layer's gradient is proportional to the input, so a modality on a tenfold smaller scale learns roughly
-tenfold slower at first; in joint training the easy modality fits the labels before the weak one has learned its
-features, the shared loss gradient shrinks, and the weak encoder is starved. This is our stand-in for the slow
-visual encoder of CREMA-D-like audio-visual data (OGM-GE, Peng et al. 2022, section 3): a branch whose useful
-features take longer to learn than the other branch needs to fit the training labels. Standardising the inputs
-removes the scale part of the mechanism; the "nonlinear" part remains.
+* :func:`from_arrays` - your own features, as arrays (one per modality) and labels;
+* :func:`load_npz` - your own features, from one ``.npz`` file in the format below;
+* :func:`mini_cal.synthetic.load_preset` (also importable from here) - the synthetic benchmark, which attaches its
+  generator configuration and the Bayes-optimal accuracies (``ds.config``, ``ds.bayes``).
 
-Bayes-optimal accuracy is computed from the known model: the exact class posterior (sum of per-modality
-log-likelihoods, conditional independence) evaluated on a large Monte-Carlo sample, reported with its standard
-error. Validation and test splits are clean; training-time corruption and label noise touch the training split only.
+File format of :func:`load_npz` (``docs/method.md`` section 7 and README "Your own data"): one ``.npz`` holding,
+for each split ``s`` in ``train``, ``val``, ``test`` and each modality name ``m``, the features ``x_<s>_<m>``
+(floats, shape ``(N_s, D_m)``) and the labels ``y_<s>`` (integers ``0..K-1``, shape ``(N_s,)``). Optional:
+``modalities`` (the modality names, in order; default: the names found in the ``x_train_*`` keys, sorted) and
+``classes`` (class names, in label order). ``train`` is required; when ``val`` or ``test`` is absent it is carved
+out of ``train`` by a stratified split (:func:`stratified_split`: seed 0, ``test`` 20 % and then ``val`` 20 % of
+what remains, every class in every split).
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-from dataclasses import asdict, dataclass, field, replace
+import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy.special import logsumexp
+
+SPLITS = ("train", "val", "test")
+SPLIT_SEED = 0  # the seed of the stratified split used when a file or from_arrays lacks val or test
+VAL_FRACTION = 0.2
+TEST_FRACTION = 0.2
 
 
-
-@dataclass
-class ModalitySpec:
-    """One modality of the generator (all fields ours; see the module docstring)."""
-
-    name: str
-    informative: int = 8
-    distractors: int = 8
-    separation: float = 2.0
-    components: int = 1  # 1: Gaussian class clusters; 2: XOR-like +/- pairs (needs a non-linear feature)
-    confuse: int = 1  # classes per shared centre (1: every class has its own centre)
-    within: float = 1.0  # separability inside a group of confused classes, in units of separation
-    noise: float = 1.0  # std of the within-class noise in latent units
-    scale: float = 1.0  # multiplies every feature: the learning-speed knob
-    mixing: bool = True  # random orthogonal rotation of all dimensions
-
-    @property
-    def dim(self) -> int:
-        return self.informative + self.distractors
-
-
-@dataclass
-class DataConfig:
-    """A benchmark: modalities, classes, split sizes, and the training-time nuisances."""
-
-    modalities: list
-    num_classes: int = 4
-    n_train: int = 2000
-    n_val: int = 1000
-    n_test: int = 2000
-    label_noise: float = 0.0  # fraction of training labels replaced by a uniformly drawn other class
-    corrupt_modality: int | None = None  # which modality's training samples are corrupted
-    corrupt_fraction: float = 0.0  # fraction of that modality's training samples replaced by pure noise
-    seed: int = 0
-    n_bayes: int = 200_000  # Monte-Carlo sample size for the Bayes-optimal accuracy
-
-    def validate(self):
-        if not self.modalities:
-            raise ValueError("modalities: expected at least one ModalitySpec")
-        if self.num_classes < 2:
-            raise ValueError(f"num_classes: expected >= 2, got {self.num_classes}")
-        for name in ("n_train", "n_val", "n_test"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: expected a positive split size, got {getattr(self, name)}")
-        if not 0 <= self.label_noise < 1:
-            raise ValueError(f"label_noise: expected a fraction in [0, 1), got {self.label_noise}")
-        if not 0 <= self.corrupt_fraction <= 1:
-            raise ValueError(f"corrupt_fraction: expected a fraction in [0, 1], got {self.corrupt_fraction}")
-        if self.corrupt_fraction > 0 and self.corrupt_modality not in range(len(self.modalities)):
-            raise ValueError(f"corrupt_modality: expected an index in 0..{len(self.modalities) - 1}, "
-                             f"got {self.corrupt_modality}")
-        for m, s in enumerate(self.modalities):
-            if s.informative < 1 or s.distractors < 0:
-                raise ValueError(f"modalities[{m}]: expected informative >= 1 and distractors >= 0")
-            if s.components not in (1, 2):
-                raise ValueError(f"modalities[{m}].components: expected 1 or 2, got {s.components}")
-            if s.confuse < 1 or self.num_classes % s.confuse:
-                raise ValueError(f"modalities[{m}].confuse: expected a divisor of num_classes="
-                                 f"{self.num_classes}, got {s.confuse}")
-            # one dimension per distinct class mean: K of them, or K / confuse when within = 0 merges classes
-            needed = self.num_classes if s.within else self.num_classes // s.confuse
-            if s.informative < needed:
-                raise ValueError(f"modalities[{m}].informative: expected >= {needed} dimensions, got {s.informative}")
-            if s.scale <= 0 or s.noise <= 0 or s.separation < 0:
-                raise ValueError(f"modalities[{m}]: expected scale > 0, noise > 0, separation >= 0")
-        return self
+class DataError(ValueError):
+    """Malformed input data; the message names the array, the key or the file and what was expected."""
 
 
 @dataclass
 class Dataset:
-    """Splits as lists of per-modality host arrays (float32) and integer labels, plus provenance."""
+    """Three splits as lists of per-modality host arrays (``x_train[m]`` has shape ``(N, D_m)``) and labels.
+
+    ``bayes``: Bayes-optimal accuracies when they are known (``{"modality 0": .., "fused": ..}``; the synthetic
+    benchmark only), else empty. ``config``: the generator's configuration (synthetic data only), else None.
+    ``provenance``: free-form facts about the source (file, generator, license). The constructor checks every
+    split (shapes, rows, labels, finiteness) and raises :class:`DataError` naming the problem.
+    """
 
     x_train: list
     y_train: np.ndarray
@@ -111,280 +49,263 @@ class Dataset:
     y_val: np.ndarray
     x_test: list
     y_test: np.ndarray
-    config: DataConfig
-    bayes: dict = field(default_factory=dict)  # {"modality 0": acc, ..., "fused": acc, "stderr": se}
+    modality_names: list | None = None
+    num_classes: int | None = None
+    class_names: list | None = None
     name: str = "custom"
-    clean_y_train: np.ndarray | None = None
-    corrupted_mask: np.ndarray | None = None  # training samples whose corrupt_modality was replaced by noise
+    bayes: dict = field(default_factory=dict)
+    config: object = None
+    provenance: dict = field(default_factory=dict)
+    clean_y_train: np.ndarray | None = None  # synthetic data with label noise: the labels before flipping
+    corrupted_mask: np.ndarray | None = None  # synthetic data: training samples whose modality was corrupted
 
-    @property
-    def num_classes(self) -> int:
-        return self.config.num_classes
+    def __post_init__(self):
+        for s in SPLITS:
+            setattr(self, f"x_{s}", _feature_list(getattr(self, f"x_{s}"), f"x_{s}"))
+            setattr(self, f"y_{s}", _labels(getattr(self, f"y_{s}"), f"y_{s}"))
+        M = len(self.x_train)
+        if self.modality_names is None:
+            self.modality_names = [s.name for s in self.config.modalities] if self.config is not None and \
+                hasattr(self.config, "modalities") else [f"m{m}" for m in range(M)]
+        self.modality_names = [str(n) for n in self.modality_names]
+        if len(self.modality_names) != M or len(set(self.modality_names)) != M:
+            raise DataError(f"modality_names: expected {M} distinct names (one per modality), "
+                            f"got {self.modality_names!r}")
+        if self.num_classes is None:
+            self.num_classes = getattr(self.config, "num_classes", None) or \
+                int(max(int(getattr(self, f"y_{s}").max(initial=-1)) for s in SPLITS)) + 1
+        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, (int, np.integer)) \
+                or self.num_classes < 2:
+            raise DataError(f"num_classes: expected an integer >= 2, got {self.num_classes!r}")
+        self.num_classes = int(self.num_classes)
+        if self.class_names is not None:
+            self.class_names = [str(c) for c in self.class_names]
+            if len(self.class_names) != self.num_classes:
+                raise DataError(f"class_names: expected {self.num_classes} names (one per class), "
+                                f"got {len(self.class_names)}")
+        for s in SPLITS:
+            xs, y = self.split(s)
+            validate_split(xs, y, self.input_dims, self.num_classes, split=s)
+        missing = np.setdiff1d(np.arange(self.num_classes), self.y_train)
+        if missing.size:
+            raise DataError(f"y_train: class(es) {missing.tolist()} have no training sample; labels must be "
+                            f"0..K-1 with every class present in train (K = {self.num_classes})")
 
     @property
     def input_dims(self) -> tuple:
-        return tuple(x.shape[1] for x in self.x_train)
+        return tuple(int(x.shape[1]) for x in self.x_train)
 
     @property
-    def modality_names(self) -> list:
-        return [s.name for s in self.config.modalities]
+    def num_modalities(self) -> int:
+        return len(self.x_train)
 
     def split(self, name: str):
         """(xs, y) of ``"train"``, ``"val"`` or ``"test"``."""
-        if name not in ("train", "val", "test"):
+        if name not in SPLITS:
             raise ValueError(f"split: expected 'train', 'val' or 'test', got {name!r}")
         return getattr(self, f"x_{name}"), getattr(self, f"y_{name}")
 
-
-# ------------------------------------------------------------------------------------------ generative model
-class _ModalityModel:
-    """The fixed parameters of one modality, drawn once from the benchmark seed."""
-
-    def __init__(self, spec: ModalitySpec, num_classes: int, rng: np.random.Generator):
-        self.spec = spec
-        k = num_classes
-        n_groups = k // spec.confuse
-        d = spec.informative
-        directions = _orthonormal(rng, d, n_groups + k)
-        centres, fine = directions[:n_groups], directions[n_groups:]
-        means = np.stack([centres[c // spec.confuse] + spec.within * fine[c] for c in range(k)])
-        means *= spec.separation / max(np.linalg.norm(means, axis=1, keepdims=True).mean(), 1e-12) \
-            if spec.separation > 0 else 0.0
-        self.means = means  # (K, informative)
-        if spec.components == 2:
-            self.component_means = np.stack([means, -means], axis=1)  # (K, 2, informative)
-        else:
-            self.component_means = means[:, None, :]  # (K, 1, informative)
-        self.rotation = _orthonormal(rng, spec.dim, spec.dim) if spec.mixing else np.eye(spec.dim)
-
-    def sample(self, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        s = self.spec
-        comp = rng.integers(s.components, size=len(y))
-        latent = self.component_means[y, comp] + s.noise * rng.standard_normal((len(y), s.informative))
-        distract = s.noise * rng.standard_normal((len(y), s.distractors))
-        full = np.concatenate([latent, distract], axis=1)
-        return (full @ self.rotation) * s.scale
-
-    def log_likelihood(self, x: np.ndarray) -> np.ndarray:
-        """log p(x | y = k) up to a class-independent constant, (N, K)."""
-        s = self.spec
-        latent = (x / s.scale) @ self.rotation.T
-        latent = latent[:, : s.informative]
-        diff = latent[:, None, None, :] - self.component_means[None]  # (N, K, C, I)
-        sq = np.sum(diff * diff, axis=-1) / (2 * s.noise**2)
-        return logsumexp(-sq, axis=2)  # (N, K)
+    def describe(self) -> str:
+        """A few lines: name, splits, modalities and their dimensions, classes, Bayes accuracies if known."""
+        sizes = "/".join(str(len(getattr(self, f"y_{s}"))) for s in SPLITS)
+        lines = [f"dataset {self.name}: {self.num_classes} classes, train/val/test = {sizes}"]
+        for m, (n, d) in enumerate(zip(self.modality_names, self.input_dims)):
+            b = self.bayes.get(f"modality {m}")
+            lines.append(f"  modality {m} ({n}): {d} features" + ("" if b is None else
+                                                                    f", Bayes-optimal accuracy {b:.4f}"))
+        if "fused" in self.bayes:
+            lines.append(f"  fused Bayes-optimal accuracy {self.bayes['fused']:.4f}")
+        if self.class_names:
+            lines.append("  classes: " + ", ".join(self.class_names))
+        lines += [f"  {k}: {v}" for k, v in self.provenance.items()]
+        return "\n".join(lines)
 
 
-def _orthonormal(rng, d: int, count: int) -> np.ndarray:
-    """``count`` unit vectors in R^d, orthonormal when count <= d (else random unit vectors)."""
-    if count <= d:
-        q, _ = np.linalg.qr(rng.standard_normal((d, d)))
-        return q[:count] if count < d else q.T
-    v = rng.standard_normal((count, d))
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
+# ------------------------------------------------------------------------------------------------ construction
+def stratified_split(y, fraction: float, seed: int = SPLIT_SEED) -> tuple:
+    """Indices (kept, held out) with about ``fraction`` of each class held out (at least one sample of every class
+    that has two or more), drawn from ``seed``; both index arrays are sorted."""
+    y = np.asarray(y)
+    rng = np.random.default_rng(seed)
+    held = []
+    for k in np.unique(y):
+        idx = np.flatnonzero(y == k)
+        n = int(round(fraction * len(idx)))
+        n = min(max(n, 1), len(idx) - 1) if len(idx) > 1 else 0
+        held.append(rng.permutation(idx)[:n])
+    held = np.sort(np.concatenate(held)) if held else np.array([], dtype=int)
+    kept = np.setdiff1d(np.arange(len(y)), held)
+    return kept, held
 
 
-def _models(config: DataConfig):
-    rng = np.random.default_rng([config.seed, 0])
-    return [_ModalityModel(s, config.num_classes, rng) for s in config.modalities]
+def from_arrays(x_train, y_train, x_val=None, y_val=None, x_test=None, y_test=None, *, modality_names=None,
+                class_names=None, name: str = "custom", provenance: dict | None = None,
+                val_fraction: float = VAL_FRACTION, test_fraction: float = TEST_FRACTION,
+                split_seed: int = SPLIT_SEED) -> Dataset:
+    """A :class:`Dataset` from your own arrays.
 
-
-def bayes_accuracy(config: DataConfig, n: int | None = None) -> dict:
-    """Bayes-optimal test accuracy of each modality alone and of all fused, from the known model.
-
-    Monte Carlo over ``n`` fresh clean samples with the exact posterior; also returns the standard error.
+    ``x_*``: a list of per-modality arrays ``(N, D_m)`` or a dict ``{name: array}`` (its order is the modality
+    order); ``y_*``: integer labels ``0..K-1``. When ``val`` or ``test`` is not given it is carved out of the
+    training data by :func:`stratified_split` (``test_fraction`` first, then ``val_fraction`` of the rest),
+    reproducibly from ``split_seed``. Raises :class:`DataError` naming the problem.
     """
-    config.validate()
-    n = n or config.n_bayes
-    models = _models(config)
-    rng = np.random.default_rng([config.seed, 1])
-    y = rng.integers(config.num_classes, size=n)
-    total = np.zeros((n, config.num_classes))
-    result = {}
-    for m, model in enumerate(models):
-        ll = model.log_likelihood(model.sample(y, rng))
-        total += ll
-        result[f"modality {m}"] = float(np.mean(ll.argmax(1) == y))
-    result["fused"] = float(np.mean(total.argmax(1) == y))
-    result["stderr"] = float(np.sqrt(0.25 / n))
-    return result
+    if isinstance(x_train, dict):
+        modality_names = list(x_train) if modality_names is None else modality_names
+    xs = {"train": x_train, "val": x_val, "test": x_test}
+    ys = {"train": y_train, "val": y_val, "test": y_test}
+    for s in SPLITS:
+        if (xs[s] is None) != (ys[s] is None):
+            raise DataError(f"x_{s}, y_{s}: give both or neither (got only {'x' if ys[s] is None else 'y'}_{s})")
+        if isinstance(xs[s], dict):
+            keys = list(xs[s])
+            if s != "train" and modality_names is not None and keys != list(modality_names):
+                raise DataError(f"x_{s}: expected the modalities {list(modality_names)!r} in that order, got {keys!r}")
+            xs[s] = list(xs[s].values())
+    if x_train is None:
+        raise DataError("x_train: the training split is required")
+    xs["train"] = _feature_list(xs["train"], "x_train")
+    ys["train"] = _labels(ys["train"], "y_train")
+    for s, fraction in (("test", test_fraction), ("val", val_fraction)):
+        if xs[s] is not None:
+            continue
+        if not 0 < fraction < 1:
+            raise DataError(f"{s}_fraction: expected a fraction in (0, 1), got {fraction!r}")
+        validate_split(xs["train"], ys["train"], split="train")
+        kept, held = stratified_split(ys["train"], fraction, split_seed)
+        if held.size == 0:
+            raise DataError(f"y_train: too few samples per class to hold out a {s} split")
+        xs[s], ys[s] = [x[held] for x in xs["train"]], ys["train"][held]
+        xs["train"], ys["train"] = [x[kept] for x in xs["train"]], ys["train"][kept]
+    return Dataset(xs["train"], ys["train"], xs["val"], ys["val"], xs["test"], ys["test"],
+                   modality_names=modality_names, class_names=class_names, name=name,
+                   provenance=dict(provenance or {}))
 
 
-def generate(config: DataConfig, name: str = "custom", with_bayes: bool = True) -> Dataset:
-    """Draw a benchmark deterministically from ``config.seed``."""
-    config.validate()
-    models = _models(config)
-    rng = np.random.default_rng([config.seed, 2])
-    splits = {}
-    for split in ("train", "val", "test"):
-        n = getattr(config, f"n_{split}")
-        y = rng.permutation(np.arange(n) % config.num_classes)  # balanced classes
-        xs = [mod.sample(y, rng).astype(np.float32) for mod in models]
-        splits[split] = (xs, y.astype(np.int64))
-    xs, y = splits["train"]
-    clean_y = y.copy()
-    if config.label_noise > 0:
-        flip = rng.random(len(y)) < config.label_noise
-        shift = rng.integers(1, config.num_classes, size=len(y))
-        y = np.where(flip, (y + shift) % config.num_classes, y)
-    mask = np.zeros(len(y), dtype=bool)
-    if config.corrupt_fraction > 0:
-        m = config.corrupt_modality
-        mask = rng.random(len(y)) < config.corrupt_fraction
-        std = xs[m].std(axis=0, keepdims=True)
-        noise = (rng.standard_normal(xs[m].shape) * std * 3.0).astype(np.float32)  # loud, uninformative
-        xs[m] = np.where(mask[:, None], noise, xs[m]).astype(np.float32)
-    ds = Dataset(xs, y, *splits["val"], *splits["test"], config=config, name=name, clean_y_train=clean_y,
-                 corrupted_mask=mask)
-    if with_bayes:
-        ds.bayes = bayes_accuracy(config)
-    return ds
-
-
-# -------------------------------------------------------------------------------------------------- presets
-def _default_modalities():
-    return [
-        # "audio": easy and fast; it tells groups of two classes apart well, the classes inside a group poorly
-        ModalitySpec("A", informative=8, distractors=8, separation=3.0, confuse=2, within=0.35, scale=1.0),
-        # "visual": informative about every class, but XOR-like, hidden among distractors, on a small scale
-        ModalitySpec("V", informative=8, distractors=24, separation=3.0, components=2, scale=0.03),
-    ]
-
-
-def _preset_configs() -> dict:
-    default = DataConfig(modalities=_default_modalities())
-    return {
-        "default": default,
-        "balanced": replace(default, modalities=[replace(s, scale=1.0) for s in _default_modalities()]),
-        "corrupted": replace(default, corrupt_modality=1, corrupt_fraction=0.3),
-        "label-noise": replace(default, label_noise=0.2),
-        "three": replace(default, modalities=_default_modalities() + [
-            ModalitySpec("T", informative=8, distractors=8, separation=1.5, scale=0.3)]),
-        "tiny": replace(default, n_train=200, n_val=100, n_test=200, n_bayes=20_000),
-    }
-
-
-PRESETS = tuple(_preset_configs())
-
-
-def preset_config(name: str) -> DataConfig:
-    """The :class:`DataConfig` of a named preset."""
-    configs = _preset_configs()
-    if name not in configs:
-        raise ValueError(f"preset: expected one of {sorted(configs)}, got {name!r}")
-    return configs[name]
-
-
-def data_dir() -> Path:
-    """Where preset files live: ``$MINI_CAL_DATA`` or the repository's ``synthetic_data/``."""
-    env = os.environ.get("MINI_CAL_DATA")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parent.parent / "synthetic_data"
-
-
-def config_to_dict(config: DataConfig) -> dict:
-    return asdict(config)
-
-
-def config_from_dict(d: dict) -> DataConfig:
-    d = dict(d)
-    d["modalities"] = [ModalitySpec(**s) for s in d["modalities"]]
-    return DataConfig(**d)
-
-
-def save(ds: Dataset, path) -> None:
-    """Write a dataset to ``path`` (.npz) atomically, with its config and Bayes accuracies inside."""
+def load_npz(path, **split_options) -> Dataset:
+    """A :class:`Dataset` from an ``.npz`` file in the format of this module's docstring (``split_options`` go to
+    :func:`from_arrays`). A preset file written by ``mini-cal data generate`` is read too. Raises
+    :class:`DataError` naming the file and the key, shape or label problem."""
     path = Path(path)
-    arrays = {}
-    for split in ("train", "val", "test"):
-        xs, y = ds.split(split)
-        for m, x in enumerate(xs):
-            arrays[f"{split}_x{m}"] = x
-        arrays[f"{split}_y"] = y
-    arrays["clean_y_train"] = ds.clean_y_train
-    arrays["corrupted_mask"] = ds.corrupted_mask
-    arrays["meta"] = np.array(json.dumps({"name": ds.name, "config": config_to_dict(ds.config),
-                                          "bayes": ds.bayes}))
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        np.savez_compressed(fh, **arrays)
-    os.replace(tmp, path)
+    where = f"--data {str(path)!r}"
+    if not path.is_file():
+        raise DataError(f"{where}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        raise DataError(f"{where}: not a readable .npz file ({type(exc).__name__}: {exc})") from None
+    if "meta" in arrays and "train_y" in arrays:  # a synthetic preset file (mini_cal.synthetic.save format)
+        from .synthetic import load_file
+
+        return load_file(path)
+    if "y_train" not in arrays:
+        raise DataError(f"{where}: missing key 'y_train' (the training labels); keys found: {sorted(arrays)}")
+    found = [k[len("x_train_"):] for k in arrays if k.startswith("x_train_")]
+    if "modalities" in arrays:
+        names = [str(n) for n in np.atleast_1d(arrays["modalities"]).tolist()]
+        absent = [n for n in names if f"x_train_{n}" not in arrays]
+        if absent:
+            raise DataError(f"{where}: 'modalities' names {absent!r}, but keys x_train_<name> for them are missing")
+    else:
+        names = sorted(found)
+    if not names:
+        raise DataError(f"{where}: no features: expected keys x_train_<modality> (e.g. x_train_audio)")
+    known = {f"x_{s}_{n}" for s in SPLITS for n in names} | {f"y_{s}" for s in SPLITS} | {"modalities", "classes"}
+    unknown = sorted(set(arrays) - known)
+    if unknown:
+        raise DataError(f"{where}: unexpected key(s) {unknown}; expected x_<split>_<modality> for modalities "
+                        f"{names}, y_<split>, and optionally 'modalities', 'classes'")
+    parts = {}
+    for s in SPLITS:
+        present = [n for n in names if f"x_{s}_{n}" in arrays]
+        if not present and f"y_{s}" not in arrays:
+            continue
+        if len(present) != len(names) or f"y_{s}" not in arrays:
+            lacking = [f"x_{s}_{n}" for n in names if n not in present] + ([] if f"y_{s}" in arrays else [f"y_{s}"])
+            raise DataError(f"{where}: split {s!r} is incomplete: missing {lacking}")
+        parts[f"x_{s}"] = [_named_features(arrays[f"x_{s}_{n}"], f"{where}: x_{s}_{n}") for n in names]
+        parts[f"y_{s}"] = arrays[f"y_{s}"]
+    classes = [str(c) for c in np.atleast_1d(arrays["classes"]).tolist()] if "classes" in arrays else None
+    try:
+        return from_arrays(**parts, modality_names=names, class_names=classes, name=path.stem,
+                           provenance={"file": str(path)}, **split_options)
+    except DataError as exc:
+        raise DataError(f"{where}: {exc}") from None
 
 
-def load_file(path) -> Dataset:
-    """Read a dataset written by :func:`save`."""
-    with np.load(path, allow_pickle=False) as f:
-        meta = json.loads(str(f["meta"]))
-        config = config_from_dict(meta["config"])
-        m_count = len(config.modalities)
-        parts = {}
-        for split in ("train", "val", "test"):
-            parts[f"x_{split}"] = [f[f"{split}_x{m}"] for m in range(m_count)]
-            parts[f"y_{split}"] = f[f"{split}_y"]
-        return Dataset(**parts, config=config, bayes=meta["bayes"], name=meta["name"],
-                       clean_y_train=f["clean_y_train"], corrupted_mask=f["corrupted_mask"])
+# -------------------------------------------------------------------------------------------------- validation
+def _feature_list(xs, what: str):
+    if xs is None:
+        return None
+    if isinstance(xs, np.ndarray) or not isinstance(xs, (list, tuple)):
+        raise DataError(f"{what}: expected a list of per-modality arrays (N, D_m), got {type(xs).__name__}")
+    return [_named_features(x, f"{what}[{m}]") for m, x in enumerate(xs)]
 
 
-def load_preset(name: str, regenerate: bool = False) -> Dataset:
-    """Load a named preset from ``synthetic_data/NAME.npz``; regenerate it deterministically when absent."""
-    config = preset_config(name)
-    path = data_dir() / f"{name}.npz"
-    if path.exists() and not regenerate:
-        ds = load_file(path)
-        if config_to_dict(ds.config) == config_to_dict(config):
-            return ds
-    return generate(config, name=name)
+def _named_features(x, what: str):
+    x = np.asarray(x)
+    if x.dtype == object or not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        raise DataError(f"{what}: expected real-valued (float or integer) features, got dtype {x.dtype}")
+    if x.ndim != 2:
+        raise DataError(f"{what}: expected a 2-D array (N, D), got shape {x.shape}")
+    return x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float32)
 
 
-def checksum(path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def describe(ds: Dataset) -> str:
-    """A human-readable summary of a dataset (``mini-cal data describe``)."""
-    c = ds.config
-    lines = [f"preset {ds.name}: {c.num_classes} classes, train/val/test = {c.n_train}/{c.n_val}/{c.n_test}, "
-             f"seed {c.seed}"]
-    for m, s in enumerate(c.modalities):
-        lines.append(f"  modality {m} ({s.name}): {s.dim} features ({s.informative} informative, "
-                     f"{s.distractors} distractors), separation {s.separation}, components {s.components}, "
-                     f"confuse {s.confuse}, within {s.within}, scale {s.scale}, "
-                     f"Bayes-optimal accuracy {ds.bayes.get(f'modality {m}', float('nan')):.4f}")
-    lines.append(f"  fused Bayes-optimal accuracy {ds.bayes.get('fused', float('nan')):.4f} "
-                 f"(Monte-Carlo standard error {ds.bayes.get('stderr', float('nan')):.4f})")
-    lines.append(f"  label noise {c.label_noise}; corrupted modality {c.corrupt_modality} "
-                 f"fraction {c.corrupt_fraction}")
-    return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------------------------- validation
-def validate_split(xs, y, input_dims=None, num_classes=None, split: str = "data") -> None:
-    """Raise a ValueError naming the problem for malformed inputs (host NumPy arrays)."""
-    if not isinstance(xs, (list, tuple)) or len(xs) == 0:
-        raise ValueError(f"{split}: expected a non-empty list of per-modality arrays")
-    if input_dims is not None and len(xs) != len(input_dims):
-        raise ValueError(f"{split}: expected {len(input_dims)} modalities, got {len(xs)}")
+def _labels(y, what: str):
+    if y is None:
+        return None
     y = np.asarray(y)
     if y.ndim != 1:
-        raise ValueError(f"{split} labels: expected a 1-D array, got shape {y.shape}")
+        raise DataError(f"{what}: expected a 1-D array of labels, got shape {y.shape}")
+    if np.issubdtype(y.dtype, np.integer):
+        return y.astype(np.int64)
+    if np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+        return y.astype(np.int64)  # integer-valued floats, e.g. labels stored as 0.0, 1.0, ...
+    raise DataError(f"{what}: expected integer labels 0..K-1, got dtype {y.dtype}"
+                    + (" with non-integer values" if np.issubdtype(y.dtype, np.floating) else ""))
+
+
+def validate_split(xs, y, input_dims=None, num_classes=None, split: str = "data") -> None:
+    """Raise :class:`DataError` naming the problem for malformed inputs (host NumPy arrays)."""
+    if not isinstance(xs, (list, tuple)) or len(xs) == 0:
+        raise DataError(f"{split}: expected a non-empty list of per-modality arrays")
+    if input_dims is not None and len(xs) != len(input_dims):
+        raise DataError(f"{split}: expected {len(input_dims)} modalities, got {len(xs)}")
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise DataError(f"{split} labels: expected a 1-D array, got shape {y.shape}")
     if len(y) == 0:
-        raise ValueError(f"{split}: the split is empty")
+        raise DataError(f"{split}: the split is empty")
     if not np.issubdtype(y.dtype, np.integer):
-        if np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
-            pass
-        else:
-            raise ValueError(f"{split} labels: expected integers 0..K-1, got dtype {y.dtype}")
-    if num_classes is not None and (y.min() < 0 or y.max() >= num_classes):
-        raise ValueError(f"{split} labels: expected integers in 0..{num_classes - 1}, "
-                         f"got values in {int(y.min())}..{int(y.max())}")
+        if not (np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(y == np.round(y))):
+            raise DataError(f"{split} labels: expected integers 0..K-1, got dtype {y.dtype}")
+    if y.min() < 0 or (num_classes is not None and y.max() >= num_classes):
+        top = "K-1" if num_classes is None else num_classes - 1
+        raise DataError(f"{split} labels: expected integers in 0..{top}, got values in {int(y.min())}..{int(y.max())}")
     for m, x in enumerate(xs):
         x = np.asarray(x)
         if x.ndim != 2:
-            raise ValueError(f"{split} modality {m}: expected a 2-D array (N, D), got shape {x.shape}")
+            raise DataError(f"{split} modality {m}: expected a 2-D array (N, D), got shape {x.shape}")
+        if np.iscomplexobj(x) or not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+            raise DataError(f"{split} modality {m}: expected real-valued features, got dtype {x.dtype}")
         if x.shape[0] != len(y):
-            raise ValueError(f"{split} modality {m}: expected {len(y)} rows (one per label), got {x.shape[0]}")
+            raise DataError(f"{split} modality {m}: expected {len(y)} rows (one per label), got {x.shape[0]}")
         if input_dims is not None and x.shape[1] != input_dims[m]:
-            raise ValueError(f"{split} modality {m}: expected {input_dims[m]} features, got {x.shape[1]}")
+            raise DataError(f"{split} modality {m}: expected {input_dims[m]} features, got {x.shape[1]}")
+        if x.shape[1] == 0:
+            raise DataError(f"{split} modality {m}: expected at least one feature, got shape {x.shape}")
         if not np.all(np.isfinite(x)):
-            raise ValueError(f"{split} modality {m}: contains NaN or inf features")
+            raise DataError(f"{split} modality {m}: contains NaN or inf features")
+
+
+# --------------------------------------------------------------------------- the synthetic benchmark, re-exported
+_SYNTHETIC = ("ModalitySpec", "DataConfig", "generate", "bayes_accuracy", "preset_config", "load_preset", "PRESETS",
+              "data_dir", "config_to_dict", "config_from_dict", "load_file", "checksum", "describe")
+
+
+def __getattr__(name):  # `from mini_cal.data import load_preset` keeps working (PEP 562 module attribute)
+    if name in _SYNTHETIC:
+        from . import synthetic
+
+        return getattr(synthetic, name)
+    raise AttributeError(f"module 'mini_cal.data' has no attribute {name!r}")

@@ -138,3 +138,23 @@ def imbalance_degree(shapley_acc) -> float:
     phi = np.asarray(shapley_acc, dtype=float)
     total = np.abs(phi).sum()
     return float((phi.max() - phi.min()) / total) if total > 0 else 0.0
+
+
+def attack_curves(model, params, x_test, y_test, predict, seed: int = 0, attacks=None, levels=None) -> dict:
+    """Test accuracy under every attack x target x level (:mod:`mini_cal.noise`):
+    ``{attack: {target: [accuracy per level]}}``, targets ``"0"``, ``"1"``, ... and ``"all"``."""
+    from .noise import ATTACKS, LEVELS, attack
+
+    xp = B.xp()
+    dtype = params["head.b"].dtype
+    curves = {}
+    for name in attacks or ATTACKS:
+        curves[name] = {}
+        for target in [str(m) for m in range(model.M)] + ["all"]:
+            accs = []
+            for eps in levels or LEVELS:
+                xs, _ = attack(x_test, name, eps, "all" if target == "all" else int(target), seed=seed)
+                logits = model.logits(params, [B.asarray(x, dtype=dtype) for x in xs], predict)
+                accs.append(accuracy(B.to_numpy(xp.argmax(logits, axis=1)), y_test))
+            curves[name][target] = accs
+    return curves

@@ -7,11 +7,15 @@ global-norm clipping -> optimiser step -> per-step diagnostics into the history.
 and every reported test metric, probe included, is measured on those parameters. Under heavy imbalance the best
 validation epoch can come early (joint on the default preset: often before the weak branch has learned anything);
 ``history["epochs"]`` shows the whole run.
+
+Everything else attaches through :class:`Hook` objects that see the loop's state (:class:`Run`) at three moments:
+before the first epoch, after every step and after every epoch. :class:`FiniteGuard` (always on) stops a diverging
+run; :mod:`mini_cal.lab.checkpoint` writes checkpoints, resumes runs bit for bit and saves on Ctrl-C.
 """
 from __future__ import annotations
 
+import contextlib
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -19,8 +23,6 @@ import numpy as np
 
 from . import backend as B
 from . import layers as L
-from .checkpoint import (capture_training_state, default_interrupt_path, load_training_checkpoint,
-                         save_training_checkpoint)
 from .contribution import label_entropy
 from .data import Dataset, validate_split
 from .evaluate import evaluate, linear_probe
@@ -30,25 +32,7 @@ from .optim import clip_by_global_norm, make_optimizer, squared_norms
 
 
 class DivergenceError(FloatingPointError):
-    """A loss term or gradient became NaN or inf; the message says where the last good checkpoint is."""
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Training was interrupted (Ctrl-C). ``path``: the checkpoint of the last completed epoch (``epoch``), or None
-    when no epoch had completed; ``default_location``: True when no ``checkpoint_path`` was set."""
-
-    def __init__(self, path, epoch: int, default_location: bool = False):
-        self.path, self.epoch, self.default_location = path, epoch, default_location
-        if path is None:
-            text = "training interrupted; nothing was saved" + (" (no epoch had ended)" if epoch == 0 else "")
-        else:
-            text = (f"training interrupted; the state at the end of epoch {epoch} is saved in {str(path)!r}"
-                    + (" (no checkpoint_path was set: the default location)" if default_location else "")
-                    + "; continue with train(..., resume=PATH)")
-        super().__init__(text)
-
-    def __reduce__(self):  # picklable, so that it crosses from a worker process (experiments.run_tasks)
-        return type(self), (self.path, self.epoch, self.default_location)
+    """A loss term, the gradient norm or a parameter became NaN or inf."""
 
 
 @dataclass
@@ -71,9 +55,6 @@ class TrainConfig:
     record_steps: bool = True
     probe: bool = True  # fit linear probes of each frozen encoder after training
     shapley: bool = True  # exact Shapley values of test accuracy after training
-    checkpoint_path: str | None = None  # write a training checkpoint here (mini_cal/checkpoint.py) ...
-    checkpoint_every: int = 1  # ... every this many epochs, and after the last
-    save_on_interrupt: bool = True  # Ctrl-C without checkpoint_path writes checkpoints/...-interrupted.npz
 
     def validate(self):
         if not isinstance(self.epochs, int) or self.epochs < 1:
@@ -88,10 +69,6 @@ class TrainConfig:
             raise ValueError(f"dtype: expected 'float32' or 'float64', got {self.dtype!r}")
         if self.optimizer not in ("sgd", "adam"):
             raise ValueError(f"optimizer: expected 'sgd' or 'adam', got {self.optimizer!r}")
-        if not isinstance(self.checkpoint_every, int) or self.checkpoint_every < 1:
-            raise ValueError(f"checkpoint_every: expected a positive integer, got {self.checkpoint_every!r}")
-        if self.checkpoint_path is not None:
-            self.checkpoint_path = os.fspath(self.checkpoint_path)  # a pathlib.Path too, stored as text
         return self
 
 
@@ -118,181 +95,211 @@ class TrainResult:
                 "train_time_s": self.train_time_s, "config": asdict(self.config)}
 
 
-def _branch_norms(model, sq: dict) -> list:
-    """Per-branch gradient norms from the squared norms ``{name: ||g||^2}`` of :func:`squared_norms`."""
-    return [math.sqrt(sum(sq[k] for k in model.branch_keys(m))) for m in range(model.M)]
+@dataclass
+class Run:
+    """The state of one training run, shared with the hooks: what a checkpoint saves and a resume restores."""
+
+    method: object
+    dataset: Dataset
+    config: TrainConfig
+    model: Model
+    params: dict
+    optimizer: object
+    rng: object  # backend.Rng: shuffling, bottleneck noise and OGM-GE's noise all draw from it
+    h_y: float  # entropy of the training labels (nats)
+    epoch: int = 0  # epochs completed: the next epoch to run (0-based)
+    step: int = 0  # steps completed
+    history: dict = field(default_factory=lambda: {"epochs": [], "steps": []})
+    best: tuple = (-1.0, -1, None)  # (validation accuracy, epoch, parameters) of the best epoch so far
+    elapsed_before: float = 0.0  # training time of earlier sessions of this run (a resumed run)
+    started: float = field(default_factory=time.perf_counter)
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.started
 
 
-def _copy_params(params: dict) -> dict:
+class Hook:
+    """Behaviour attached around the loop without changing it; override what you need."""
+
+    def on_start(self, run: Run) -> None:
+        """Before the first epoch (a resume restores ``run`` here)."""
+
+    def on_step(self, run: Run, row: dict) -> None:
+        """After each optimiser step; ``row`` holds the step's loss terms, diagnostics and gradient norm."""
+
+    def on_epoch_end(self, run: Run) -> None:
+        """After each epoch's validation and model selection (``run.epoch`` epochs are complete)."""
+
+
+class FiniteGuard(Hook):
+    """Stops the run with :class:`DivergenceError` as soon as a loss term, the gradient norm or (at the end of an
+    epoch) a parameter is NaN or inf."""
+
+    def on_step(self, run, row):
+        for name in (*row["terms"], "grad_norm"):
+            value = row["grad_norm"] if name == "grad_norm" else row["terms"][name]
+            if not math.isfinite(value):
+                what = "gradient norm" if name == "grad_norm" else f"loss term {name!r}"
+                raise DivergenceError(f"{what} is {value} at epoch {row['epoch'] + 1}, step {row['step']}")
+
+    def on_epoch_end(self, run):
+        finite = B.to_numpy(B.xp().stack([B.xp().all(B.xp().isfinite(p)) for p in run.params.values()]))
+        if not bool(np.all(finite)):
+            raise DivergenceError(f"a parameter is not finite at the end of epoch {run.epoch}")
+
+
+def start_run(method, dataset: Dataset, config: TrainConfig) -> Run:
+    """Check the data, build the model, draw the initial parameters, make the optimiser, set the method up."""
+    for split in ("train", "val", "test"):
+        validate_split(*dataset.split(split), dataset.input_dims, dataset.num_classes, split=split)
+    model = Model(ModelConfig(dataset.input_dims, dataset.num_classes, hidden=config.hidden,
+                              bottleneck=method.uses_bottleneck, z_dim=config.z_dim, sigma_shift=config.sigma_shift))
+    rng = B.make_rng(config.seed)
+    params = model.init_params(rng, dtype=config.dtype)
+    optimizer = make_optimizer(config.optimizer, config.lr, config.momentum, config.weight_decay)
+    h_y = label_entropy(dataset.y_train, dataset.num_classes)
+    method.setup(model, h_y)
+    return Run(method, dataset, config, model, params, optimizer, rng, h_y)
+
+
+def train(method, dataset: Dataset, config: TrainConfig | None = None, log=None, hooks=()) -> TrainResult:
+    """Train ``method`` on ``dataset``; keep the epoch with the best validation accuracy; evaluate it on test.
+
+    ``log(row)`` is called with each epoch's history row; ``hooks``: :class:`Hook` objects (checkpoints, resume:
+    :func:`mini_cal.lab.checkpoint.train_resumable`)."""
+    config = (config or TrainConfig()).validate()
+    run = start_run(method, dataset, config)
+    model, xp, hooks = run.model, B.xp(), [FiniteGuard(), *hooks]
+    for hook in hooks:
+        hook.on_start(run)
+    active, predict = method.active_modalities(model.M), method.predict_coalition(model.M)
+    x_train, Y_train = device_features(dataset.x_train, config), device_onehot(dataset.y_train, dataset, config)
+    x_val = device_features(dataset.x_val, config)
+    with progress_bar(config, method, run.epoch) as bar:
+        for epoch in range(run.epoch, config.epochs):
+            sums, steps = {}, 0
+            for idx in batches(run.rng, len(dataset.y_train), config.batch_size):
+                xb, yb = [xp.take(x, idx, axis=0) for x in x_train], xp.take(Y_train, idx, axis=0)
+                eps = model.sample_eps(len(idx), run.rng, config.dtype, active) if method.samples_noise else None
+                out, cache = model.forward(run.params, xb, eps=eps, modalities=active)
+                ctx = StepContext(model, run.params, out, yb, epoch, run.step, run.rng, run.h_y)
+                lo = method.loss(ctx)
+                grads = model.backward(run.params, cache, lo.dlogits, lo.dmu, lo.dsigma)
+                diag = method.modify_gradients(grads, ctx, lo)
+                sq = squared_norms(grads)  # one device-to-host transfer for every norm of this step
+                norm = clip_by_global_norm(grads, config.clip_norm, norm=math.sqrt(sum(sq.values())))
+                run.optimizer.step(run.params, grads)
+                row = record_step(run, epoch, lo, diag, norm, sq, sums)
+                for hook in hooks:
+                    hook.on_step(run, row)
+                run.step, steps = run.step + 1, steps + 1
+            val = evaluate(model, run.params, x_val, dataset.y_val, predict)
+            row = {"epoch": epoch, **{k: v / steps for k, v in sums.items()},
+                   "val_acc": val["acc"], "val_coalition_acc": val["coalition_acc"]}
+            run.history["epochs"].append(row)
+            if val["acc"] > run.best[0]:  # model selection on validation
+                run.best = (val["acc"], epoch, copy_params(run.params))
+            run.epoch = epoch + 1
+            for hook in hooks:
+                hook.on_epoch_end(run)
+            bar(row)
+            if log is not None:
+                log(row)
+    return finish(run, x_train, x_val)
+
+
+# ------------------------------------------------------------------------------ the loop's plumbing, kept apart
+def batches(rng, n: int, batch_size: int):
+    """Index arrays of one epoch's mini-batches, in a fresh random order (the last batch may be smaller)."""
+    perm = B.asarray(rng.permutation(n))
+    for start in range(0, n, batch_size):
+        yield perm[start:min(start + batch_size, n)]  # no slice stop past the end (the array API forbids it)
+
+
+def device_features(xs, config: TrainConfig) -> list:
+    return [B.asarray(x, dtype=B.float_dtype(config.dtype)) for x in xs]
+
+
+def device_onehot(y, dataset: Dataset, config: TrainConfig):
+    return L.one_hot(B.asarray(np.asarray(y, dtype=np.int64)), dataset.num_classes, dtype=config.dtype)  # (N, K)
+
+
+def copy_params(params: dict) -> dict:
     # astype copies in every backend (CuPy 13's asarray has no copy= keyword); the optimisers update in place
     return {k: B.astype(v, v.dtype) for k, v in params.items()}
 
 
-def build_model(method, dataset: Dataset, config: TrainConfig) -> Model:
-    return Model(ModelConfig(dataset.input_dims, dataset.num_classes, hidden=config.hidden,
-                             bottleneck=method.uses_bottleneck, z_dim=config.z_dim, sigma_shift=config.sigma_shift))
+def record_step(run: Run, epoch: int, lo, diag: dict, norm: float, sq: dict, sums: dict) -> dict:
+    """Add the step's loss terms to the epoch sums and, with ``record_steps``, a row to ``history["steps"]``;
+    returns what the hooks see (``terms``: the loss terms with the total as ``loss``)."""
+    terms = {"loss": B.to_float(lo.total), **lo.terms}
+    for k, v in terms.items():
+        sums[k] = sums.get(k, 0.0) + v
+    branch_norms = [math.sqrt(sum(sq[k] for k in run.model.branch_keys(m))) for m in range(run.model.M)]
+    row = {"epoch": epoch, "step": run.step, **terms, **lo.diagnostics, **diag, "grad_norm": norm,
+           "branch_grad_norm": branch_norms}
+    if run.config.record_steps:
+        run.history["steps"].append(_jsonable(row))
+    return {**row, "terms": lo.terms}
 
 
-def train(method, dataset: Dataset, config: TrainConfig | None = None, log=None, resume=None) -> TrainResult:
-    """Train ``method`` on ``dataset``; select the epoch with the best validation accuracy; evaluate on test.
+@contextlib.contextmanager
+def progress_bar(config: TrainConfig, method, start_epoch: int):
+    """A tqdm bar over epochs (when ``config.progress``); yields ``update(row)``."""
+    if not config.progress:
+        yield lambda row: None
+        return
+    from tqdm.auto import tqdm
 
-    ``log(row)`` is called with each epoch's history row. Checkpoints (format: :mod:`mini_cal.checkpoint`):
+    bar = tqdm(total=config.epochs, initial=start_epoch, desc=str(getattr(method, "name", method)), unit="epoch",
+               leave=False)
 
-    * ``config.checkpoint_path``: the state is written there (atomically) every ``config.checkpoint_every``
-      epochs and after the last;
-    * ``resume=PATH`` continues the run saved in PATH from its epoch boundary, with the same method and
-      hyper-parameters, data and config (``epochs`` may grow); the result - parameters, history, metrics - is
-      bit-identical to the run that was never interrupted (``train_time_s`` adds up the sessions);
-    * Ctrl-C raises :class:`TrainingInterrupted` after saving the last completed epoch to ``checkpoint_path``, or
-      to ``checkpoints/<method>-seed<seed>-interrupted.npz`` when none is set (the steps of the epoch in progress
-      are lost: they are repeated on resume);
-    * :class:`DivergenceError` (NaN/inf loss, gradient or parameters) leaves in ``checkpoint_path`` the last
-      epoch that ended with finite parameters, never a diverged state, and its message names the file.
-    """
-    config = (config or TrainConfig()).validate()
-    K = dataset.num_classes
-    for split in ("train", "val", "test"):
-        xs, y = dataset.split(split)
-        validate_split(xs, y, dataset.input_dims, K, split=split)
-    xp = B.xp()
-    dtype = B.float_dtype(config.dtype)
-    start_time = time.perf_counter()
+    def update(row):
+        bar.update(1)
+        bar.set_postfix(loss=f"{row['loss']:.3f}", val=f"{row['val_acc']:.3f}")
 
-    model = build_model(method, dataset, config)
-    rng = B.make_rng(config.seed)
-    params = model.init_params(rng, dtype=config.dtype)
-    optimizer = make_optimizer(config.optimizer, config.lr, config.momentum, config.weight_decay)
-    h_y = label_entropy(dataset.y_train, K)
-    method.setup(model, h_y)
-    active = method.active_modalities(model.M)
-    predict = method.predict_coalition(model.M)
-
-    x_train = [B.asarray(x, dtype=dtype) for x in dataset.x_train]
-    y_train = B.asarray(np.asarray(dataset.y_train, dtype=np.int64))
-    Y_train = L.one_hot(y_train, K, dtype=dtype)  # (N, K)
-    x_val = [B.asarray(x, dtype=dtype) for x in dataset.x_val]
-    n = len(dataset.y_train)
-    steps_per_epoch = math.ceil(n / config.batch_size)
-
-    history = {"epochs": [], "steps": []}
-    best = (-1.0, -1, None)
-    step = start_epoch = 0
-    elapsed_before = 0.0
-    good = None  # the state at the last epoch boundary: what an interruption or a divergence leaves on disk
-    if resume is not None:
-        good = load_training_checkpoint(resume, method=method, config=config, model=model, dataset=dataset)
-        # copies: the optimisers update in place, and `good` must keep the epoch-boundary state
-        params = {k: B.asarray(v.copy()) for k, v in good.params.items()}
-        optimizer.state = {k: B.asarray(v.copy()) if isinstance(v, np.ndarray) else v
-                           for k, v in good.optimizer_state.items()}
-        rng.set_state(good.rng_state)
-        history = {"epochs": list(good.history["epochs"]), "steps": list(good.history["steps"])}
-        step, start_epoch, elapsed_before = good.step, good.epoch, good.elapsed_s
-        if good.best_params is not None:
-            best = (good.best_val_acc, good.best_epoch, {k: B.asarray(v) for k, v in good.best_params.items()})
-    # the epoch whose state config.checkpoint_path holds (None: not this run's)
-    saved_epoch = start_epoch if resume is not None and config.checkpoint_path is not None and \
-        os.path.realpath(resume) == os.path.realpath(config.checkpoint_path) else None
-
-    def save(state, path):
-        save_training_checkpoint(path, state, method=method, config=config, model=model, dataset=dataset)
-
-    epochs = range(start_epoch, config.epochs)
-    bar = None
-    if config.progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=config.epochs, initial=start_epoch, desc=str(getattr(method, "name", method)),
-                   unit="epoch", leave=False)
     try:
-        for epoch in epochs:
-            perm = B.asarray(rng.permutation(n))
-            sums = {}
-            for b in range(steps_per_epoch):
-                idx = perm[b * config.batch_size:min((b + 1) * config.batch_size, n)]  # no stop past the end
-                xb = [xp.take(x, idx, axis=0) for x in x_train]
-                yb = xp.take(Y_train, idx, axis=0)
-                eps = model.sample_eps(yb.shape[0], rng, config.dtype, active) if method.samples_noise else None
-                out, cache = model.forward(params, xb, eps=eps, modalities=active)
-                ctx = StepContext(model, params, out, yb, epoch, step, rng, h_y)
-                lo = method.loss(ctx)
-                for name, value in lo.terms.items():
-                    if not math.isfinite(value):
-                        raise DivergenceError(f"loss term {name!r} is {value} at epoch {epoch + 1}, step {step}")
-                grads = model.backward(params, cache, lo.dlogits, lo.dmu, lo.dsigma)
-                diag = method.modify_gradients(grads, ctx, lo)
-                sq = squared_norms(grads)  # one device-to-host transfer for every norm of this step
-                branch_norms = _branch_norms(model, sq)
-                norm = clip_by_global_norm(grads, config.clip_norm, norm=math.sqrt(sum(sq.values())))
-                if not math.isfinite(norm):
-                    raise DivergenceError(f"gradient norm is {norm} at epoch {epoch + 1}, step {step}")
-                optimizer.step(params, grads)
-                total = B.to_float(lo.total)
-                sums["loss"] = sums.get("loss", 0.0) + total
-                for k, v in lo.terms.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                if config.record_steps:
-                    row = {"epoch": epoch, "step": step, "loss": total, **lo.terms, **lo.diagnostics, **diag,
-                           "grad_norm": norm, "branch_grad_norm": branch_norms}
-                    history["steps"].append(_jsonable(row))
-                step += 1
-            val = evaluate(model, params, x_val, dataset.y_val, predict)
-            row = {"epoch": epoch, **{k: v / steps_per_epoch for k, v in sums.items()},
-                   "val_acc": val["acc"], "val_coalition_acc": val["coalition_acc"]}
-            history["epochs"].append(row)
-            if val["acc"] > best[0]:
-                best = (val["acc"], epoch, _copy_params(params))
-            state = capture_training_state(epoch + 1, step, params, optimizer, rng, method, history, best,
-                                           elapsed_before + time.perf_counter() - start_time, previous=good)
-            if not state.all_finite():
-                raise DivergenceError(f"a parameter is not finite at the end of epoch {epoch + 1}")
-            good = state
-            if config.checkpoint_path and ((epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.epochs):
-                save(good, config.checkpoint_path)
-                saved_epoch = good.epoch
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{row['loss']:.3f}", val=f"{val['acc']:.3f}")
-            if log is not None:
-                log(row)
-    except (KeyboardInterrupt, DivergenceError) as exc:
-        interrupted = isinstance(exc, KeyboardInterrupt)
-        path = config.checkpoint_path
-        if interrupted and path is None and good is not None and config.save_on_interrupt:
-            path = default_interrupt_path(str(getattr(method, "name", method)), config.seed)
-        if path is not None and good is not None and not (path == config.checkpoint_path and
-                                                          saved_epoch == good.epoch):
-            save(good, path)
-        if interrupted:
-            raise TrainingInterrupted(None if good is None or path is None else path,
-                                      0 if good is None else good.epoch,
-                                      default_location=config.checkpoint_path is None) from None
-        if path is None:
-            where = "no checkpoint was written (no checkpoint_path was set)"
-        elif good is None:
-            where = "no checkpoint was written (no epoch had ended)"
-        else:
-            where = f"the last good checkpoint (end of epoch {good.epoch}) is {str(path)!r}"
-        exc.args = (f"{exc}; {where}",)
-        raise
+        yield update
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
 
-    train_time = elapsed_before + time.perf_counter() - start_time
-    best_params = best[2]
-    x_test = [B.asarray(x, dtype=dtype) for x in dataset.x_test]
+
+def finish(run: Run, x_train, x_val) -> TrainResult:
+    """Test metrics (and probes, Shapley values) of the best validation epoch's parameters."""
+    method, dataset, config, model = run.method, run.dataset, run.config, run.model
+    train_time = run.elapsed()
+    active, predict = method.active_modalities(model.M), method.predict_coalition(model.M)
+    best_params = run.best[2]
+    x_test = device_features(dataset.x_test, config)
     # branches that never trained (unimodal runs) are not evaluated: they report None
     val = evaluate(model, best_params, x_val, dataset.y_val, predict, modalities=active)
     test = evaluate(model, best_params, x_test, dataset.y_test, predict, with_shapley=config.shapley and not active,
                     modalities=active)
     probe = None
     if config.probe:
-        probe = linear_probe(model, best_params, x_train, dataset.y_train, x_test, dataset.y_test,
-                             modalities=active)
+        probe = linear_probe(model, best_params, x_train, dataset.y_train, x_test, dataset.y_test, modalities=active)
     return TrainResult(method=str(getattr(method, "name", method)), hparams=method.hparams(), model=model,
-                       params=best_params, history=history, best_epoch=best[1], val=val, test=test,
+                       params=best_params, history=run.history, best_epoch=run.best[1], val=val, test=test,
                        probe_acc=probe, train_time_s=train_time, config=config)
+
+
+def epoch_means(steps: list) -> dict:
+    """Per-epoch means of each per-step diagnostic (lists stay per modality): {name: [[...] per epoch]}."""
+    by_epoch = {}
+    for row in steps:
+        by_epoch.setdefault(row["epoch"], []).append(row)
+    out = {}
+    for epoch in sorted(by_epoch):
+        rows = by_epoch[epoch]
+        for key in rows[0]:
+            if key in ("epoch", "step"):
+                continue
+            values = [r[key] for r in rows if key in r]
+            try:
+                out.setdefault(key, []).append(np.mean(np.asarray(values, dtype=float), axis=0).tolist())
+            except (TypeError, ValueError):
+                continue
+    return out
 
 
 def _jsonable(row: dict) -> dict:

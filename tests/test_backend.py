@@ -177,8 +177,8 @@ def test_gradient_check_on_device(name):
 def test_in_place_updates_leave_a_resumed_checkpoint_intact(tiny, tmp_path):
     """The optimisers update parameters in place (fewer allocations per step); a run resumed from a checkpoint
     must therefore train on copies, so that an interruption saves the epoch-boundary state, not a mid-epoch one."""
-    from mini_cal import checkpoint as C
-    from mini_cal.train import TrainingInterrupted
+    from mini_cal.lab import checkpoint as C
+    from mini_cal.lab.checkpoint import TrainingInterrupted, train_resumable
 
     class Interrupting(Joint):
         def loss(self, ctx):
@@ -186,14 +186,13 @@ def test_in_place_updates_leave_a_resumed_checkpoint_intact(tiny, tmp_path):
                 raise KeyboardInterrupt
             return super().loss(ctx)
 
-    def config(epochs, path, every=1):
-        return TrainConfig(epochs=epochs, progress=False, probe=False, shapley=False, checkpoint_path=path,
-                           checkpoint_every=every)
+    def config(epochs):
+        return TrainConfig(epochs=epochs, progress=False, probe=False, shapley=False)
 
     first, second = tmp_path / "first.npz", tmp_path / "second.npz"
-    train(Joint(), tiny, config(2, first))
+    train_resumable(Joint(), tiny, config(2), checkpoint_path=first)
     with pytest.raises(TrainingInterrupted):
-        train(Interrupting(), tiny, config(4, second, every=5), resume=first)
+        train_resumable(Interrupting(), tiny, config(4), checkpoint_path=second, checkpoint_every=5, resume=first)
     (meta_a, a), (meta_b, b) = C.read_npz(first), C.read_npz(second)
     assert meta_a["epoch"] == meta_b["epoch"] == 2
     assert all(np.array_equal(a[k], b[k]) for k in a if k.startswith("param/"))

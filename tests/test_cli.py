@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from mini_cal.cli import main
+from mini_cal.lab.cli import main
 
 
 def test_help_lists_commands(capsys):
@@ -49,7 +49,7 @@ def test_bad_method_rejected_by_argparse(capsys):
 
 
 def test_module_entry_point_runs():
-    out = subprocess.run([sys.executable, "-m", "mini_cal.cli", "data", "describe", "tiny"], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "mini_cal", "data", "describe", "tiny"], capture_output=True,
                          text=True, check=True).stdout
     assert "preset tiny" in out
 

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 
 from mini_cal import data
+from mini_cal import synthetic
+from mini_cal.lab.presets import save_preset
 
 
 def small(**kw):
@@ -42,7 +44,7 @@ def test_bayes_accuracy_sanity():
 
 def test_bayes_matches_posterior_classifier_on_generated_test_set():
     ds = data.generate(small(n_test=4000), with_bayes=True)
-    models = data._models(ds.config)
+    models = synthetic._models(ds.config)
     ll = sum(mod.log_likelihood(x.astype(np.float64)) for mod, x in zip(models, ds.x_test))
     acc = np.mean(ll.argmax(1) == ds.y_test)
     assert abs(acc - ds.bayes["fused"]) < 0.02
@@ -61,7 +63,7 @@ def test_label_noise_and_corruption_fractions():
 
 def test_save_load_roundtrip_and_regenerate(tmp_path, monkeypatch):
     ds = data.generate(small(), name="tiny")
-    data.save(ds, tmp_path / "tiny.npz")
+    save_preset(ds, tmp_path / "tiny.npz")
     back = data.load_file(tmp_path / "tiny.npz")
     assert back.bayes == ds.bayes and back.name == "tiny"
     assert all(np.array_equal(x, y) for x, y in zip(back.x_test, ds.x_test))
@@ -74,9 +76,10 @@ def test_save_load_roundtrip_and_regenerate(tmp_path, monkeypatch):
 def test_shipped_files_match_manifest():
     import json
 
-    manifest = json.loads((data.data_dir() / "manifest.json").read_text())
+    folder = synthetic.data_dir()
+    manifest = json.loads((folder / "manifest.json").read_text())
     for name, entry in manifest.items():
-        assert data.checksum(data.data_dir() / entry["file"]) == entry["sha256"], name
+        assert synthetic.checksum(folder / entry["file"]) == entry["sha256"], name
     ds = data.load_preset("default")
     assert ds.bayes == manifest["default"]["bayes"]
 

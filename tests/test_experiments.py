@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mini_cal import experiments as X
-from mini_cal.cli import main
+from mini_cal.lab.cli import main
 
 
 def test_equal_budget_and_determinism():
@@ -39,7 +39,7 @@ def test_compare_end_to_end(tmp_path, capsys):
     assert main(["compare", "--preset", "tiny", "--seeds", "2", "--epochs", "2", "--jobs", "1", "--no-progress",
                  "--methods", "joint", "ogm-ge", "arl", "cal", "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "| cal |" in text and "Bayes-optimal" in text and "CAL vs" in text
+    assert "| cal |" in text and "Bayes-optimal" in text and "cal vs" in text
     result = json.loads((out / "results.json").read_text())
     assert len(result["records"]) == 8
     assert {r["method"] for r in result["records"]} == {"joint", "ogm-ge", "arl", "cal"}

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mini_cal import noise as N
-from mini_cal.cli import main
+from mini_cal.lab.cli import main
 
 
 @pytest.fixture

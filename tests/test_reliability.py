@@ -1,4 +1,4 @@
-"""Checkpoints, resume, interruption and divergence (mini_cal/checkpoint.py, the hooks in train.py and cli.py),
+"""Checkpoints, resume, interruption and divergence (mini_cal/lab/checkpoint.py: the hook around train.py, and the CLI),
 and the atomic outputs of the multi-run commands."""
 import json
 import os
@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mini_cal import checkpoint as C
 from mini_cal import data
-from mini_cal import experiments as X
-from mini_cal.cli import main
+from mini_cal.lab import checkpoint as C
+from mini_cal.lab import io
+from mini_cal.lab.checkpoint import TrainingInterrupted, train_resumable
+from mini_cal.lab.cli import main
 from mini_cal.methods import CAL, Joint, make_method
-from mini_cal.train import DivergenceError, TrainConfig, TrainingInterrupted, train
+from mini_cal.train import DivergenceError, TrainConfig
 
 FAST = dict(progress=False, probe=False, shapley=False)
 # hyper-parameters under which each method's cross-step state matters within a few epochs
@@ -31,8 +32,18 @@ def tiny():
     return data.load_preset("tiny")
 
 
+CHECKPOINT_OPTIONS = ("checkpoint_path", "checkpoint_every", "save_on_interrupt")
+
+
 def config(epochs, **kw):
-    return TrainConfig(epochs=epochs, **FAST, **kw)
+    """(TrainConfig, checkpoint options of train_resumable)."""
+    options = {k: kw.pop(k) for k in CHECKPOINT_OPTIONS if k in kw}
+    return TrainConfig(epochs=epochs, **FAST, **kw), options
+
+
+def train(method, ds, cfg, resume=None, log=None):
+    config, options = cfg
+    return train_resumable(method, ds, config, resume=resume, log=log, **options)
 
 
 def assert_same_result(a, b):
@@ -140,8 +151,9 @@ def test_interruption_in_log_callback_and_default_location(tiny, tmp_path, monke
 
     with pytest.raises(TrainingInterrupted) as info:
         train(make_method("cal", **METHODS["cal"]), tiny, config(4), log=log)
-    default = Path("checkpoints") / "cal-seed0-interrupted.npz"
-    assert info.value.default_location and Path(info.value.path) == default and default.exists()
+    default = Path(info.value.path)
+    assert default.parent == Path("checkpoints") and default.name.startswith("cal-seed0-")
+    assert default.name.endswith("-interrupted.npz") and info.value.default_location and default.exists()
     assert "default location" in str(info.value) and str(default) in str(info.value)
     assert C.read_npz(default)[0]["epoch"] == 2  # the epoch whose log was interrupted had ended
     assert_same_result(full, train(make_method("cal", **METHODS["cal"]), tiny, config(4), resume=default))
@@ -205,7 +217,7 @@ def rewrite(src, dst, change_meta=None, drop=()):
     if change_meta:
         change_meta(meta)
     arrays = {k: v for k, v in arrays.items() if k not in drop}
-    C.atomic_savez(dst, {**arrays, "meta": np.array(json.dumps(meta))})
+    io.write_npz({**arrays, "meta": np.array(json.dumps(meta))}, dst)
     return dst
 
 
@@ -258,19 +270,26 @@ def test_checkpoints_of_another_run_are_refused(tiny, saved):
             train(method, ds, cfg, resume=saved)
 
 
-def test_atomic_savez_keeps_the_old_file_when_a_write_fails(tmp_path):
+def test_atomic_write_keeps_the_old_file_when_a_write_fails(tmp_path):
     path = tmp_path / "a.npz"
-    C.atomic_savez(path, {"x": np.arange(3)})
+    io.write_npz({"x": np.arange(3)}, path)
 
     class Boom:
         def __array__(self, *args, **kwargs):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        C.atomic_savez(path, {"x": np.arange(5), "y": Boom()})
+        io.write_npz({"x": np.arange(5), "y": Boom()}, path)
     with np.load(path) as f:
         assert f["x"].tolist() == [0, 1, 2]
     assert os.listdir(tmp_path) == ["a.npz"]  # no temporary file left behind
+    assert oct(path.stat().st_mode & 0o777) == oct(0o666 & ~_umask())  # like any file the user writes
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 # ------------------------------------------------------------------------------------------ the command line
@@ -306,16 +325,16 @@ def test_cli_interrupt_then_resume_matches_uninterrupted(tmp_path, capsys, monke
     monkeypatch.setattr(T, "evaluate", interrupt_third_validation)
     rc, out, err = run_cli(base + ["--json", "resumed.json"], capsys)
     assert rc == 130 and "Traceback" not in err
-    assert "end of epoch 2" in err and "checkpoints/cal-seed0-interrupted.npz" in err and "default location" in err
+    assert "end of epoch 2" in err and "checkpoints/cal-seed0-" in err and "default location" in err
     command = err.split("resume with: ")[1].strip()
+    saved = str(next(Path("checkpoints").glob("cal-seed0-*-interrupted.npz")))
     monkeypatch.setattr(T, "evaluate", evaluate)
     argv = shlex.split(command)
-    assert argv[0] == "mini-cal" and argv[-2:] == ["--resume", "checkpoints/cal-seed0-interrupted.npz"]
+    assert argv[0] == "mini-cal" and argv[-2:] == ["--resume", saved]
     assert run_cli(argv[1:], capsys)[0] == 0
     full, resumed = (json.loads(Path(f).read_text()) for f in ("full.json", "resumed.json"))
     for r in (full, resumed):
         r.pop("train_time_s")
-        r["config"].pop("checkpoint_path")
     assert full == resumed
 
 
@@ -363,7 +382,7 @@ def test_cli_real_sigint(tmp_path):
     """A real Ctrl-C (SIGINT) on a running `mini-cal train`: exit 130, no traceback, a checkpoint to resume."""
     ck = tmp_path / "sig.npz"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-m", "mini_cal.cli", "train", "--preset", "tiny", "--epochs", "100000",
+    proc = subprocess.Popen([sys.executable, "-m", "mini_cal", "train", "--preset", "tiny", "--epochs", "100000",
                              "--no-progress", "--checkpoint", str(ck), "--checkpoint-every", "5"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
     try:
@@ -409,26 +428,23 @@ def test_compare_outputs_are_complete_and_overwrite_is_explicit(tmp_path, capsys
 
 
 def test_write_json_atomic_and_save_figure_keep_old_files_on_failure(tmp_path):
-    from mini_cal.plots import save_figure, _plt
+    from mini_cal.lab.io import save_figure
+    from mini_cal.lab.plots import _plt
 
     path = tmp_path / "r.json"
-    X.write_json_atomic({"a": 1}, path)
+    io.write_json({"a": 1}, path)
     with pytest.raises(TypeError):
-        X.write_json_atomic({"a": object()}, path)
+        io.write_json({"a": object()}, path)
     assert json.loads(path.read_text()) == {"a": 1}
 
     fig_path = tmp_path / "f.png"
     fig = _plt().figure()
     assert save_figure(fig, fig_path) == str(fig_path) and fig_path.stat().st_size > 0
-    assert sorted(os.listdir(tmp_path)) in (["f.png", "r.json"], ["f.png", "r.json", "r.json.tmp"])
+    assert sorted(os.listdir(tmp_path)) == ["f.png", "r.json"]  # no temporary file left behind
 
 
 def test_no_interrupt_checkpoint_when_disabled(tmp_path, monkeypatch):
     """compare/sweep workers set save_on_interrupt=False: Ctrl-C stops them without writing files."""
-    from mini_cal import data
-    from mini_cal.methods import Joint
-    from mini_cal.train import TrainConfig, TrainingInterrupted, train
-
     class Stop(Joint):
         def loss(self, ctx):
             if ctx.epoch == 2:
@@ -437,7 +453,6 @@ def test_no_interrupt_checkpoint_when_disabled(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(TrainingInterrupted) as info:
-        train(Stop(), data.load_preset("tiny"), TrainConfig(epochs=4, progress=False, probe=False, shapley=False,
-                                                            save_on_interrupt=False))
+        train(Stop(), data.load_preset("tiny"), config(4, save_on_interrupt=False))
     assert info.value.path is None and "nothing was saved" in str(info.value)
     assert not (tmp_path / "checkpoints").exists()

@@ -69,10 +69,10 @@ def test_make_method_and_bad_arguments(tiny):
 def test_training_rejects_bad_data(tiny):
     from dataclasses import replace as dc_replace
 
-    bad = dc_replace(tiny, x_train=[tiny.x_train[0], np.full_like(tiny.x_train[1], np.nan)])
-    with pytest.raises(ValueError, match="train modality 1: contains NaN"):
-        train(Joint(), bad, TrainConfig(**FAST))
-    bad = dc_replace(tiny, y_val=tiny.y_val + 7)
+    with pytest.raises(ValueError, match="train modality 1: contains NaN"):  # refused when the Dataset is made
+        dc_replace(tiny, x_train=[tiny.x_train[0], np.full_like(tiny.x_train[1], np.nan)])
+    bad = dc_replace(tiny)
+    bad.y_val = tiny.y_val + 7  # changed after construction: train checks again before it starts
     with pytest.raises(ValueError, match=r"val labels: expected integers in 0..3"):
         train(Joint(), bad, TrainConfig(**FAST))
 

@@ -18,7 +18,7 @@ import numpy as np
 from .. import backend as B
 from .. import layers as L
 from ..contribution import softmax_weights
-from .base import LossOutput, Method, StepContext, cross_entropy_terms, scale_branches
+from .base import LossOutput, Method, MethodSpec, StepContext, cross_entropy_terms, scale_branches
 
 
 def arl_weights(c, H, temperature: float = 1.0, h_floor: float = 0.3) -> np.ndarray:
@@ -48,6 +48,11 @@ class ARL(Method):
     def name(self):
         return "arl-released" if self.as_released else "arl"
 
+    def setup(self, model, h_y):
+        if model.M < 2:
+            raise ValueError(f"ARL needs at least two modalities, the data have {model.M}")
+        super().setup(model, h_y)
+
     def loss(self, ctx: StepContext) -> LossOutput:
         xp = B.xp()
         M = ctx.model.M
@@ -72,3 +77,14 @@ class ARL(Method):
         coef = 1.0 + lo.modulation["w"]
         scale_branches(ctx.model, grads, coef)
         return {"coef": coef.tolist()}
+
+
+SPEC = MethodSpec(
+    name="arl", cls=ARL, order=30, min_modalities=2,
+    variants={"arl-released": {"as_released": True}},
+    compare_default=lambda M: ("arl", "arl-released") if M == 2 else ("arl",),
+    search_space={"train.lr": [0.02, 0.05, 0.1], "gamma": [0.5, 1.0, 2.0], "temperature": [1.0, 5.0]},
+    tuned={"arl": {"gamma": 1.0, "temperature": 1.0, "train.lr": 0.1}},  # by `mini-cal sweep`; reused by the variant
+    diagnostics=("coef", "branch_grad_norm"),
+    gradcheck={"arl": {}},
+    description="unimodal loss terms plus acceleration weighted by magnitude and inverse entropy")

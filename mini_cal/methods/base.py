@@ -115,3 +115,32 @@ class Method:
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.hparams().items())
         return f"{type(self).__name__}({args})"
+
+
+@dataclass
+class MethodSpec:
+    """A method's declaration, kept in the method's own file as ``SPEC``: everything the lab derives from it
+    (registry, sweep, compare, tables, plots, selfcheck). ``mini_cal.methods.register(SPEC)`` adds a method
+    defined anywhere; the files of this package are registered when it is imported.
+
+    Fields that depend on the number of modalities M (``compare_default``, ``swept``) may be callables ``f(M)``.
+    """
+
+    name: str  # the registry name, e.g. "cal"
+    cls: type  # the Method subclass
+    variants: dict = field(default_factory=dict)  # {variant name: fixed keyword arguments}, e.g. "cal-gamma0"
+    search_space: dict = field(default_factory=dict)  # {"train.lr": [...], "gamma": [...]}: what sweep draws
+    tuned: dict = field(default_factory=dict)  # {name or variant: chosen configuration}; others reuse the base's
+    compare_default: object = ()  # names in `mini-cal compare`'s default set (or f(M) -> names)
+    swept: object = None  # names `mini-cal sweep` tunes by default (default: (name,) when there is a space)
+    diagnostics: tuple = ()  # per-step history keys worth a figure: "W", "coef", "kl", "beta", ...
+    gradcheck: dict = field(default_factory=dict)  # {variant: kwargs} checked by selfcheck (default: the name)
+    min_modalities: int = 1
+    order: int = 100  # position in tables and default lists
+    description: str = ""
+
+    def names(self) -> list:
+        return [self.name] + [v for v in self.variants if v != self.name]
+
+    def for_m(self, value, M: int):
+        return tuple(value(M) if callable(value) else value)

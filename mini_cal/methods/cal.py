@@ -22,7 +22,7 @@ import numpy as np
 from .. import backend as B
 from .. import layers as L
 from ..contribution import ContributionMetric, SCORE_MODES
-from .base import LossOutput, Method, StepContext, cross_entropy_terms, scale_branches
+from .base import LossOutput, Method, MethodSpec, StepContext, cross_entropy_terms, scale_branches
 
 
 def acceleration_coefficients(W) -> np.ndarray:
@@ -133,3 +133,22 @@ class CAL(Method):
 
     def load_state_dict(self, state):
         self.metric.load_state_dict(state["metric"])
+
+
+SPEC = MethodSpec(
+    name="cal", cls=CAL, order=40,
+    variants={
+        "cal-no-accel": {"accelerate": False, "name": "cal-no-accel"},
+        "cal-no-aib": {"aib": False, "name": "cal-no-aib"},
+        "cal-sym-ib": {"symmetric": True, "name": "cal-sym-ib"},
+        "cal-gamma0": {"gamma": 0.0, "name": "cal-gamma0"},
+        "cal-I-only": {"score_mode": "I", "name": "cal-I-only"},
+        "cal-D-only": {"score_mode": "D", "name": "cal-D-only"},
+    },
+    compare_default=("cal", "cal-no-accel", "cal-no-aib", "cal-sym-ib", "cal-gamma0"),
+    search_space={"train.lr": [0.02, 0.05, 0.1], "gamma": [0.5, 1.0, 2.0], "beta0": [1e-4, 1e-3, 1e-2],
+                  "temperature": [1.0, 5.0]},
+    tuned={"cal": {"beta0": 1e-3, "gamma": 0.5, "temperature": 1.0, "train.lr": 0.05}},  # by `mini-cal sweep`
+    diagnostics=("W", "coef", "kl", "beta", "branch_grad_norm"),
+    gradcheck={"cal": {"warmup_epochs": 0}, "cal-no-aib": {"warmup_epochs": 0}},
+    description="contribution-guided acceleration and asymmetric information bottleneck (arXiv 2510.26289)")

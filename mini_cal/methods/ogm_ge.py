@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import backend as B
 from .. import layers as L
-from .base import Method, StepContext
+from .base import Method, MethodSpec, StepContext
 
 VARIANTS = ("paper", "continuous")
 
@@ -103,3 +103,14 @@ class OGMGE(Method):
                 elif k != 1.0:
                     grads[key] = k * g
         return {"coef": k_all.tolist()}
+
+
+SPEC = MethodSpec(
+    name="ogm-ge", cls=OGMGE, order=20, min_modalities=2,
+    variants={"ogm-ge-no-ge": {"ge": False}},
+    compare_default=("ogm-ge",),
+    search_space={"train.lr": [0.02, 0.05, 0.1], "alpha": [0.1, 0.3, 0.5, 0.8, 1.0]},
+    tuned={"ogm-ge": {"alpha": 0.8, "train.lr": 0.05}},  # by `mini-cal sweep`; ogm-ge-no-ge reuses it
+    diagnostics=("coef", "branch_grad_norm"),
+    gradcheck={"ogm-ge": {}},
+    description="suppress the dominant modality's encoder gradients by k(rho), plus Gaussian noise (GE)")

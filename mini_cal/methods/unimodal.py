@@ -2,7 +2,7 @@
 
 Only branch m runs; its head block Wh[m] and the bias bh form its own linear head.
 """
-from .base import Method, LossOutput, StepContext, cross_entropy_terms
+from .base import LossOutput, Method, MethodSpec, StepContext, cross_entropy_terms
 
 
 class Unimodal(Method):
@@ -29,3 +29,17 @@ class Unimodal(Method):
     def loss(self, ctx: StepContext) -> LossOutput:
         total, terms, dlogits = cross_entropy_terms(ctx, [("ce_unimodal", (self.modality,), 1.0)])
         return LossOutput(total, terms, dlogits)
+
+
+def _unimodal_names(M: int) -> tuple:
+    return tuple(f"unimodal-{m}" for m in range(M))
+
+
+SPEC = MethodSpec(
+    name="unimodal", cls=Unimodal, order=10,
+    variants={f"unimodal-{m}": {"modality": m} for m in range(8)},
+    compare_default=_unimodal_names, swept=_unimodal_names,
+    search_space={"train.lr": [0.02, 0.05, 0.1], "train.weight_decay": [1e-4, 1e-3]},
+    tuned={"unimodal-0": {"train.lr": 0.02, "train.weight_decay": 1e-4},  # by `mini-cal sweep`
+           "unimodal-1": {"train.lr": 0.05, "train.weight_decay": 1e-4}},
+    description="one branch and its head trained alone: that modality's ceiling")

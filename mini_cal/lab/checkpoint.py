@@ -32,18 +32,18 @@ hyper-parameters, same data, same network, same training options except ``epochs
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import backend as B
-from .model import Model, ModelConfig
+from .. import backend as B
+from ..model import Model, ModelConfig
+from ..train import DivergenceError, Hook, Run, train
+from .io import write_npz
 
 MODEL_FORMAT_VERSION = 1
 
@@ -52,32 +52,13 @@ class CheckpointError(ValueError):
     """A checkpoint file is missing, truncated, corrupted, of another format version or of another model."""
 
 
-def atomic_savez(path, arrays: dict) -> None:
-    """Write ``arrays`` to ``path`` (an ``.npz``) so that ``path`` is either the old file or the complete new one.
-
-    The temporary name is unique, so two processes writing the same path cannot interleave their bytes.
-    """
-    path = Path(path)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:  # KeyboardInterrupt included: never leave the temporary file behind
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-
-
 def save_model(path, model: Model, params: dict, meta: dict | None = None) -> None:
     """Write a model's parameters and configuration (plus free-form ``meta``: method, seed, metrics...)."""
     info = {"format_version": MODEL_FORMAT_VERSION, "kind": "model", "model_config": asdict(model.config),
             **(meta or {})}
     arrays = {f"param/{k}": B.to_numpy(v) for k, v in params.items()}
     arrays["meta"] = np.array(json.dumps(info))
-    atomic_savez(path, arrays)
+    write_npz(arrays, path)
 
 
 def read_npz(path) -> tuple:
@@ -115,7 +96,7 @@ def load_model(path, dtype: str = "float32") -> tuple:
 TRAIN_FORMAT_VERSION = 1
 
 # TrainConfig fields a resumed run may change: none of them alters the numbers of the epochs that are run
-RESUMABLE_CHANGES = ("epochs", "progress", "probe", "shapley", "checkpoint_path", "checkpoint_every")
+RESUMABLE_CHANGES = ("epochs", "progress", "probe", "shapley")
 
 
 @dataclass
@@ -154,19 +135,33 @@ def _rows_json(history: dict, done: dict) -> dict:
     return {k: done[k] + [json.dumps(row) for row in history[k][len(done[k]):]] for k in ("epochs", "steps")}
 
 
-def capture_training_state(epoch: int, step: int, params: dict, optimizer, rng, method, history: dict, best: tuple,
-                           elapsed_s: float, previous: TrainingState | None = None) -> TrainingState:
-    """Snapshot of the loop after ``epoch`` epochs; ``best`` is (val_acc, epoch, params or None); ``previous``:
-    the snapshot of an earlier epoch of the same run, whose serialised history rows are reused."""
+def capture_training_state(run: Run, previous: TrainingState | None = None) -> TrainingState:
+    """Snapshot of the loop after ``run.epoch`` epochs; ``previous``: the snapshot of an earlier epoch of the same
+    run, whose serialised history rows are reused."""
     opt = {k: v if isinstance(v, (int, float)) else np.array(B.to_numpy(v), copy=True)
-           for k, v in optimizer.state.items()}
-    return TrainingState(epoch=epoch, step=step, params=_host_copy(params), optimizer_state=opt,
-                         rng_state=rng.get_state(), method_state=_plain(method.state_dict()),
+           for k, v in run.optimizer.state.items()}
+    best_acc, best_epoch, best_params = run.best
+    history = run.history
+    return TrainingState(epoch=run.epoch, step=run.step, params=_host_copy(run.params), optimizer_state=opt,
+                         rng_state=run.rng.get_state(), method_state=_plain(run.method.state_dict()),
                          history={"epochs": list(history["epochs"]), "steps": list(history["steps"])},
-                         best_epoch=best[1], best_val_acc=best[0],
-                         best_params=None if best[2] is None else _host_copy(best[2]), elapsed_s=elapsed_s,
+                         best_epoch=best_epoch, best_val_acc=best_acc,
+                         best_params=None if best_params is None else _host_copy(best_params),
+                         elapsed_s=run.elapsed(),
                          history_json=None if previous is None or previous.history_json is None else
                          _rows_json(history, previous.history_json))
+
+
+def restore_training_state(run: Run, state: TrainingState) -> None:
+    """Put ``state`` into ``run`` (copies: the optimisers update in place, and ``state`` must stay as saved)."""
+    run.params = {k: B.asarray(v.copy()) for k, v in state.params.items()}
+    run.optimizer.state = {k: B.asarray(v.copy()) if isinstance(v, np.ndarray) else v
+                           for k, v in state.optimizer_state.items()}
+    run.rng.set_state(state.rng_state)
+    run.history = {"epochs": list(state.history["epochs"]), "steps": list(state.history["steps"])}
+    run.step, run.epoch, run.elapsed_before = state.step, state.epoch, state.elapsed_s
+    if state.best_params is not None:
+        run.best = (state.best_val_acc, state.best_epoch, {k: B.asarray(v) for k, v in state.best_params.items()})
 
 
 def dataset_signature(dataset) -> dict:
@@ -181,8 +176,16 @@ def dataset_signature(dataset) -> dict:
 
 
 def default_interrupt_path(method_name: str, seed: int) -> Path:
-    """Where an interrupted run with no ``checkpoint_path`` saves itself."""
-    return Path("checkpoints") / f"{method_name}-seed{seed}-interrupted.npz"
+    """Where an interrupted run with no ``checkpoint_path`` saves itself: a new file in ``checkpoints/`` named by
+    method, seed and time, never one that exists (another run's)."""
+    import time
+
+    stem = f"{method_name}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}-interrupted"
+    path, n = Path("checkpoints") / f"{stem}.npz", 1
+    while path.exists():
+        n += 1
+        path = Path("checkpoints") / f"{stem}-{n}.npz"
+    return path
 
 
 def save_training_checkpoint(path, state: TrainingState, *, method, config, model: Model, dataset) -> None:
@@ -205,7 +208,7 @@ def save_training_checkpoint(path, state: TrainingState, *, method, config, mode
     arrays["history_json"] = np.frombuffer(text.encode(), dtype=np.uint8)
     arrays["meta"] = np.array(json.dumps(meta))
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    atomic_savez(path, arrays)
+    write_npz(arrays, path)
 
 
 def _differences(saved: dict, current: dict, skip=()) -> list:
@@ -245,7 +248,7 @@ def load_training_checkpoint(path, *, method, config, model: Model, dataset) -> 
     meta, arrays = read_npz(path)
     if meta.get("kind") != "training":
         raise CheckpointError(f"{where} is not a training checkpoint (kind {meta.get('kind')!r}); a model file is "
-                              "read with mini_cal.checkpoint.load_model")
+                              "read with mini_cal.lab.checkpoint.load_model")
     if meta.get("format_version") != TRAIN_FORMAT_VERSION:
         raise CheckpointError(f"{where} has format version {meta.get('format_version')!r}; this mini_cal reads "
                               f"training checkpoints of version {TRAIN_FORMAT_VERSION}")
@@ -271,3 +274,106 @@ def load_training_checkpoint(path, *, method, config, model: Model, dataset) -> 
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CheckpointError(f"{where} is incomplete or damaged ({type(exc).__name__}: {exc})") from None
+
+
+# ------------------------------------------------------------------------------- resume and Ctrl-C, as a hook
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training was interrupted (Ctrl-C). ``path``: the checkpoint of the last completed epoch (``epoch``), or None
+    when nothing was saved; ``default_location``: True when no checkpoint path was set."""
+
+    def __init__(self, path, epoch: int, default_location: bool = False):
+        self.path, self.epoch, self.default_location = path, epoch, default_location
+        if path is None:
+            text = "training interrupted; nothing was saved" + (" (no epoch had ended)" if epoch == 0 else "")
+        else:
+            text = (f"training interrupted; the state at the end of epoch {epoch} is saved in {str(path)!r}"
+                    + (" (no checkpoint path was set: the default location)" if default_location else "")
+                    + "; continue with train_resumable(..., resume=PATH)")
+        super().__init__(text)
+
+    def __reduce__(self):  # picklable, so that it crosses from a worker process
+        return type(self), (self.path, self.epoch, self.default_location)
+
+
+class Checkpointing(Hook):
+    """Keeps the state at the last epoch boundary; writes it to ``path`` every ``every`` epochs and after the last;
+    with ``resume``, restores the run saved there before the first epoch (checked to be the same run)."""
+
+    def __init__(self, path=None, every: int = 1, resume=None):
+        if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+            raise ValueError(f"checkpoint_every: expected a positive integer, got {every!r}")
+        self.path = None if path is None else os.fspath(path)
+        self.every, self.resume = every, resume
+        self.good = None  # the state at the last epoch boundary: what an interruption or a divergence leaves
+        self.saved_epoch = None  # the epoch whose state self.path holds (None: not this run's)
+
+    def on_start(self, run):
+        if self.resume is None:
+            return
+        self.good = load_training_checkpoint(self.resume, method=run.method, config=run.config, model=run.model,
+                                             dataset=run.dataset)
+        restore_training_state(run, self.good)
+        if self.path is not None and os.path.realpath(self.resume) == os.path.realpath(self.path):
+            self.saved_epoch = self.good.epoch
+
+    def on_epoch_end(self, run):
+        self.good = capture_training_state(run, previous=self.good)
+        if self.path and (run.epoch % self.every == 0 or run.epoch == run.config.epochs):
+            self.save(run, self.path)
+
+    def save(self, run, path) -> None:
+        save_training_checkpoint(path, self.good, method=run.method, config=run.config, model=run.model,
+                                 dataset=run.dataset)
+        if path == self.path:
+            self.saved_epoch = self.good.epoch
+
+    def save_last_good(self, run, path) -> None:
+        """Write the last epoch-boundary state to ``path`` unless that file already holds it."""
+        if path is not None and self.good is not None and not (path == self.path and
+                                                                 self.saved_epoch == self.good.epoch):
+            self.save(run, path)
+
+
+class _RunCatcher(Hook):
+    """Remembers the run, so that the wrapper below can save it after an exception."""
+
+    def on_start(self, run):
+        self.run = run
+
+
+def train_resumable(method, dataset, config=None, *, checkpoint_path=None, checkpoint_every: int = 1, resume=None,
+                    save_on_interrupt: bool = True, log=None):
+    """:func:`mini_cal.train.train` with checkpoints, resume and Ctrl-C handling.
+
+    * ``checkpoint_path``: the state is written there (atomically) every ``checkpoint_every`` epochs and after the
+      last;
+    * ``resume=PATH`` continues the run saved in PATH from its epoch boundary, with the same method and
+      hyper-parameters, data and config (``epochs`` may grow); the result - parameters, history, metrics - is
+      bit-identical to the run that was never interrupted (``train_time_s`` adds up the sessions);
+    * Ctrl-C raises :class:`TrainingInterrupted` after saving the last completed epoch to ``checkpoint_path``, or
+      to :func:`default_interrupt_path` when none is set and ``save_on_interrupt`` (the steps of the epoch in
+      progress are lost: they are repeated on resume);
+    * :class:`~mini_cal.train.DivergenceError` leaves in ``checkpoint_path`` the last epoch that ended with finite
+      parameters, never a diverged state, and its message names the file.
+    """
+    hook, catcher = Checkpointing(checkpoint_path, checkpoint_every, resume), _RunCatcher()
+    try:
+        return train(method, dataset, config, log=log, hooks=[catcher, hook])
+    except KeyboardInterrupt:
+        path = hook.path
+        if path is None and hook.good is not None and save_on_interrupt:
+            path = default_interrupt_path(str(getattr(method, "name", method)), catcher.run.config.seed)
+        hook.save_last_good(getattr(catcher, "run", None), path)
+        raise TrainingInterrupted(None if hook.good is None or path is None else path,
+                                  0 if hook.good is None else hook.good.epoch,
+                                  default_location=hook.path is None) from None
+    except DivergenceError as exc:
+        hook.save_last_good(getattr(catcher, "run", None), hook.path)
+        if hook.path is None:
+            where = "no checkpoint was written (no checkpoint_path was set)"
+        elif hook.good is None:
+            where = "no checkpoint was written (no epoch had ended)"
+        else:
+            where = f"the last good checkpoint (end of epoch {hook.good.epoch}) is {hook.path!r}"
+        exc.args = (f"{exc}; {where}",)
+        raise

@@ -5,6 +5,9 @@ import os
 
 import numpy as np
 
+from ..methods import spec_of
+from .io import save_figure
+
 
 def _plt():
     import matplotlib.pyplot as plt  # headless machines fall back to the Agg backend by themselves
@@ -21,13 +24,17 @@ def _mean_curve(records, method, getter):
     return np.mean([c[:n] for c in curves], axis=0)
 
 
-def save_figure(fig, path) -> str:
-    """Write a figure atomically (temporary file, then rename)."""
-    tmp = f"{path}.tmp.png"
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
-    _plt().close(fig)
-    return str(path)
+def _single(result: dict) -> dict:
+    """{method: the one modality it trains} for the single-modality rows of a result."""
+    from .experiments import single_modality
+
+    M = len(result["modality_names"])
+    return {n: single_modality(n, M) for n in result.get("single_modality", [])}
+
+
+def _exposing(result: dict, key: str) -> list:
+    """The methods whose declaration lists ``key`` among the diagnostics worth a figure."""
+    return [m for m in result["methods"] if key in spec_of(m).diagnostics]
 
 
 def coalition_accuracy_curves(result: dict, path) -> str:
@@ -36,16 +43,17 @@ def coalition_accuracy_curves(result: dict, path) -> str:
     names = result["modality_names"]
     fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.6), sharey=True)
     axes = np.atleast_1d(axes)
+    single = _single(result)
     for m, ax in enumerate(axes):
         for method in result["methods"]:
-            if method.startswith("unimodal") and method != f"unimodal-{m}":
+            if method in single and single[method] != m:
                 continue
             curve = _mean_curve(result["records"], method,
                                 lambda r, m=m: [e["val_coalition_acc"][m] for e in r["epochs"]])
             if curve is not None:
-                ax.plot(np.arange(1, len(curve) + 1), curve, label=method,
-                        ls="--" if method.startswith("unimodal") else "-")
-        ax.axhline(result["bayes"][f"modality {m}"], color="k", lw=0.8, ls=":", label="Bayes-optimal")
+                ax.plot(np.arange(1, len(curve) + 1), curve, label=method, ls="--" if method in single else "-")
+        if f"modality {m}" in (result.get("bayes") or {}):
+            ax.axhline(result["bayes"][f"modality {m}"], color="k", lw=0.8, ls=":", label="Bayes-optimal")
         ax.set_title(f"modality {names[m]}: coalition accuracy (validation)")
         ax.set_xlabel("epoch")
     axes[0].set_ylabel("accuracy")
@@ -57,7 +65,7 @@ def diagnostic_curves(result: dict, key: str, path, title: str, methods=None, yl
     """Per-epoch mean of a per-modality per-step diagnostic (W, coef, kl, beta, branch_grad_norm)."""
     plt = _plt()
     names = result["modality_names"]
-    methods = [m for m in (methods or result["methods"])
+    methods = [m for m in (result["methods"] if methods is None else methods)
                if any(key in r["step_means"] for r in result["records"] if r["method"] == m)]
     if not methods:
         return None
@@ -83,28 +91,28 @@ def comparison_figures(result: dict, out_dir) -> list:
     os.makedirs(out_dir, exist_ok=True)
     j = lambda name: os.path.join(out_dir, name)  # noqa: E731
     paths = [coalition_accuracy_curves(result, j("coalition_accuracy.png"))]
-    cal_like = [m for m in result["methods"] if m.startswith("cal")]
-    paths.append(diagnostic_curves(result, "W", j("contribution_W.png"), "CAL contribution weight W^m per epoch",
-                                   methods=cal_like, ylabel="W^m"))
+    paths.append(diagnostic_curves(result, "W", j("contribution_W.png"), "contribution weight W^m per epoch",
+                                   methods=_exposing(result, "W"), ylabel="W^m"))
     paths.append(diagnostic_curves(result, "coef", j("gradient_coefficients.png"),
-                                   "gradient coefficient applied to each branch", ylabel="coefficient"))
-    paths.append(diagnostic_curves(result, "kl", j("kl.png"), "KL^m to N(0, I) per modality", methods=cal_like,
-                                   ylabel="KL (nats)"))
-    paths.append(diagnostic_curves(result, "beta", j("beta.png"), "bottleneck weight beta^m", methods=cal_like,
-                                   ylabel="beta^m"))
+                                   "gradient coefficient applied to each branch", methods=_exposing(result, "coef"),
+                                   ylabel="coefficient"))
+    paths.append(diagnostic_curves(result, "kl", j("kl.png"), "KL^m to N(0, I) per modality",
+                                   methods=_exposing(result, "kl"), ylabel="KL (nats)"))
+    paths.append(diagnostic_curves(result, "beta", j("beta.png"), "bottleneck weight beta^m",
+                                   methods=_exposing(result, "beta"), ylabel="beta^m"))
     paths.append(diagnostic_curves(result, "branch_grad_norm", j("gradient_norms.png"),
                                    "per-branch gradient norm (after modulation, before clipping)",
-                                   methods=[m for m in result["methods"] if not m.startswith("unimodal")],
-                                   ylabel="||g_m||"))
+                                   methods=_exposing(result, "branch_grad_norm"), ylabel="||g_m||"))
     return [p for p in paths if p]
 
 
 def robustness_figure(result: dict, path) -> str:
     """Accuracy vs noise level, one panel per attack x target, mean over seeds with a ±1 std band."""
-    from .noise import ATTACKS
+    from ..noise import ATTACKS
 
     plt = _plt()
     names = result["modality_names"]
+    single = _single(result)
     targets = [str(m) for m in range(len(names))] + ["all"]
     levels = np.asarray(result["levels"])
     fig, axes = plt.subplots(len(ATTACKS), len(targets), figsize=(4.2 * len(targets), 3.2 * len(ATTACKS)),
@@ -115,7 +123,7 @@ def robustness_figure(result: dict, path) -> str:
             for k, method in enumerate(result["methods"]):
                 curves = np.array([r["attacks"][attack][target] for r in result["records"] if r["method"] == method])
                 mean, std = curves.mean(0), curves.std(0)
-                ax.plot(levels, mean, color=f"C{k % 10}", label=method, ls="--" if method.startswith("unimodal") else "-")
+                ax.plot(levels, mean, color=f"C{k % 10}", label=method, ls="--" if method in single else "-")
                 ax.fill_between(levels, mean - std, mean + std, color=f"C{k % 10}", alpha=0.12)
             label = "all modalities" if target == "all" else f"modality {names[int(target)]}"
             ax.set_title(f"{attack} on {label}", fontsize=9)

@@ -5,6 +5,7 @@
     mini-cal train --method joint --preset default      train one method, print a result table
     mini-cal data describe default                      the generative model and Bayes-optimal accuracies
     mini-cal data generate [NAME ...]                   write preset files into synthetic_data/
+    mini-cal compare --data FILE.npz                    the same comparison on your own features
 
 Run ``mini-cal COMMAND --help`` for every option.
 """
@@ -15,25 +16,46 @@ import json
 import os
 import sys
 
-from . import backend as B
-from . import data
+from .. import backend as B
+from .. import synthetic
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--preset", default=None, help=f"synthetic benchmark, one of {', '.join(synthetic.PRESETS)} "
+                                                  "(default: default)")
+    g.add_argument("--data", metavar="FILE.npz", default=None,
+                   help="your own features instead of a preset: an .npz with x_<split>_<modality> and y_<split> "
+                        "arrays (format: README 'Your own data'); val/test are split off train when absent")
 
 
 def _add_common_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", default="default", help=f"synthetic benchmark, one of {', '.join(data.PRESETS)} "
-                                                       "(default: %(default)s)")
+    _add_data_options(p)
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
                    help="cpu (NumPy) or gpu (CuPy; install with the 'gpu' extra) (default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="turn off the progress bars")
 
 
+def _source(args) -> dict:
+    """The data source of a command, checked (the file is read) before anything is written."""
+    from .runs import data_source, load_source
+
+    if args.preset is not None:
+        synthetic.preset_config(args.preset)  # a clear error for an unknown name
+    source = data_source(args.preset, args.data)
+    load_source(source)
+    return source
+
+
 def _add_train_options(p: argparse.ArgumentParser) -> None:
-    from .train import TrainConfig
+    from ..train import TrainConfig
 
     d = TrainConfig()
     _add_common_options(p)
-    p.add_argument("--epochs", type=int, default=d.epochs, help="training epochs (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="mini-batch size (default: %(default)s)")
+    p.add_argument("--epochs", type=_positive_int("--epochs"), default=d.epochs,
+                   help="training epochs (default: %(default)s)")
+    p.add_argument("--batch-size", type=_positive_int("--batch-size"), default=d.batch_size,
+                   help="mini-batch size (default: %(default)s)")
     p.add_argument("--lr", type=float, default=d.lr, help="learning rate (default: %(default)s)")
     p.add_argument("--optimizer", choices=("sgd", "adam"), default=d.optimizer,
                    help="optimiser; SGD with momentum by default, as in OGM-GE and ARL (default: %(default)s)")
@@ -41,15 +63,27 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
 
 
 def _method_names() -> list:
-    from .methods import REGISTRY, VARIANTS
+    from ..methods import method_names
 
-    return sorted(set(REGISTRY) | set(VARIANTS))
+    return method_names()
+
+
+def _defaults(M: int) -> list:
+    from ..methods import default_methods
+
+    return default_methods(M)
+
+
+def _swept(M: int) -> list:
+    from ..methods import swept_methods
+
+    return swept_methods(M)
 
 
 def _add_tuning_options(p: argparse.ArgumentParser) -> None:
     """Where the methods' configurations come from (read by _load_tuned)."""
-    p.add_argument("--hparams", help="JSON of tuned configurations (a sweep.json); default: the table in "
-                                     "mini_cal/experiments.py")
+    p.add_argument("--hparams", help="JSON of tuned configurations (a sweep.json); default: each method's declared "
+                                     "tuned configuration (SPEC.tuned in mini_cal/methods/)")
     p.add_argument("--untuned", action="store_true",
                    help="run every method with the library defaults (SGD, lr 0.05, 40 epochs) instead of its tuned "
                         "configuration")
@@ -57,8 +91,9 @@ def _add_tuning_options(p: argparse.ArgumentParser) -> None:
 
 def _add_run_options(p: argparse.ArgumentParser, what: str) -> None:
     """Options shared by the multi-run commands (compare, robustness, sweep)."""
-    p.add_argument("--jobs", type=_positive_int("--jobs"), default=2, help="worker processes; 1 with --device gpu (default: %(default)s)")
-    p.add_argument("--out", help=f"output folder (default: results/{what}-PRESET-TIMESTAMP)")
+    p.add_argument("--jobs", type=_positive_int("--jobs"), default=2,
+                   help="worker processes, at most one per run; 1 with --device gpu (default: %(default)s)")
+    p.add_argument("--out", help=f"output folder (default: results/{what}-DATA-TIMESTAMP)")
     p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out folder")
     _add_common_options(p)
     p.add_argument("--epochs", type=_positive_int("--epochs"), default=None,
@@ -78,7 +113,7 @@ def _positive_int(name):
 
 
 def _train_config(args, seed: int):
-    from .train import TrainConfig
+    from ..train import TrainConfig
 
     return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
                        weight_decay=args.weight_decay, seed=seed, progress=not args.no_progress)
@@ -89,23 +124,23 @@ def _select_device(name: str) -> None:
 
 
 def cmd_train(args) -> int:
-    from dataclasses import replace
-
-    from .methods import make_method
-    from .report import train_table
-    from .train import TrainingInterrupted, train
+    from ..methods import make_method
+    from .checkpoint import TrainingInterrupted, train_resumable
+    from .runs import load_source
+    from .tables import train_table
 
     _select_device(args.device)
-    ds = data.load_preset(args.preset)
     kwargs = {"modality": args.modality} if args.method == "unimodal" else {}
     method = make_method(args.method, **kwargs)
-    if args.checkpoint and not args.resume and os.path.exists(args.checkpoint):
+    config = _train_config(args, args.seed).validate()
+    if args.checkpoint and os.path.exists(args.checkpoint) and not (
+            args.resume and os.path.realpath(args.resume) == os.path.realpath(args.checkpoint)):
         raise ValueError(f"--checkpoint: {args.checkpoint!r} exists; continue that run with --resume "
                          f"{args.checkpoint}, or choose another path (a new run would overwrite it)")
-    config = replace(_train_config(args, args.seed), checkpoint_path=args.checkpoint or args.resume,
-                     checkpoint_every=args.checkpoint_every)
+    ds = load_source(_source(args))
     try:
-        result = train(method, ds, config, resume=args.resume)
+        result = train_resumable(method, ds, config, checkpoint_path=args.checkpoint or args.resume,
+                                 checkpoint_every=args.checkpoint_every, resume=args.resume)
     except TrainingInterrupted as exc:
         if exc.path is None:
             print("mini-cal train: interrupted before the first epoch ended; nothing was saved", file=sys.stderr)
@@ -116,8 +151,9 @@ def cmd_train(args) -> int:
         return 130
     print(train_table(result, ds))
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(result.summary(), fh, indent=1)
+        from .io import write_json
+
+        write_json(result.summary(), args.json)
         print(f"wrote {args.json}")
     return 0
 
@@ -139,7 +175,6 @@ def _resume_command(args, path) -> str:
 
 def _out_dir(path, default_stem: str, overwrite: bool) -> str:
     """An output folder that never silently replaces earlier results."""
-    import os
     import time
 
     if path is None:
@@ -150,93 +185,111 @@ def _out_dir(path, default_stem: str, overwrite: bool) -> str:
     return path
 
 
+def _label(source: dict) -> str:
+    return source.get("preset") or os.path.splitext(os.path.basename(source["file"]))[0]
+
+
+def _described(source: dict) -> str:
+    return f"preset {source['preset']!r}" if "preset" in source else f"data {source['file']!r}"
+
+
 def cmd_compare(args) -> int:
     from . import experiments as X
+    from . import tables as T
+    from .io import write_json, write_text
     from .plots import comparison_figures
+    from .runs import load_source
 
     _select_device(args.device)
+    source = _source(args)
     tuned = _load_tuned(args)
-    methods = args.methods or list(X.DEFAULT_METHODS)
-    if args.preset == "three" and not args.methods:
-        methods = [m for m in methods if m != "arl-released"] + ["unimodal-2"]
-    X.validate_methods(methods, args.preset)
-    out = _out_dir(args.out, f"compare-{args.preset}", args.overwrite)
+    ds = load_source(source)
+    X.validate_methods(args.methods or [], ds.num_modalities, ds.name)
+    out = _out_dir(args.out, f"compare-{_label(source)}", args.overwrite)
     models_dir = os.path.join(out, "models")
     os.makedirs(models_dir, exist_ok=True)
-    result = X.compare(args.preset, methods, seeds=args.seeds, jobs=args.jobs, progress=not args.no_progress,
+    result = X.compare(source, args.methods, seeds=args.seeds, jobs=args.jobs, progress=not args.no_progress,
                        tuned=tuned, epochs=args.epochs, models_dir=models_dir)
-    tables = (f"## mini-cal compare on preset {args.preset!r}, seeds 0..{len(result['seeds']) - 1} "
-              f"(test split, mean ± std)\n\n" + X.results_table(result) +
+    tables = (f"## mini-cal compare on {_described(source)}, seeds 0..{len(result['seeds']) - 1} "
+              f"(test split, mean ± std)\n\n" + T.results_table(result) +
               "\n\n### Paired significance of CAL against each method (test accuracy, over seeds)\n\n" +
-              X.significance_table(result) + "\n\n### Configurations\n\n" + X.config_table(result) +
+              T.significance_table(result) + "\n\n### Configurations\n\n" + T.config_table(result) +
               f"\n\nwall time {result['wall_time_s']:.1f} s with --jobs {args.jobs}\n")
     print(tables)
     figures = comparison_figures(result, out)
-    X.write_json_atomic(result, os.path.join(out, "results.json"))
-    X.write_text_atomic(tables, os.path.join(out, "table.md"))
+    write_json(result, os.path.join(out, "results.json"))
+    write_text(tables, os.path.join(out, "table.md"))
     print(f"wrote {out}/results.json, table.md, {len(figures)} figures and the trained models in {models_dir}")
     return 0
 
 
 def _load_tuned(args):
-    from . import experiments as X
-
     if args.untuned:
         return {}
     if args.hparams:
         with open(args.hparams) as fh:
             loaded = json.load(fh)
         return loaded.get("chosen", loaded)
-    return X.TUNED
+    return None  # each method's declared tuned configuration
 
 
 def cmd_robustness(args) -> int:
     from . import experiments as X
+    from . import tables as T
+    from .io import write_json, write_text
     from .plots import robustness_figure
+    from .runs import load_source
 
     _select_device(args.device)
-    methods = args.methods or list(X.DEFAULT_METHODS)
-    X.validate_methods(methods, args.preset)
+    source = _source(args)
+    ds = load_source(source)
+    from ..methods import default_methods
+
+    methods = args.methods or default_methods(ds.num_modalities)
+    X.validate_methods(methods, ds.num_modalities, ds.name)
     X.check_saved_models(args.models, methods, args.seeds)
-    out = _out_dir(args.out, f"robustness-{args.preset}", args.overwrite)
-    result = X.robustness(args.preset, methods, seeds=args.seeds, jobs=args.jobs, progress=not args.no_progress,
-                          tuned=_load_tuned(args), epochs=args.epochs, models_dir=args.models)
-    text = (f"## mini-cal robustness on preset {args.preset!r}, seeds 0..{len(result['seeds']) - 1} "
+    tuned = _load_tuned(args)
+    out = _out_dir(args.out, f"robustness-{_label(source)}", args.overwrite)
+    result = X.robustness(source, methods, seeds=args.seeds, jobs=args.jobs, progress=not args.no_progress,
+                          tuned=tuned, epochs=args.epochs, models_dir=args.models)
+    text = (f"## mini-cal robustness on {_described(source)}, seeds 0..{len(result['seeds']) - 1} "
             f"(test accuracy under attack, mean ± std; AUC = area under the accuracy-vs-level curve / 10)\n\n"
-            + "### AUC of every attack and target\n\n" + X.robustness_auc_summary(result)
+            + "### AUC of every attack and target\n\n" + T.robustness_auc_summary(result)
             + "\n\n### Accuracy lost from eps = 0 to eps = 10 (lower is more robust)\n\n"
-            + X.robustness_auc_summary(result, "drop")
-            + "\n\n### Accuracy per level\n\n" + X.robustness_tables(result) + f"\n\nwall time {result['wall_time_s']:.1f} s with --jobs {args.jobs}\n")
+            + T.robustness_auc_summary(result, "drop")
+            + "\n\n### Accuracy per level\n\n" + T.robustness_tables(result)
+            + f"\n\nwall time {result['wall_time_s']:.1f} s with --jobs {args.jobs}\n")
     print(text)
     figure = robustness_figure(result, os.path.join(out, "robustness.png"))
-    X.write_json_atomic(result, os.path.join(out, "robustness.json"))
-    X.write_text_atomic(text, os.path.join(out, "robustness.md"))
+    write_json(result, os.path.join(out, "robustness.json"))
+    write_text(text, os.path.join(out, "robustness.md"))
     print(f"wrote {out}/robustness.json, robustness.md and {figure}")
     return 0
 
 
 def cmd_sweep(args) -> int:
     from . import experiments as X
+    from .io import write_json
+    from .runs import load_source
+    from .tables import sweep_table
 
     _select_device(args.device)
-    X.validate_methods(args.methods or [], args.preset)
-    out = _out_dir(args.out, f"sweep-{args.preset}", args.overwrite)
-    result = X.sweep(args.preset, args.methods, budget=args.budget, jobs=args.jobs, progress=not args.no_progress,
+    source = _source(args)
+    ds = load_source(source)
+    X.validate_methods(args.methods or [], ds.num_modalities, ds.name)
+    out = _out_dir(args.out, f"sweep-{_label(source)}", args.overwrite)
+    result = X.sweep(source, args.methods, budget=args.budget, jobs=args.jobs, progress=not args.no_progress,
                      epochs=args.epochs)
-    from .report import markdown_table
-
-    rows = [[t["method"], ", ".join(f"{k}={v}" for k, v in sorted(t["config"].items())), f"{t['val_acc']:.4f}",
-             "<- chosen" if result["chosen"][t["method"]] == t["config"] else ""] for t in result["trials"]]
-    print(markdown_table(["method", "configuration", "val acc (mean over sweep seeds)", ""], rows))
+    print(sweep_table(result))
     print("\nchosen:\n" + json.dumps(result["chosen"], indent=1))
-    X.write_json_atomic(result, os.path.join(out, "sweep.json"))
+    write_json(result, os.path.join(out, "sweep.json"))
     print(f"wrote {out}/sweep.json (use it with: mini-cal compare --hparams {out}/sweep.json)")
     return 0
 
 
 def cmd_gradcheck(args) -> int:
-    from .report import markdown_table
     from .selfcheck import run_all
+    from .tables import markdown_table
 
     res = run_all(args.seed)
     print(markdown_table(["check (float64, centred differences)", "worst relative error"],
@@ -248,9 +301,18 @@ def cmd_gradcheck(args) -> int:
 
 def cmd_data(args) -> int:
     if args.action == "describe":
-        print(data.describe(data.load_preset(args.names[0] if args.names else "default")))
+        from ..data import load_npz
+
+        if args.data and args.names:
+            raise ValueError("data describe: give preset names or --data FILE, not both")
+        if len(args.names) > 1:
+            raise ValueError(f"data describe: expected at most one preset name, got {args.names}")
+        ds = load_npz(args.data) if args.data else synthetic.load_preset(args.names[0] if args.names else "default")
+        print(synthetic.describe(ds))
         return 0
-    from .datagen import write_presets
+    if args.data:
+        raise ValueError("--data: only 'data describe' reads a data file; 'data generate' writes the presets")
+    from .presets import write_presets
 
     write_presets(args.names or None, out_dir=args.out)
     return 0
@@ -260,7 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mini-cal",
         description="mini_cal: Contribution-Guided Asymmetric Learning (CAL, arXiv 2510.26289) and its peers on "
-                    "synthetic imbalanced, noisy two-modality data, with every gradient written by hand.",
+                    "synthetic imbalanced, noisy multimodal data (or your own features, --data FILE.npz), with every "
+                    "gradient written by hand.",
         epilog="Examples:\n  mini-cal train --method joint\n  mini-cal train --method unimodal --modality 1\n"
                "  mini-cal data describe default",
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -273,8 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(mean ± std over seeds of test metrics), the paired significance of CAL against "
                                    "each method, and writes results.json, table.md and figures to --out.")
     p.add_argument("--methods", nargs="+", default=None, metavar="NAME",
-                   help="methods to run (default: joint unimodal-0 unimodal-1 ogm-ge arl arl-released cal "
-                        "cal-no-accel cal-no-aib cal-sym-ib cal-gamma0)")
+                   help="methods to run, from: " + " ".join(_method_names()) + " (default, for two modalities: "
+                        + " ".join(_defaults(2)) + "; the methods' declarations decide)")
     p.add_argument("--seeds", type=_positive_int("--seeds"), default=10, help="number of seeds (default: %(default)s)")
     _add_tuning_options(p)
     _add_run_options(p, "compare")
@@ -296,17 +359,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sweep", help="equal-budget hyper-parameter search on the validation split",
                        description="For each method, draw the same number (--budget) of configurations from its "
-                                   "search space (mini_cal/experiments.py SEARCH_SPACES), train each on the sweep "
+                                   "search space (SPEC.search_space of each file in mini_cal/methods/), train each on the sweep "
                                    "seeds and pick the best mean validation accuracy. The test split is not used.")
     p.add_argument("--methods", nargs="+", default=None, metavar="NAME",
-                   help="methods to tune (default: joint unimodal-0 unimodal-1 ogm-ge arl cal)")
+                   help="methods to tune (default, for two modalities: " + " ".join(_swept(2)) + ")")
     p.add_argument("--budget", type=_positive_int("--budget"), default=8,
                    help="configurations per method (default: %(default)s)")
     _add_run_options(p, "sweep")
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("train", help="train one method on a preset and print a result table",
-                       description="Train one method on a synthetic preset, select the epoch with the best "
+    p = sub.add_parser("train", help="train one method on a preset or your data and print a result table",
+                       description="Train one method on a synthetic preset or --data FILE, select the epoch with the best "
                                    "validation accuracy, and report test metrics (fused accuracy, macro-F1, each "
                                    "modality's coalition and linear-probe accuracy, Shapley values of accuracy).")
     p.add_argument("--method", default="joint", choices=_method_names(),
@@ -335,12 +398,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default: 0)")
     p.set_defaults(func=cmd_gradcheck)
 
-    p = sub.add_parser("data", help="describe or (re)generate the synthetic presets",
+    p = sub.add_parser("data", help="describe a preset or a data file, or (re)generate the synthetic presets",
                        description="describe NAME: the generative model and Bayes-optimal accuracies; "
-                                   "generate [NAME ...]: write the preset files, manifest and checksums.")
+                                   "generate [NAME ...]: write the preset files, manifest and checksums "
+                                   "(describe --data FILE.npz: a file of your own features).")
     p.add_argument("action", choices=("describe", "generate"))
-    p.add_argument("names", nargs="*", help=f"preset names ({', '.join(data.PRESETS)})")
-    p.add_argument("--out", default=None, help="output folder for generate (default: synthetic_data/)")
+    p.add_argument("names", nargs="*", help=f"preset names ({', '.join(synthetic.PRESETS)})")
+    p.add_argument("--data", metavar="FILE.npz", default=None, help="describe this data file instead of a preset")
+    p.add_argument("--out", default=None, help="output folder for generate (default: synthetic_data/ in a source "
+                                               "checkout, else the user cache ~/.cache/mini_cal)")
     p.set_defaults(func=cmd_data)
     return parser
 

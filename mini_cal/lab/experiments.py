@@ -1,0 +1,155 @@
+"""Runners behind ``mini-cal sweep``, ``compare`` and ``robustness``: many (method, seed) runs and their summary.
+
+Protocol (ours; docs/method.md §5.6). Hyper-parameters are chosen on the **validation** split with the **same
+budget** for every method: ``SWEEP_BUDGET`` configurations drawn (without replacement, from a fixed seed) from
+each method's declared search space (``SPEC.search_space`` in its file under ``mini_cal/methods/``), every
+configuration trained with the sweep seeds (disjoint from the test seeds); the best mean validation accuracy wins.
+The winners are recorded in each method's declaration (``SPEC.tuned``) together with the command that chose them.
+Variants reuse their method's chosen configuration, so that each ablation changes one component only. ``compare``
+then trains every method with its tuned configuration on seeds 0..S-1 and reports test metrics.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import time
+
+import numpy as np
+
+from ..methods import default_methods, make_method, spec_of, swept_methods, tuned_config
+from ..noise import LEVELS
+from . import stats
+from .runs import load_source, robust_one, run_one, run_tasks
+
+SWEEP_BUDGET = 8
+SWEEP_SEEDS = (1000, 1001)
+SWEEP_COMMAND = "mini-cal sweep --preset default --jobs 2"
+
+
+def sample_configs(name: str, budget: int = SWEEP_BUDGET, seed: int = 0) -> list:
+    """``budget`` distinct configurations of the method's search space (all of them if it is smaller)."""
+    space = spec_of(name).search_space
+    keys = sorted(space)
+    grid = [dict(zip(keys, values)) for values in itertools.product(*(space[k] for k in keys))]
+    if len(grid) <= budget:
+        return grid
+    rng = np.random.default_rng([seed, sum(map(ord, name))])
+    return [grid[i] for i in sorted(rng.choice(len(grid), size=budget, replace=False))]
+
+
+def single_modality(name: str, M: int):
+    """The one modality a method trains (unimodal runs), or None for a fusion method."""
+    active = make_method(name).active_modalities(M)
+    return None if active is None else active[0]
+
+
+def validate_methods(methods, M: int, where: str = "the data") -> None:
+    """Fail before any training (or any output) on an unknown method or one the data's modalities cannot run."""
+    for name in methods:
+        spec = spec_of(name)
+        if M < spec.min_modalities:
+            raise ValueError(f"methods: {name!r} needs at least {spec.min_modalities} modalities, {where} has {M}")
+        m = single_modality(name, M)
+        if m is not None and m >= M:
+            raise ValueError(f"methods: {name!r} needs modality {m}, {where} has {M}")
+
+
+def _task(source: dict, name: str, config: dict, seed: int, epochs: int | None, **extra) -> dict:
+    task = {"data": source, "method": name, "config": config, "seed": seed, **extra}
+    if epochs:
+        task["train"] = {"epochs": epochs}  # wins over a configuration's train.epochs
+    return task
+
+
+# --------------------------------------------------------------------------------------------------- sweep
+def sweep(source: dict, methods=None, budget: int = SWEEP_BUDGET, seeds=SWEEP_SEEDS, jobs: int = 1,
+          progress: bool = True, epochs: int | None = None) -> dict:
+    """Equal-budget hyper-parameter search on the validation split; returns {"chosen": .., "trials": ..}."""
+    ds = load_source(source)
+    methods = list(methods or swept_methods(ds.num_modalities))
+    validate_methods(methods, ds.num_modalities, ds.name)
+    untunable = [n for n in methods if not spec_of(n).search_space]
+    if untunable:
+        raise ValueError(f"methods: {untunable} declare no search space to sweep")
+    tasks = [_task(source, name, cfg, seed, epochs, probe=False, shapley=False)
+             for name in methods for cfg in sample_configs(name, budget) for seed in seeds]
+    records = run_tasks(tasks, jobs, progress, desc="sweep")
+    trials, chosen = [], {}
+    for name in methods:
+        best = None
+        for cfg in sample_configs(name, budget):
+            accs = [r["val"]["acc"] for r in records if r["method"] == name and r["config"] == cfg]
+            trials.append({"method": name, "config": cfg, "val_acc": float(np.mean(accs)), "val_accs": accs})
+            if best is None or np.mean(accs) > best[0]:
+                best = (float(np.mean(accs)), cfg)
+        chosen[name] = best[1]
+    return {"data": source, "dataset": ds.name, "budget": budget, "seeds": list(seeds), "chosen": chosen,
+            "trials": trials}
+
+
+# ------------------------------------------------------------------------------------------------- compare
+def _seed_list(seeds) -> list:
+    seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    if not seeds:
+        raise ValueError("seeds: expected at least one seed")
+    return seeds
+
+
+def model_filename(method: str, seed: int) -> str:
+    return f"{method}-seed{seed}.npz"
+
+
+def compare(source: dict, methods=None, seeds=10, jobs: int = 1, progress: bool = True, tuned: dict | None = None,
+            epochs: int | None = None, models_dir=None, reference: str = "cal") -> dict:
+    """Train every method with its tuned configuration on seeds 0..seeds-1; return all records and statistics."""
+    seeds = _seed_list(seeds)
+    ds = load_source(source)
+    M = ds.num_modalities
+    methods = list(methods or default_methods(M))
+    validate_methods(methods, M, ds.name)
+    tasks = [_task(source, name, tuned_config(name, tuned), seed, epochs,
+                   **({"save_model": os.path.join(models_dir, model_filename(name, seed))} if models_dir else {}))
+             for seed in seeds for name in methods]
+    start = time.perf_counter()
+    records = run_tasks(tasks, jobs, progress, desc="compare")
+    wall = time.perf_counter() - start
+    single = [n for n in methods if single_modality(n, M) is not None]
+    return {"data": source, "dataset": ds.name, "methods": methods, "seeds": seeds, "bayes": ds.bayes,
+            "modality_names": ds.modality_names, "single_modality": single, "records": records, "wall_time_s": wall,
+            "reference": reference, "significance": stats.significance(records, methods, reference, skip=single)}
+
+
+# ---------------------------------------------------------------------------------------------- robustness
+def check_saved_models(models_dir, methods, seeds) -> None:
+    """Fail early (before any output) when ``models_dir`` lacks a (method, seed) model."""
+    if not models_dir:
+        return
+    for seed in _seed_list(seeds):
+        for name in methods:
+            path = os.path.join(models_dir, model_filename(name, seed))
+            if not os.path.exists(path):
+                raise ValueError(f"--models: no saved model {path!r} (run compare with the same methods and seeds)")
+
+
+def robustness(source: dict, methods=None, seeds=5, jobs: int = 1, progress: bool = True, tuned: dict | None = None,
+               epochs: int | None = None, models_dir=None) -> dict:
+    """Accuracy under every attack x target x level for each method and seed; trains the models unless
+    ``models_dir`` holds the ones ``compare`` saved."""
+    seeds = _seed_list(seeds)
+    ds = load_source(source)
+    methods = list(methods or default_methods(ds.num_modalities))
+    validate_methods(methods, ds.num_modalities, ds.name)
+    check_saved_models(models_dir, methods, seeds)
+    if models_dir:
+        tasks = [{"data": source, "method": name, "seed": seed,
+                  "model_path": os.path.join(models_dir, model_filename(name, seed))}
+                 for seed in seeds for name in methods]
+    else:
+        tasks = [_task(source, name, tuned_config(name, tuned), seed, epochs, attacks=True, probe=False,
+                       shapley=False) for seed in seeds for name in methods]
+    start = time.perf_counter()
+    records = run_tasks(tasks, jobs, progress, desc="robustness", fn=robust_one if models_dir else run_one)
+    return {"data": source, "dataset": ds.name, "methods": methods, "seeds": seeds,
+            "modality_names": ds.modality_names, "single_modality": [n for n in methods if single_modality(
+                n, ds.num_modalities) is not None], "levels": list(LEVELS), "records": records,
+            "wall_time_s": time.perf_counter() - start}
