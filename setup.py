@@ -6,7 +6,7 @@ setup(
     name="mini_cal",
     version="0.1.0",
     description="Teaching implementation of Contribution-Guided Asymmetric Learning (CAL, arXiv 2510.26289) "
-                "and its peers in pure NumPy with hand-written backpropagation",
+    "and its peers in pure NumPy with hand-written backpropagation",
     long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="MIT",

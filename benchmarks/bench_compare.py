@@ -6,6 +6,7 @@
 Everything after ``--`` is passed to ``mini-cal compare``. Results go to a temporary folder that is removed
 afterwards; the command's own output is kept in the JSON (its last lines) when ``--json`` is given.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,12 +42,15 @@ def main(argv=None) -> int:
         print("\n".join(tail), file=sys.stderr)
         print(f"mini-cal compare failed (exit status {proc.returncode}) after {wall:.1f} s", file=sys.stderr)
         return proc.returncode
-    print(f"mini-cal compare {' '.join(extra) or '(defaults)'}: wall time {wall:.1f} s "
-          f"({os.cpu_count()} CPUs, Python {platform.python_version()})")
+    print(
+        f"mini-cal compare {' '.join(extra) or '(defaults)'}: wall time {wall:.1f} s "
+        f"({os.cpu_count()} CPUs, Python {platform.python_version()})"
+    )
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"command": cmd[3:], "wall_time_s": wall, "cpus": os.cpu_count(), "output_tail": tail}, fh,
-                      indent=1)
+            json.dump(
+                {"command": cmd[3:], "wall_time_s": wall, "cpus": os.cpu_count(), "output_tail": tail}, fh, indent=1
+            )
         print(f"wrote {args.json}")
     return 0
 

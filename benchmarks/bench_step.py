@@ -21,6 +21,7 @@ Figures (see benchmarks/README.md):
 * peak memory: ``tracemalloc``'s peak during a short training run (NumPy reports its buffers to it), or the
   CuPy memory pool's high-water mark on the GPU.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,8 @@ import numpy as np  # noqa: E402
 
 from mini_cal import backend as B
 from mini_cal.data import Dataset, from_arrays
-from mini_cal.synthetic import preset_config
 from mini_cal.methods import Joint
+from mini_cal.synthetic import preset_config
 from mini_cal.train import TrainConfig, train
 
 MODELS = {"default": dict(hidden=(64, 32), batch=64), "wide": dict(hidden=(1024, 1024), batch=1024)}
@@ -151,8 +152,12 @@ def gemm_report(input_dims, hidden, num_classes: int, batch: int) -> dict:
         t = cache[key]
         rows.append({"layout": layout, "m": m, "k": k, "n": n, "s": t, "gflops": 2 * m * k * n / t / 1e9})
     flops = sum(2 * r["m"] * r["k"] * r["n"] for r in rows)
-    return {"gemms": rows, "flops": flops, "gemm_bound_s": sum(r["s"] for r in rows),
-            "peak_gflops": max(r["gflops"] for r in rows)}
+    return {
+        "gemms": rows,
+        "flops": flops,
+        "gemm_bound_s": sum(r["s"] for r in rows),
+        "peak_gflops": max(r["gflops"] for r in rows),
+    }
 
 
 # ---------------------------------------------------------------------------------------------- the memory
@@ -183,19 +188,31 @@ def bench_model(name: str, steps: int, repeats: int) -> dict:
     n_params = sum(a * b + b for w in widths for a, b in zip(w[:-1], w[1:]))
     n_params += hidden[-1] * config.num_classes * len(dims) + config.num_classes
     return {
-        "model": name, "input_dims": dims, "hidden": hidden, "batch": batch, "params": n_params,
-        "step_ms": 1e3 * t, "samples_per_s": batch / t,
-        "gemm_bound_ms": 1e3 * g["gemm_bound_s"], "gemm_efficiency": g["gemm_bound_s"] / t,
-        "step_gflops": g["flops"] / t / 1e9, "peak_gemm_gflops": g["peak_gflops"],
+        "model": name,
+        "input_dims": dims,
+        "hidden": hidden,
+        "batch": batch,
+        "params": n_params,
+        "step_ms": 1e3 * t,
+        "samples_per_s": batch / t,
+        "gemm_bound_ms": 1e3 * g["gemm_bound_s"],
+        "gemm_efficiency": g["gemm_bound_s"] / t,
+        "step_gflops": g["flops"] / t / 1e9,
+        "peak_gemm_gflops": g["peak_gflops"],
         "peak_memory_mb": peak_memory(hidden, batch) / 2**20,
         "gemms": g["gemms"],
     }
 
 
 def machine() -> dict:
-    info = {"python": platform.python_version(), "numpy": np.__version__, "cpus": os.cpu_count(),
-            "backend": B.get_backend(), "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-            "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS")}  # as NumPy read it when it loaded
+    info = {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "cpus": os.cpu_count(),
+        "backend": B.get_backend(),
+        "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
+    }  # as NumPy read it when it loaded
     try:
         info["blas"] = np.show_config(mode="dicts")["Build Dependencies"]["blas"]["name"]
     except Exception:  # older NumPy
@@ -213,9 +230,13 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=30, help="training steps per timed run, >= 2 (default: %(default)s)")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per model; the median is kept (default: 3)")
     p.add_argument("--models", nargs="+", choices=tuple(MODELS), default=list(MODELS), help="models to run")
-    p.add_argument("--clock", choices=tuple(CLOCKS), default="wall",
-                   help="wall time, or this process's CPU time: steadier on a shared machine; CPU and one BLAS "
-                        "thread only (default: %(default)s)")
+    p.add_argument(
+        "--clock",
+        choices=tuple(CLOCKS),
+        default="wall",
+        help="wall time, or this process's CPU time: steadier on a shared machine; CPU and one BLAS "
+        "thread only (default: %(default)s)",
+    )
     p.add_argument("--json", metavar="OUT", help="also write the figures to this JSON file")
     args = p.parse_args(argv)
     if args.steps < 2:
@@ -223,8 +244,10 @@ def main(argv=None) -> int:
     if args.clock == "cpu" and args.device == "gpu":
         p.error("--clock cpu: the GPU's work is not this process's CPU time; use --clock wall with --device gpu")
     if args.clock == "cpu" and os.environ.get("OPENBLAS_NUM_THREADS") != "1":
-        p.error("--clock cpu: needs one BLAS thread (OPENBLAS_NUM_THREADS=1, mini_cal's default), got "
-                f"{os.environ.get('OPENBLAS_NUM_THREADS')!r}")
+        p.error(
+            "--clock cpu: needs one BLAS thread (OPENBLAS_NUM_THREADS=1, mini_cal's default), got "
+            f"{os.environ.get('OPENBLAS_NUM_THREADS')!r}"
+        )
     global clock
     clock = CLOCKS[args.clock]
     try:
@@ -232,18 +255,21 @@ def main(argv=None) -> int:
     except RuntimeError as exc:  # CuPy missing, or no CUDA device
         p.error(f"--device {args.device}: {exc}")
 
-    result = {"machine": machine(), "clock": args.clock, "steps": args.steps, "repeats": args.repeats,
-              "models": []}
+    result = {"machine": machine(), "clock": args.clock, "steps": args.steps, "repeats": args.repeats, "models": []}
     print(f"mini_cal training step on {args.device} ({result['machine']})")
-    header = (f"{'model':8} {'batch':>5} {'params':>9} {'step ms':>9} {'samples/s':>10} {'GEMM ms':>8} "
-              f"{'GEMM eff':>8} {'GFLOP/s':>8} {'peak GEMM':>9} {'peak MB':>8}")
+    header = (
+        f"{'model':8} {'batch':>5} {'params':>9} {'step ms':>9} {'samples/s':>10} {'GEMM ms':>8} "
+        f"{'GEMM eff':>8} {'GFLOP/s':>8} {'peak GEMM':>9} {'peak MB':>8}"
+    )
     print(header)
     for name in args.models:
         r = bench_model(name, args.steps, args.repeats)
         result["models"].append(r)
-        print(f"{name:8} {r['batch']:5d} {r['params']:9d} {r['step_ms']:9.3f} {r['samples_per_s']:10.0f} "
-              f"{r['gemm_bound_ms']:8.3f} {r['gemm_efficiency']:8.1%} {r['step_gflops']:8.1f} "
-              f"{r['peak_gemm_gflops']:9.1f} {r['peak_memory_mb']:8.1f}")
+        print(
+            f"{name:8} {r['batch']:5d} {r['params']:9d} {r['step_ms']:9.3f} {r['samples_per_s']:10.0f} "
+            f"{r['gemm_bound_ms']:8.3f} {r['gemm_efficiency']:8.1%} {r['step_gflops']:8.1f} "
+            f"{r['peak_gemm_gflops']:9.1f} {r['peak_memory_mb']:8.1f}"
+        )
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(result, fh, indent=1)

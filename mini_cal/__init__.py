@@ -1,5 +1,6 @@
 """mini_cal: a teaching implementation of Contribution-Guided Asymmetric Learning (CAL; Xu, Kou, Wu, Liu,
 arXiv 2510.26289) and its peers, in pure NumPy with hand-written backpropagation."""
+
 import os as _os
 
 # mini_cal multiplies small matrices (a few dozen rows and columns). There, BLAS worker threads cost more in

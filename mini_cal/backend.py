@@ -17,6 +17,7 @@ Backends:
 
 Randomness never comes from global state: callers pass a :class:`Rng` made by :func:`make_rng`.
 """
+
 from __future__ import annotations
 
 import contextlib

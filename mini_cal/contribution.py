@@ -10,6 +10,7 @@ performance (Shapley-inspired) and uses a softmax-based dynamic weighting. The f
 
 Everything here is computed from the batch's own forward pass and carries no gradient.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -48,9 +49,12 @@ def coalition_values(model, params, out, y_onehot, h_y: float, known_ce: dict | 
     ``known_ce``: {S: CE(logits(S), y)} (floats) that the caller's loss has already computed on the same batch;
     they are reused rather than computed twice."""
     known_ce = known_ce or {}
-    return {S: h_y - known_ce[S] if S in known_ce else
-            coalition_value(model.coalition_logits(params, out, S), y_onehot, h_y)
-            for S in all_coalitions(model.M)}
+    return {
+        S: h_y - known_ce[S]
+        if S in known_ce
+        else coalition_value(model.coalition_logits(params, out, S), y_onehot, h_y)
+        for S in all_coalitions(model.M)
+    }
 
 
 def shapley(values: dict, M: int) -> np.ndarray:
@@ -103,8 +107,15 @@ class ContributionMetric:
     ``ema`` in [0, 1): W_t = ema W_{t-1} + (1 - ema) W_batch (0: no smoothing).
     """
 
-    def __init__(self, num_modalities: int, num_classes: int, temperature: float = 1.0, mode: str = "product",
-                 ema: float = 0.0, h_y: float | None = None):
+    def __init__(
+        self,
+        num_modalities: int,
+        num_classes: int,
+        temperature: float = 1.0,
+        mode: str = "product",
+        ema: float = 0.0,
+        h_y: float | None = None,
+    ):
         if mode not in SCORE_MODES:
             raise ValueError(f"score mode: expected one of {SCORE_MODES}, got {mode!r}")
         if not 0 <= ema < 1:

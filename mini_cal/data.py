@@ -15,6 +15,7 @@ for each split ``s`` in ``train``, ``val``, ``test`` and each modality name ``m`
 out of ``train`` by a stratified split (:func:`stratified_split`: seed 0, ``test`` 20 % and then ``val`` 20 % of
 what remains, every class in every split).
 """
+
 from __future__ import annotations
 
 import zipfile
@@ -65,31 +66,43 @@ class Dataset:
             setattr(self, f"y_{s}", _labels(getattr(self, f"y_{s}"), f"y_{s}"))
         M = len(self.x_train)
         if self.modality_names is None:
-            self.modality_names = [s.name for s in self.config.modalities] if self.config is not None and \
-                hasattr(self.config, "modalities") else [f"m{m}" for m in range(M)]
+            self.modality_names = (
+                [s.name for s in self.config.modalities]
+                if self.config is not None and hasattr(self.config, "modalities")
+                else [f"m{m}" for m in range(M)]
+            )
         self.modality_names = [str(n) for n in self.modality_names]
         if len(self.modality_names) != M or len(set(self.modality_names)) != M:
-            raise DataError(f"modality_names: expected {M} distinct names (one per modality), "
-                            f"got {self.modality_names!r}")
+            raise DataError(
+                f"modality_names: expected {M} distinct names (one per modality), got {self.modality_names!r}"
+            )
         if self.num_classes is None:
-            self.num_classes = getattr(self.config, "num_classes", None) or \
-                int(max(int(getattr(self, f"y_{s}").max(initial=-1)) for s in SPLITS)) + 1
-        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, (int, np.integer)) \
-                or self.num_classes < 2:
+            self.num_classes = (
+                getattr(self.config, "num_classes", None)
+                or int(max(int(getattr(self, f"y_{s}").max(initial=-1)) for s in SPLITS)) + 1
+            )
+        if (
+            isinstance(self.num_classes, bool)
+            or not isinstance(self.num_classes, (int, np.integer))
+            or self.num_classes < 2
+        ):
             raise DataError(f"num_classes: expected an integer >= 2, got {self.num_classes!r}")
         self.num_classes = int(self.num_classes)
         if self.class_names is not None:
             self.class_names = [str(c) for c in self.class_names]
             if len(self.class_names) != self.num_classes:
-                raise DataError(f"class_names: expected {self.num_classes} names (one per class), "
-                                f"got {len(self.class_names)}")
+                raise DataError(
+                    f"class_names: expected {self.num_classes} names (one per class), got {len(self.class_names)}"
+                )
         for s in SPLITS:
             xs, y = self.split(s)
             validate_split(xs, y, self.input_dims, self.num_classes, split=s)
         missing = np.setdiff1d(np.arange(self.num_classes), self.y_train)
         if missing.size:
-            raise DataError(f"y_train: class(es) {missing.tolist()} have no training sample; labels must be "
-                            f"0..K-1 with every class present in train (K = {self.num_classes})")
+            raise DataError(
+                f"y_train: class(es) {missing.tolist()} have no training sample; labels must be "
+                f"0..K-1 with every class present in train (K = {self.num_classes})"
+            )
 
     @property
     def input_dims(self) -> tuple:
@@ -111,8 +124,9 @@ class Dataset:
         lines = [f"dataset {self.name}: {self.num_classes} classes, train/val/test = {sizes}"]
         for m, (n, d) in enumerate(zip(self.modality_names, self.input_dims)):
             b = self.bayes.get(f"modality {m}")
-            lines.append(f"  modality {m} ({n}): {d} features" + ("" if b is None else
-                                                                    f", Bayes-optimal accuracy {b:.4f}"))
+            lines.append(
+                f"  modality {m} ({n}): {d} features" + ("" if b is None else f", Bayes-optimal accuracy {b:.4f}")
+            )
         if "fused" in self.bayes:
             lines.append(f"  fused Bayes-optimal accuracy {self.bayes['fused']:.4f}")
         if self.class_names:
@@ -138,10 +152,22 @@ def stratified_split(y, fraction: float, seed: int = SPLIT_SEED) -> tuple:
     return kept, held
 
 
-def from_arrays(x_train, y_train, x_val=None, y_val=None, x_test=None, y_test=None, *, modality_names=None,
-                class_names=None, name: str = "custom", provenance: dict | None = None,
-                val_fraction: float = VAL_FRACTION, test_fraction: float = TEST_FRACTION,
-                split_seed: int = SPLIT_SEED) -> Dataset:
+def from_arrays(
+    x_train,
+    y_train,
+    x_val=None,
+    y_val=None,
+    x_test=None,
+    y_test=None,
+    *,
+    modality_names=None,
+    class_names=None,
+    name: str = "custom",
+    provenance: dict | None = None,
+    val_fraction: float = VAL_FRACTION,
+    test_fraction: float = TEST_FRACTION,
+    split_seed: int = SPLIT_SEED,
+) -> Dataset:
     """A :class:`Dataset` from your own arrays.
 
     ``x_*``: a list of per-modality arrays ``(N, D_m)`` or a dict ``{name: array}`` (its order is the modality
@@ -176,9 +202,18 @@ def from_arrays(x_train, y_train, x_val=None, y_val=None, x_test=None, y_test=No
             raise DataError(f"y_train: too few samples per class to hold out a {s} split")
         xs[s], ys[s] = [x[held] for x in xs["train"]], ys["train"][held]
         xs["train"], ys["train"] = [x[kept] for x in xs["train"]], ys["train"][kept]
-    return Dataset(xs["train"], ys["train"], xs["val"], ys["val"], xs["test"], ys["test"],
-                   modality_names=modality_names, class_names=class_names, name=name,
-                   provenance=dict(provenance or {}))
+    return Dataset(
+        xs["train"],
+        ys["train"],
+        xs["val"],
+        ys["val"],
+        xs["test"],
+        ys["test"],
+        modality_names=modality_names,
+        class_names=class_names,
+        name=name,
+        provenance=dict(provenance or {}),
+    )
 
 
 def load_npz(path, **split_options) -> Dataset:
@@ -200,7 +235,7 @@ def load_npz(path, **split_options) -> Dataset:
         return load_file(path)
     if "y_train" not in arrays:
         raise DataError(f"{where}: missing key 'y_train' (the training labels); keys found: {sorted(arrays)}")
-    found = [k[len("x_train_"):] for k in arrays if k.startswith("x_train_")]
+    found = [k[len("x_train_") :] for k in arrays if k.startswith("x_train_")]
     if "modalities" in arrays:
         names = [str(n) for n in np.atleast_1d(arrays["modalities"]).tolist()]
         absent = [n for n in names if f"x_train_{n}" not in arrays]
@@ -213,8 +248,10 @@ def load_npz(path, **split_options) -> Dataset:
     known = {f"x_{s}_{n}" for s in SPLITS for n in names} | {f"y_{s}" for s in SPLITS} | {"modalities", "classes"}
     unknown = sorted(set(arrays) - known)
     if unknown:
-        raise DataError(f"{where}: unexpected key(s) {unknown}; expected x_<split>_<modality> for modalities "
-                        f"{names}, y_<split>, and optionally 'modalities', 'classes'")
+        raise DataError(
+            f"{where}: unexpected key(s) {unknown}; expected x_<split>_<modality> for modalities "
+            f"{names}, y_<split>, and optionally 'modalities', 'classes'"
+        )
     parts = {}
     for s in SPLITS:
         present = [n for n in names if f"x_{s}_{n}" in arrays]
@@ -227,8 +264,14 @@ def load_npz(path, **split_options) -> Dataset:
         parts[f"y_{s}"] = arrays[f"y_{s}"]
     classes = [str(c) for c in np.atleast_1d(arrays["classes"]).tolist()] if "classes" in arrays else None
     try:
-        return from_arrays(**parts, modality_names=names, class_names=classes, name=path.stem,
-                           provenance={"file": str(path)}, **split_options)
+        return from_arrays(
+            **parts,
+            modality_names=names,
+            class_names=classes,
+            name=path.stem,
+            provenance={"file": str(path)},
+            **split_options,
+        )
     except DataError as exc:
         raise DataError(f"{where}: {exc}") from None
 
@@ -261,8 +304,10 @@ def _labels(y, what: str):
         return y.astype(np.int64)
     if np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
         return y.astype(np.int64)  # integer-valued floats, e.g. labels stored as 0.0, 1.0, ...
-    raise DataError(f"{what}: expected integer labels 0..K-1, got dtype {y.dtype}"
-                    + (" with non-integer values" if np.issubdtype(y.dtype, np.floating) else ""))
+    raise DataError(
+        f"{what}: expected integer labels 0..K-1, got dtype {y.dtype}"
+        + (" with non-integer values" if np.issubdtype(y.dtype, np.floating) else "")
+    )
 
 
 def validate_split(xs, y, input_dims=None, num_classes=None, split: str = "data") -> None:
@@ -299,8 +344,21 @@ def validate_split(xs, y, input_dims=None, num_classes=None, split: str = "data"
 
 
 # --------------------------------------------------------------------------- the synthetic benchmark, re-exported
-_SYNTHETIC = ("ModalitySpec", "DataConfig", "generate", "bayes_accuracy", "preset_config", "load_preset", "PRESETS",
-              "data_dir", "config_to_dict", "config_from_dict", "load_file", "checksum", "describe")
+_SYNTHETIC = (
+    "ModalitySpec",
+    "DataConfig",
+    "generate",
+    "bayes_accuracy",
+    "preset_config",
+    "load_preset",
+    "PRESETS",
+    "data_dir",
+    "config_to_dict",
+    "config_from_dict",
+    "load_file",
+    "checksum",
+    "describe",
+)
 
 
 def __getattr__(name):  # `from mini_cal.data import load_preset` keeps working (PEP 562 module attribute)

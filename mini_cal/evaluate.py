@@ -2,6 +2,7 @@
 
 Metrics are computed on host NumPy copies (small arrays); logits come from the backend.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -43,7 +44,7 @@ def coalition_predictions(model, params, xs_dev, coalitions=None, batch: int = 4
     preds = {S: [] for S in coalitions}
     needed = sorted({m for S in coalitions for m in S})
     for start in range(0, n, batch):
-        chunk = [x[start:min(start + batch, n), ...] for x in xs_dev]
+        chunk = [x[start : min(start + batch, n), ...] for x in xs_dev]
         out, _ = model.forward(params, chunk, eps=None, modalities=needed or [0])
         for S in coalitions:
             logits = model.coalition_logits(params, out, S)
@@ -51,8 +52,7 @@ def coalition_predictions(model, params, xs_dev, coalitions=None, batch: int = 4
     return {S: np.concatenate(p) for S, p in preds.items()}
 
 
-def evaluate(model, params, xs_dev, y, predict_coalition=None, with_shapley: bool = False,
-             modalities=None) -> dict:
+def evaluate(model, params, xs_dev, y, predict_coalition=None, with_shapley: bool = False, modalities=None) -> dict:
     """Fused accuracy and macro-F1 (of ``predict_coalition``), coalition accuracy of each modality and,
     optionally, exact Shapley values of accuracy over all coalitions.
 
@@ -61,8 +61,11 @@ def evaluate(model, params, xs_dev, y, predict_coalition=None, with_shapley: boo
     y = np.asarray(y)
     active = range(M) if modalities is None else tuple(modalities)
     predict_coalition = tuple(range(M)) if predict_coalition is None else tuple(predict_coalition)
-    coalitions = all_coalitions(M) if with_shapley else \
-        sorted({predict_coalition, *[(m,) for m in active]}, key=lambda s: (len(s), s))
+    coalitions = (
+        all_coalitions(M)
+        if with_shapley
+        else sorted({predict_coalition, *[(m,) for m in active]}, key=lambda s: (len(s), s))
+    )
     preds = coalition_predictions(model, params, xs_dev, coalitions)
     result = {
         "acc": accuracy(preds[predict_coalition], y),
@@ -81,7 +84,7 @@ def encoder_features(model, params, xs_dev, m: int, batch: int = 4096) -> np.nda
     n = xs_dev[0].shape[0]
     feats = []
     for start in range(0, n, batch):
-        chunk = [x[start:min(start + batch, n), ...] for x in xs_dev]
+        chunk = [x[start : min(start + batch, n), ...] for x in xs_dev]
         out, _ = model.forward(params, chunk, eps=None, modalities=[m])
         feats.append(B.to_numpy(out.z[m]))
     return np.concatenate(feats).astype(np.float64)
@@ -118,8 +121,7 @@ def probe_predict(fit, X) -> np.ndarray:
     return np.argmax(Xs @ W, axis=1)
 
 
-def linear_probe(model, params, train_xs_dev, y_train, test_xs_dev, y_test, l2: float = 1e-3,
-                 modalities=None) -> list:
+def linear_probe(model, params, train_xs_dev, y_train, test_xs_dev, y_test, l2: float = 1e-3, modalities=None) -> list:
     """Accuracy of a fresh softmax regression fitted on each frozen encoder's training features, on test
     (None for branches not in ``modalities``, the trained ones; default: all)."""
     K = model.config.num_classes

@@ -4,6 +4,7 @@ Run checks in float64: with h = 1e-5 the centred difference has truncation error
 ~ 1e-16 / h ~ 1e-11, so a correct backward pass agrees to about 1e-8 relative error or better.
 Functions here work on host NumPy copies of the parameters and call ``f`` with backend arrays.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -65,8 +66,11 @@ def numerical_gradient_array(f, x, dout, h: float = 1e-5):
 def sample_indices(shape, num: int, rng) -> list:
     """``num`` distinct random index tuples into an array of ``shape`` (all of them if it is smaller)."""
     size = int(np.prod(shape))
-    flat = rng.host.choice(size, size=min(num, size), replace=False) if hasattr(rng, "host") else \
-        rng.choice(size, size=min(num, size), replace=False)
+    flat = (
+        rng.host.choice(size, size=min(num, size), replace=False)
+        if hasattr(rng, "host")
+        else rng.choice(size, size=min(num, size), replace=False)
+    )
     return [np.unravel_index(int(i), shape) for i in flat]
 
 
@@ -79,8 +83,7 @@ def check_sampled(f, x, analytic, num: int = 20, rng=None, h: float = 1e-5) -> f
     return rel_error(np.array([analytic[i] for i in idx]), np.array([numeric[i] for i in idx]))
 
 
-def check_params(loss_fn, params: dict, grads: dict, h: float = 1e-5, max_entries: int | None = None,
-                 rng=None) -> dict:
+def check_params(loss_fn, params: dict, grads: dict, h: float = 1e-5, max_entries: int | None = None, rng=None) -> dict:
     """Check every parameter of a dict against its analytic gradient.
 
     ``loss_fn(params) -> scalar`` is evaluated with one entry of one parameter perturbed at a time.
@@ -106,6 +109,5 @@ def check_params(loss_fn, params: dict, grads: dict, h: float = 1e-5, max_entrie
         if indices is None:
             errors[name] = rel_error(analytic, numeric)
         else:
-            errors[name] = rel_error(np.array([analytic[i] for i in indices]),
-                                     np.array([numeric[i] for i in indices]))
+            errors[name] = rel_error(np.array([analytic[i] for i in indices]), np.array([numeric[i] for i in indices]))
     return errors

@@ -4,8 +4,8 @@ Every operation is a pair in the CS231n style: ``op_forward(...) -> (out, cache)
 ``op_backward(dout, cache) -> grads``. Shapes: N samples, D inputs, H outputs, K classes.
 All array calls go through the backend namespace so that the same code runs on NumPy, CuPy and the array API.
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 from . import backend as B
 
@@ -182,5 +182,3 @@ def entropy(logits):
     xp = B.xp()
     logp = log_softmax(logits)
     return -xp.sum(xp.exp(logp) * logp, axis=1)
-
-

@@ -10,6 +10,7 @@ Parameters and gradients are dicts with the same keys:
 ``b{m}.W{l}``, ``b{m}.b{l}`` (encoder layer l of branch m), ``b{m}.Wmu``, ``b{m}.bmu``, ``b{m}.Ws``, ``b{m}.bs``
 (bottleneck), ``head.W{m}`` (Wh[m]) and ``head.b`` (bh).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -148,8 +149,9 @@ class Model:
         c = self.config
         self.check_inputs(xs)
         active = list(range(self.M)) if modalities is None else list(modalities)
-        out = Forward(u=[None] * self.M, z=[None] * self.M, mu=[None] * self.M, sigma=[None] * self.M,
-                      h=[None] * self.M)
+        out = Forward(
+            u=[None] * self.M, z=[None] * self.M, mu=[None] * self.M, sigma=[None] * self.M, h=[None] * self.M
+        )
         caches = [None] * self.M
         for m in active:
             h = xs[m]
@@ -162,8 +164,15 @@ class Model:
             if c.bottleneck:
                 e = None if eps is None else eps[m]
                 (z, mu, sigma), bn_cache = L.gaussian_bottleneck_forward(
-                    h, params[f"b{m}.Wmu"], params[f"b{m}.bmu"], params[f"b{m}.Ws"], params[f"b{m}.bs"],
-                    eps=e, sigma_min=c.sigma_min, shift=c.sigma_shift)
+                    h,
+                    params[f"b{m}.Wmu"],
+                    params[f"b{m}.bmu"],
+                    params[f"b{m}.Ws"],
+                    params[f"b{m}.bs"],
+                    eps=e,
+                    sigma_min=c.sigma_min,
+                    shift=c.sigma_shift,
+                )
                 out.mu[m], out.sigma[m] = mu, sigma
             else:
                 z = h
@@ -222,10 +231,11 @@ class Model:
             dz = du[m] @ w.T  # (N, Z)
             enc_caches, bn_cache = caches[m]
             if c.bottleneck:
-                dh, grads[f"b{m}.Wmu"], grads[f"b{m}.bmu"], grads[f"b{m}.Ws"], grads[f"b{m}.bs"] = \
-                    L.gaussian_bottleneck_backward(dz, bn_cache,
-                                                   None if dmu is None else dmu[m],
-                                                   None if dsigma is None else dsigma[m])
+                dh, grads[f"b{m}.Wmu"], grads[f"b{m}.bmu"], grads[f"b{m}.Ws"], grads[f"b{m}.bs"] = (
+                    L.gaussian_bottleneck_backward(
+                        dz, bn_cache, None if dmu is None else dmu[m], None if dsigma is None else dsigma[m]
+                    )
+                )
             else:
                 dh = dz
             for l in range(len(c.hidden), 0, -1):

@@ -13,6 +13,7 @@ Attacks run on host NumPy arrays, are deterministic given ``seed``, never modify
 the data unchanged. The random draws do not depend on eps (common random numbers): raising the level hits a
 superset of the samples and features, with the same noise scaled up.
 """
+
 from __future__ import annotations
 
 import numpy as np

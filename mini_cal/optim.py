@@ -3,6 +3,7 @@
 Each optimiser updates ``params`` in place from ``grads`` (dicts with the same keys) and keeps its state in plain
 dicts so that a checkpoint can save and restore it.
 """
+
 from __future__ import annotations
 
 import math
@@ -91,8 +92,8 @@ class Adam:
             m += (1 - b1) * g
             v *= b2
             v += (1 - b2) * (g * g)
-            m_hat = m / (1 - b1 ** t)
-            v_hat = v / (1 - b2 ** t)
+            m_hat = m / (1 - b1**t)
+            v_hat = v / (1 - b2**t)
             params[k] -= self.lr * m_hat / (xp.sqrt(v_hat) + self.eps)
 
 

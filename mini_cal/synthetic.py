@@ -21,18 +21,20 @@ Bayes-optimal accuracy is computed from the known model: the exact class posteri
 log-likelihoods, conditional independence) evaluated on a large Monte-Carlo sample, reported with its standard
 error. Validation and test splits are clean; training-time corruption and label noise touch the training split only.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from scipy.special import logsumexp
 
 from .data import DataError, Dataset
+
 
 @dataclass
 class ModalitySpec:
@@ -82,16 +84,18 @@ class DataConfig:
         if not 0 <= self.corrupt_fraction <= 1:
             raise ValueError(f"corrupt_fraction: expected a fraction in [0, 1], got {self.corrupt_fraction}")
         if self.corrupt_fraction > 0 and self.corrupt_modality not in range(len(self.modalities)):
-            raise ValueError(f"corrupt_modality: expected an index in 0..{len(self.modalities) - 1}, "
-                             f"got {self.corrupt_modality}")
+            raise ValueError(
+                f"corrupt_modality: expected an index in 0..{len(self.modalities) - 1}, got {self.corrupt_modality}"
+            )
         for m, s in enumerate(self.modalities):
             if s.informative < 1 or s.distractors < 0:
                 raise ValueError(f"modalities[{m}]: expected informative >= 1 and distractors >= 0")
             if s.components not in (1, 2):
                 raise ValueError(f"modalities[{m}].components: expected 1 or 2, got {s.components}")
             if s.confuse < 1 or self.num_classes % s.confuse:
-                raise ValueError(f"modalities[{m}].confuse: expected a divisor of num_classes="
-                                 f"{self.num_classes}, got {s.confuse}")
+                raise ValueError(
+                    f"modalities[{m}].confuse: expected a divisor of num_classes={self.num_classes}, got {s.confuse}"
+                )
             # one dimension per distinct class mean: K of them, or K / confuse when within = 0 merges classes
             needed = self.num_classes if s.within else self.num_classes // s.confuse
             if s.informative < needed:
@@ -113,8 +117,11 @@ class _ModalityModel:
         directions = _orthonormal(rng, d, n_groups + k)
         centres, fine = directions[:n_groups], directions[n_groups:]
         means = np.stack([centres[c // spec.confuse] + spec.within * fine[c] for c in range(k)])
-        means *= spec.separation / max(np.linalg.norm(means, axis=1, keepdims=True).mean(), 1e-12) \
-            if spec.separation > 0 else 0.0
+        means *= (
+            spec.separation / max(np.linalg.norm(means, axis=1, keepdims=True).mean(), 1e-12)
+            if spec.separation > 0
+            else 0.0
+        )
         self.means = means  # (K, informative)
         if spec.components == 2:
             self.component_means = np.stack([means, -means], axis=1)  # (K, 2, informative)
@@ -199,8 +206,17 @@ def generate(config: DataConfig, name: str = "custom", with_bayes: bool = True) 
         std = xs[m].std(axis=0, keepdims=True)
         noise = (rng.standard_normal(xs[m].shape) * std * 3.0).astype(np.float32)  # loud, uninformative
         xs[m] = np.where(mask[:, None], noise, xs[m]).astype(np.float32)
-    ds = Dataset(xs, y, *splits["val"], *splits["test"], config=config, name=name, clean_y_train=clean_y,
-                 corrupted_mask=mask, provenance={"source": "mini_cal.synthetic", "seed": config.seed})
+    ds = Dataset(
+        xs,
+        y,
+        *splits["val"],
+        *splits["test"],
+        config=config,
+        name=name,
+        clean_y_train=clean_y,
+        corrupted_mask=mask,
+        provenance={"source": "mini_cal.synthetic", "seed": config.seed},
+    )
     if with_bayes:
         ds.bayes = bayes_accuracy(config)
     return ds
@@ -223,8 +239,11 @@ def _preset_configs() -> dict:
         "balanced": replace(default, modalities=[replace(s, scale=1.0) for s in _default_modalities()]),
         "corrupted": replace(default, corrupt_modality=1, corrupt_fraction=0.3),
         "label-noise": replace(default, label_noise=0.2),
-        "three": replace(default, modalities=_default_modalities() + [
-            ModalitySpec("T", informative=8, distractors=8, separation=1.5, scale=0.3)]),
+        "three": replace(
+            default,
+            modalities=_default_modalities()
+            + [ModalitySpec("T", informative=8, distractors=8, separation=1.5, scale=0.3)],
+        ),
         "tiny": replace(default, n_train=200, n_val=100, n_test=200, n_bayes=20_000),
     }
 
@@ -287,17 +306,27 @@ def load_file(path) -> Dataset:
     except DataError:
         raise
     except Exception as exc:  # a truncated or altered file: zipfile, JSON, key or type errors mean the same here
-        raise DataError(f"preset file {str(path)!r} is unreadable or damaged ({type(exc).__name__}: {exc}); "
-                        "regenerate it with: mini-cal data generate") from None
-    return Dataset(**parts, config=config, bayes=meta["bayes"], name=meta["name"], **extra,
-                   provenance={"source": "mini_cal.synthetic", "seed": config.seed, "file": str(path)})
+        raise DataError(
+            f"preset file {str(path)!r} is unreadable or damaged ({type(exc).__name__}: {exc}); "
+            "regenerate it with: mini-cal data generate"
+        ) from None
+    return Dataset(
+        **parts,
+        config=config,
+        bayes=meta["bayes"],
+        name=meta["name"],
+        **extra,
+        provenance={"source": "mini_cal.synthetic", "seed": config.seed, "file": str(path)},
+    )
 
 
 def verify_file(path, manifest_entry: dict) -> None:
     """Raise :class:`DataError` when ``path`` does not match the SHA-256 that the manifest records for it."""
     if manifest_entry.get("sha256") and checksum(path) != manifest_entry["sha256"]:
-        raise DataError(f"preset file {str(path)!r} does not match the checksum in its manifest.json (altered or "
-                        f"damaged); regenerate it with: mini-cal data generate {Path(path).stem}")
+        raise DataError(
+            f"preset file {str(path)!r} does not match the checksum in its manifest.json (altered or "
+            f"damaged); regenerate it with: mini-cal data generate {Path(path).stem}"
+        )
 
 
 def load_preset(name: str, regenerate: bool = False) -> Dataset:
@@ -327,15 +356,21 @@ def describe(ds: Dataset) -> str:
     c = ds.config
     if not isinstance(c, DataConfig):
         return ds.describe()
-    lines = [f"preset {ds.name}: {c.num_classes} classes, train/val/test = {c.n_train}/{c.n_val}/{c.n_test}, "
-             f"seed {c.seed}"]
+    lines = [
+        f"preset {ds.name}: {c.num_classes} classes, train/val/test = {c.n_train}/{c.n_val}/{c.n_test}, seed {c.seed}"
+    ]
     for m, s in enumerate(c.modalities):
-        lines.append(f"  modality {m} ({s.name}): {s.dim} features ({s.informative} informative, "
-                     f"{s.distractors} distractors), separation {s.separation}, components {s.components}, "
-                     f"confuse {s.confuse}, within {s.within}, scale {s.scale}, "
-                     f"Bayes-optimal accuracy {ds.bayes.get(f'modality {m}', float('nan')):.4f}")
-    lines.append(f"  fused Bayes-optimal accuracy {ds.bayes.get('fused', float('nan')):.4f} "
-                 f"(Monte-Carlo standard error {ds.bayes.get('stderr', float('nan')):.4f})")
-    lines.append(f"  label noise {c.label_noise}; corrupted modality {c.corrupt_modality} "
-                 f"fraction {c.corrupt_fraction}")
+        lines.append(
+            f"  modality {m} ({s.name}): {s.dim} features ({s.informative} informative, "
+            f"{s.distractors} distractors), separation {s.separation}, components {s.components}, "
+            f"confuse {s.confuse}, within {s.within}, scale {s.scale}, "
+            f"Bayes-optimal accuracy {ds.bayes.get(f'modality {m}', float('nan')):.4f}"
+        )
+    lines.append(
+        f"  fused Bayes-optimal accuracy {ds.bayes.get('fused', float('nan')):.4f} "
+        f"(Monte-Carlo standard error {ds.bayes.get('stderr', float('nan')):.4f})"
+    )
+    lines.append(
+        f"  label noise {c.label_noise}; corrupted modality {c.corrupt_modality} fraction {c.corrupt_fraction}"
+    )
     return "\n".join(lines)

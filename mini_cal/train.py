@@ -12,6 +12,7 @@ Everything else attaches through :class:`Hook` objects that see the loop's state
 before the first epoch, after every step and after every epoch. :class:`FiniteGuard` (always on) stops a diverging
 run; :mod:`mini_cal.lab.checkpoint` writes checkpoints, resumes runs bit for bit and saves on Ctrl-C.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -26,8 +27,8 @@ from . import layers as L
 from .contribution import label_entropy
 from .data import Dataset, validate_split
 from .evaluate import evaluate, linear_probe
-from .model import Model, ModelConfig
 from .methods.base import StepContext
+from .model import Model, ModelConfig
 from .optim import clip_by_global_norm, make_optimizer, squared_norms
 
 
@@ -90,9 +91,16 @@ class TrainResult:
 
     def summary(self) -> dict:
         """JSON-ready metrics (no arrays)."""
-        return {"method": self.method, "hparams": self.hparams, "best_epoch": self.best_epoch,
-                "val": self.val, "test": self.test, "probe_acc": self.probe_acc,
-                "train_time_s": self.train_time_s, "config": asdict(self.config)}
+        return {
+            "method": self.method,
+            "hparams": self.hparams,
+            "best_epoch": self.best_epoch,
+            "val": self.val,
+            "test": self.test,
+            "probe_acc": self.probe_acc,
+            "train_time_s": self.train_time_s,
+            "config": asdict(self.config),
+        }
 
 
 @dataclass
@@ -152,8 +160,16 @@ def start_run(method, dataset: Dataset, config: TrainConfig) -> Run:
     """Check the data, build the model, draw the initial parameters, make the optimiser, set the method up."""
     for split in ("train", "val", "test"):
         validate_split(*dataset.split(split), dataset.input_dims, dataset.num_classes, split=split)
-    model = Model(ModelConfig(dataset.input_dims, dataset.num_classes, hidden=config.hidden,
-                              bottleneck=method.uses_bottleneck, z_dim=config.z_dim, sigma_shift=config.sigma_shift))
+    model = Model(
+        ModelConfig(
+            dataset.input_dims,
+            dataset.num_classes,
+            hidden=config.hidden,
+            bottleneck=method.uses_bottleneck,
+            z_dim=config.z_dim,
+            sigma_shift=config.sigma_shift,
+        )
+    )
     rng = B.make_rng(config.seed)
     params = model.init_params(rng, dtype=config.dtype)
     optimizer = make_optimizer(config.optimizer, config.lr, config.momentum, config.weight_decay)
@@ -194,8 +210,12 @@ def train(method, dataset: Dataset, config: TrainConfig | None = None, log=None,
                     hook.on_step(run, row)
                 run.step, steps = run.step + 1, steps + 1
             val = evaluate(model, run.params, x_val, dataset.y_val, predict)
-            row = {"epoch": epoch, **{k: v / steps for k, v in sums.items()},
-                   "val_acc": val["acc"], "val_coalition_acc": val["coalition_acc"]}
+            row = {
+                "epoch": epoch,
+                **{k: v / steps for k, v in sums.items()},
+                "val_acc": val["acc"],
+                "val_coalition_acc": val["coalition_acc"],
+            }
             run.history["epochs"].append(row)
             if val["acc"] > run.best[0]:  # model selection on validation
                 run.best = (val["acc"], epoch, copy_params(run.params))
@@ -213,7 +233,7 @@ def batches(rng, n: int, batch_size: int):
     """Index arrays of one epoch's mini-batches, in a fresh random order (the last batch may be smaller)."""
     perm = B.asarray(rng.permutation(n))
     for start in range(0, n, batch_size):
-        yield perm[start:min(start + batch_size, n)]  # no slice stop past the end (the array API forbids it)
+        yield perm[start : min(start + batch_size, n)]  # no slice stop past the end (the array API forbids it)
 
 
 def device_features(xs, config: TrainConfig) -> list:
@@ -236,8 +256,15 @@ def record_step(run: Run, epoch: int, lo, diag: dict, norm: float, sq: dict, sum
     for k, v in terms.items():
         sums[k] = sums.get(k, 0.0) + v
     branch_norms = [math.sqrt(sum(sq[k] for k in run.model.branch_keys(m))) for m in range(run.model.M)]
-    row = {"epoch": epoch, "step": run.step, **terms, **lo.diagnostics, **diag, "grad_norm": norm,
-           "branch_grad_norm": branch_norms}
+    row = {
+        "epoch": epoch,
+        "step": run.step,
+        **terms,
+        **lo.diagnostics,
+        **diag,
+        "grad_norm": norm,
+        "branch_grad_norm": branch_norms,
+    }
     if run.config.record_steps:
         run.history["steps"].append(_jsonable(row))
     return {**row, "terms": lo.terms}
@@ -251,8 +278,9 @@ def progress_bar(config: TrainConfig, method, start_epoch: int):
         return
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=config.epochs, initial=start_epoch, desc=str(getattr(method, "name", method)), unit="epoch",
-               leave=False)
+    bar = tqdm(
+        total=config.epochs, initial=start_epoch, desc=str(getattr(method, "name", method)), unit="epoch", leave=False
+    )
 
     def update(row):
         bar.update(1)
@@ -273,14 +301,31 @@ def finish(run: Run, x_train, x_val) -> TrainResult:
     x_test = device_features(dataset.x_test, config)
     # branches that never trained (unimodal runs) are not evaluated: they report None
     val = evaluate(model, best_params, x_val, dataset.y_val, predict, modalities=active)
-    test = evaluate(model, best_params, x_test, dataset.y_test, predict, with_shapley=config.shapley and not active,
-                    modalities=active)
+    test = evaluate(
+        model,
+        best_params,
+        x_test,
+        dataset.y_test,
+        predict,
+        with_shapley=config.shapley and not active,
+        modalities=active,
+    )
     probe = None
     if config.probe:
         probe = linear_probe(model, best_params, x_train, dataset.y_train, x_test, dataset.y_test, modalities=active)
-    return TrainResult(method=str(getattr(method, "name", method)), hparams=method.hparams(), model=model,
-                       params=best_params, history=run.history, best_epoch=run.best[1], val=val, test=test,
-                       probe_acc=probe, train_time_s=train_time, config=config)
+    return TrainResult(
+        method=str(getattr(method, "name", method)),
+        hparams=method.hparams(),
+        model=model,
+        params=best_params,
+        history=run.history,
+        best_epoch=run.best[1],
+        val=val,
+        test=test,
+        probe_acc=probe,
+        train_time_s=train_time,
+        config=config,
+    )
 
 
 def epoch_means(steps: list) -> dict:

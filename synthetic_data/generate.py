@@ -6,6 +6,7 @@
 
 The generative model and the presets are defined in mini_cal/synthetic.py; see README.md here for the datasheet.
 """
+
 import argparse
 import sys
 from pathlib import Path
@@ -18,8 +19,11 @@ from mini_cal.lab.presets import WRITTEN_PRESETS, write_presets  # noqa: E402
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("names", nargs="*", help=f"presets to write (default: {' '.join(WRITTEN_PRESETS)}); "
-                                             f"known: {' '.join(synthetic.PRESETS)}")
+    p.add_argument(
+        "names",
+        nargs="*",
+        help=f"presets to write (default: {' '.join(WRITTEN_PRESETS)}); known: {' '.join(synthetic.PRESETS)}",
+    )
     args = p.parse_args(argv)
     try:
         write_presets(args.names or None, out_dir=Path(__file__).resolve().parent)

@@ -1,4 +1,5 @@
 """The shape of the package: the teaching core never imports the lab, and a method is one declared file."""
+
 import ast
 import json
 from pathlib import Path
@@ -9,8 +10,20 @@ from mini_cal import data, methods
 from mini_cal.train import TrainConfig, train
 
 PACKAGE = Path(__file__).resolve().parents[1] / "mini_cal"
-CORE = ["backend", "layers", "gradcheck", "model", "contribution", "optim", "train", "evaluate", "noise", "data",
-        "synthetic", "methods"]
+CORE = [
+    "backend",
+    "layers",
+    "gradcheck",
+    "model",
+    "contribution",
+    "optim",
+    "train",
+    "evaluate",
+    "noise",
+    "data",
+    "synthetic",
+    "methods",
+]
 
 
 def _imports(path: Path) -> set:
@@ -70,8 +83,10 @@ def test_a_method_declared_in_one_file_trains_sweeps_compares_plots_and_checks(t
     assert len(swept["trials"]) == 2 and swept["chosen"]["toy"] in [t["config"] for t in swept["trials"]]
     compared = X.compare(source, ["joint", "toy", "toy-strong"], seeds=2, progress=False, epochs=2)
     assert [r["method"] for r in compared["records"]].count("toy-strong") == 2
-    assert {s["baseline"] for s in X.compare(source, ["toy", "joint"], seeds=2, progress=False, epochs=1,
-                                             reference="toy")["significance"]} == {"joint"}
+    assert {
+        s["baseline"]
+        for s in X.compare(source, ["toy", "joint"], seeds=2, progress=False, epochs=1, reference="toy")["significance"]
+    } == {"joint"}
     assert "toy-strong" in results_table(compared) and "weight=1.0" in config_table(compared)
     figures = comparison_figures(compared, tmp_path)
     assert any(p.endswith("gradient_coefficients.png") for p in figures)

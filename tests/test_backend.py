@@ -5,6 +5,7 @@ the mixing of NumPy arrays with its own, as CuPy does, so a training step or a g
 should pass on a GPU (one gap: it lets ``np.asarray`` copy its arrays to the host; see mini_cal/backend.py).
 The same tests run on CuPy when a CUDA device is present (``pytest -m gpu``) and are skipped otherwise.
 """
+
 import math
 
 import numpy as np

@@ -17,16 +17,20 @@ def test_help_lists_commands(capsys):
 
 def test_train_prints_table_and_json(tmp_path, capsys):
     path = tmp_path / "r.json"
-    assert main(["train", "--method", "joint", "--preset", "tiny", "--epochs", "2", "--no-progress",
-                 "--json", str(path)]) == 0
+    assert (
+        main(["train", "--method", "joint", "--preset", "tiny", "--epochs", "2", "--no-progress", "--json", str(path)])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "| fused accuracy |" in out and "Bayes-optimal" in out
     assert json.loads(path.read_text())["method"] == "joint"
 
 
 def test_train_unimodal_table(capsys):
-    assert main(["train", "--method", "unimodal", "--modality", "1", "--preset", "tiny", "--epochs", "1",
-                 "--no-progress"]) == 0
+    assert (
+        main(["train", "--method", "unimodal", "--modality", "1", "--preset", "tiny", "--epochs", "1", "--no-progress"])
+        == 0
+    )
     assert "| A: coalition accuracy | - |" in capsys.readouterr().out
 
 
@@ -49,8 +53,9 @@ def test_bad_method_rejected_by_argparse(capsys):
 
 
 def test_module_entry_point_runs():
-    out = subprocess.run([sys.executable, "-m", "mini_cal", "data", "describe", "tiny"], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "mini_cal", "data", "describe", "tiny"], capture_output=True, text=True, check=True
+    ).stdout
     assert "preset tiny" in out
 
 

@@ -3,8 +3,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from mini_cal import data
-from mini_cal import synthetic
+from mini_cal import data, synthetic
 from mini_cal.lab.presets import save_preset
 
 
@@ -51,8 +50,7 @@ def test_bayes_matches_posterior_classifier_on_generated_test_set():
 
 
 def test_label_noise_and_corruption_fractions():
-    ds = data.generate(small(n_train=4000, label_noise=0.2, corrupt_modality=1, corrupt_fraction=0.3),
-                       with_bayes=False)
+    ds = data.generate(small(n_train=4000, label_noise=0.2, corrupt_modality=1, corrupt_fraction=0.3), with_bayes=False)
     flipped = np.mean(ds.y_train != ds.clean_y_train)
     assert 0.17 < flipped < 0.23
     assert 0.27 < ds.corrupted_mask.mean() < 0.33
@@ -92,26 +90,32 @@ def test_presets_and_describe():
         data.preset_config("nope")
 
 
-@pytest.mark.parametrize("kw, msg", [
-    (dict(label_noise=1.5), "label_noise"),
-    (dict(corrupt_fraction=0.3, corrupt_modality=5), "corrupt_modality"),
-    (dict(n_train=0), "n_train"),
-    (dict(num_classes=1), "num_classes"),
-])
+@pytest.mark.parametrize(
+    "kw, msg",
+    [
+        (dict(label_noise=1.5), "label_noise"),
+        (dict(corrupt_fraction=0.3, corrupt_modality=5), "corrupt_modality"),
+        (dict(n_train=0), "n_train"),
+        (dict(num_classes=1), "num_classes"),
+    ],
+)
 def test_bad_config(kw, msg):
     with pytest.raises(ValueError, match=msg):
         data.generate(small(**kw))
 
 
-@pytest.mark.parametrize("mutate, msg", [
-    (lambda xs, y: (xs, y.astype(float) + 0.5), "labels: expected integers"),
-    (lambda xs, y: (xs, y + 10), r"labels: expected integers in 0..3"),
-    (lambda xs, y: (xs, y[:0]), "empty"),
-    (lambda xs, y: ([xs[0], xs[1][:-1]], y), "modality 1: expected"),
-    (lambda xs, y: ([xs[0], np.where(xs[1] > 0, np.nan, xs[1])], y), "NaN or inf"),
-    (lambda xs, y: ([xs[0]], y), "expected 2 modalities"),
-    (lambda xs, y: ([xs[0], xs[1][:, :3]], y), "expected 32 features"),
-])
+@pytest.mark.parametrize(
+    "mutate, msg",
+    [
+        (lambda xs, y: (xs, y.astype(float) + 0.5), "labels: expected integers"),
+        (lambda xs, y: (xs, y + 10), r"labels: expected integers in 0..3"),
+        (lambda xs, y: (xs, y[:0]), "empty"),
+        (lambda xs, y: ([xs[0], xs[1][:-1]], y), "modality 1: expected"),
+        (lambda xs, y: ([xs[0], np.where(xs[1] > 0, np.nan, xs[1])], y), "NaN or inf"),
+        (lambda xs, y: ([xs[0]], y), "expected 2 modalities"),
+        (lambda xs, y: ([xs[0], xs[1][:, :3]], y), "expected 32 features"),
+    ],
+)
 def test_validate_split_errors(mutate, msg):
     ds = data.generate(small(), with_bayes=False)
     xs, y = mutate(list(ds.x_val), ds.y_val)

@@ -25,9 +25,11 @@ def test_tuned_config_fallbacks():
 
 
 def test_significance_by_hand():
-    recs = [{"method": m, "seed": s, "test": {"acc": a}} for m, accs in
-            {"cal": [0.9, 0.8, 0.85], "joint": [0.7, 0.75, 0.8], "arl": [0.9, 0.8, 0.85]}.items()
-            for s, a in enumerate(accs)]
+    recs = [
+        {"method": m, "seed": s, "test": {"acc": a}}
+        for m, accs in {"cal": [0.9, 0.8, 0.85], "joint": [0.7, 0.75, 0.8], "arl": [0.9, 0.8, 0.85]}.items()
+        for s, a in enumerate(accs)
+    ]
     rows = {r["baseline"]: r for r in X.significance(recs, ["joint", "arl", "cal"])}
     assert rows["joint"]["mean_diff"] == pytest.approx(0.1)
     assert rows["joint"]["wins"] == 3 and rows["joint"]["losses"] == 0
@@ -36,21 +38,66 @@ def test_significance_by_hand():
 
 def test_compare_end_to_end(tmp_path, capsys):
     out = tmp_path / "cmp"
-    assert main(["compare", "--preset", "tiny", "--seeds", "2", "--epochs", "2", "--jobs", "1", "--no-progress",
-                 "--methods", "joint", "ogm-ge", "arl", "cal", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                "--preset",
+                "tiny",
+                "--seeds",
+                "2",
+                "--epochs",
+                "2",
+                "--jobs",
+                "1",
+                "--no-progress",
+                "--methods",
+                "joint",
+                "ogm-ge",
+                "arl",
+                "cal",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "| cal |" in text and "Bayes-optimal" in text and "cal vs" in text
     result = json.loads((out / "results.json").read_text())
     assert len(result["records"]) == 8
     assert {r["method"] for r in result["records"]} == {"joint", "ogm-ge", "arl", "cal"}
-    for fig in ("coalition_accuracy.png", "contribution_W.png", "gradient_coefficients.png", "kl.png",
-                "beta.png", "gradient_norms.png"):
+    for fig in (
+        "coalition_accuracy.png",
+        "contribution_W.png",
+        "gradient_coefficients.png",
+        "kl.png",
+        "beta.png",
+        "gradient_norms.png",
+    ):
         assert (out / fig).stat().st_size > 1000
     cal = next(r for r in result["records"] if r["method"] == "cal")
     assert len(cal["step_means"]["W"]) == 2 and len(cal["step_means"]["W"][0]) == 2
     # the folder is not silently overwritten
-    assert main(["compare", "--preset", "tiny", "--seeds", "1", "--epochs", "1", "--out", str(out),
-                 "--no-progress", "--methods", "joint"]) == 2
+    assert (
+        main(
+            [
+                "compare",
+                "--preset",
+                "tiny",
+                "--seeds",
+                "1",
+                "--epochs",
+                "1",
+                "--out",
+                str(out),
+                "--no-progress",
+                "--methods",
+                "joint",
+            ]
+        )
+        == 2
+    )
     assert "exists and is not empty" in capsys.readouterr().err
 
 

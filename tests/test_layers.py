@@ -94,17 +94,20 @@ def test_gaussian_bottleneck_gradients(rng, with_eps):
     grads = L.gaussian_bottleneck_backward(dz, cache, dmu_x, ds_x)
     args = [h, w_mu, b_mu, w_s, b_s]
     for i, g in enumerate(grads):
+
         def f(v, i=i):
             trial = list(args)
             trial[i] = v
             return scalar(*trial)
+
         assert rel_error(g, numerical_gradient(f, args[i])) < TOL, i
 
 
 def test_bottleneck_sigma_starts_small(rng):
     h = np.abs(rng.standard_normal((8, 4))) * 0.1
-    (_, _, sigma), _ = L.gaussian_bottleneck_forward(h, np.zeros((4, 3)), np.zeros(3), np.zeros((4, 3)),
-                                                    np.zeros(3), None)
+    (_, _, sigma), _ = L.gaussian_bottleneck_forward(
+        h, np.zeros((4, 3)), np.zeros(3), np.zeros((4, 3)), np.zeros(3), None
+    )
     assert np.allclose(sigma, math.log1p(math.exp(-5.0)) + 1e-4)
 
 

@@ -16,8 +16,7 @@ from mini_cal.model import Model, ModelConfig
 def setup_model(M=2, bottleneck=True, n=6, seed=0):
     rng = B.make_rng(seed)
     dims = (5, 4, 3)[:M]
-    model = Model(ModelConfig(dims, 3, hidden=(6, 5), bottleneck=bottleneck, z_dim=4, sigma_shift=1.0,
-                              head_init=1.0))
+    model = Model(ModelConfig(dims, 3, hidden=(6, 5), bottleneck=bottleneck, z_dim=4, sigma_shift=1.0, head_init=1.0))
     params = model.init_params(rng, dtype="float64")
     for k in params:
         if ".b" in k:

@@ -36,8 +36,7 @@ def full_loss(model, params, xs, Y, eps, gamma=0.5, betas=None):
 def make(M, bottleneck, seed=0, n=6):
     rng = B.make_rng(seed)
     dims = (5, 4, 3)[:M]
-    model = Model(ModelConfig(dims, 3, hidden=(6, 5), bottleneck=bottleneck, z_dim=4, sigma_shift=1.0,
-                              head_init=1.0))
+    model = Model(ModelConfig(dims, 3, hidden=(6, 5), bottleneck=bottleneck, z_dim=4, sigma_shift=1.0, head_init=1.0))
     params = model.init_params(rng, dtype="float64")
     for k in params:  # non-zero biases so that every path is exercised
         if ".b" in k or k == "head.b":

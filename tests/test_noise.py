@@ -47,10 +47,15 @@ def test_attack_strength_grows_with_level(xs):
     assert 0.2 < hit[out[0] != xs[0]].size / xs[0].size < 0.3  # 0.5 attacked x 0.5 density
 
 
-@pytest.mark.parametrize("kw, msg", [(dict(name="blur"), "attack: expected one of"),
-                                     (dict(eps=11), "eps: expected a noise level"),
-                                     (dict(target=2), "target: expected 'all' or a modality index in 0..1"),
-                                     (dict(p_attack=1.5), "p_attack")])
+@pytest.mark.parametrize(
+    "kw, msg",
+    [
+        (dict(name="blur"), "attack: expected one of"),
+        (dict(eps=11), "eps: expected a noise level"),
+        (dict(target=2), "target: expected 'all' or a modality index in 0..1"),
+        (dict(p_attack=1.5), "p_attack"),
+    ],
+)
 def test_bad_arguments(xs, kw, msg):
     args = dict(name="gaussian", eps=5, target=0, p_attack=0.5)
     args.update(kw)
@@ -65,11 +70,51 @@ def test_auc():
 
 def test_robustness_end_to_end_trains_and_reuses_compare_models(tmp_path, capsys):
     cmp_out = tmp_path / "cmp"
-    assert main(["compare", "--preset", "tiny", "--seeds", "1", "--epochs", "2", "--jobs", "1", "--no-progress",
-                 "--methods", "joint", "cal", "--out", str(cmp_out)]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                "--preset",
+                "tiny",
+                "--seeds",
+                "1",
+                "--epochs",
+                "2",
+                "--jobs",
+                "1",
+                "--no-progress",
+                "--methods",
+                "joint",
+                "cal",
+                "--out",
+                str(cmp_out),
+            ]
+        )
+        == 0
+    )
     rob = tmp_path / "rob"
-    assert main(["robustness", "--preset", "tiny", "--seeds", "1", "--jobs", "1", "--no-progress",
-                 "--methods", "joint", "cal", "--models", str(cmp_out / "models"), "--out", str(rob)]) == 0
+    assert (
+        main(
+            [
+                "robustness",
+                "--preset",
+                "tiny",
+                "--seeds",
+                "1",
+                "--jobs",
+                "1",
+                "--no-progress",
+                "--methods",
+                "joint",
+                "cal",
+                "--models",
+                str(cmp_out / "models"),
+                "--out",
+                str(rob),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "gaussian on modality V" in text and "AUC" in text
     result = json.loads((rob / "robustness.json").read_text())
@@ -79,10 +124,46 @@ def test_robustness_end_to_end_trains_and_reuses_compare_models(tmp_path, capsys
     assert curve[0] == pytest.approx(saved["records"][0]["test"]["acc"])  # eps = 0: the clean test accuracy
     assert (rob / "robustness.png").stat().st_size > 1000
     # training path and a clean error for missing models
-    assert main(["robustness", "--preset", "tiny", "--seeds", "1", "--epochs", "1", "--jobs", "1", "--no-progress",
-                 "--methods", "joint", "--out", str(tmp_path / "rob2")]) == 0
-    assert main(["robustness", "--preset", "tiny", "--seeds", "3", "--no-progress", "--methods", "joint",
-                 "--models", str(cmp_out / "models"), "--out", str(tmp_path / "rob3")]) == 2
+    assert (
+        main(
+            [
+                "robustness",
+                "--preset",
+                "tiny",
+                "--seeds",
+                "1",
+                "--epochs",
+                "1",
+                "--jobs",
+                "1",
+                "--no-progress",
+                "--methods",
+                "joint",
+                "--out",
+                str(tmp_path / "rob2"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "robustness",
+                "--preset",
+                "tiny",
+                "--seeds",
+                "3",
+                "--no-progress",
+                "--methods",
+                "joint",
+                "--models",
+                str(cmp_out / "models"),
+                "--out",
+                str(tmp_path / "rob3"),
+            ]
+        )
+        == 2
+    )
     assert "no saved model" in capsys.readouterr().err
     assert not (tmp_path / "rob3").exists()  # nothing half-written
 

@@ -1,5 +1,6 @@
 """Checkpoints, resume, interruption and divergence (mini_cal/lab/checkpoint.py: the hook around train.py, and the CLI),
 and the atomic outputs of the multi-run commands."""
+
 import json
 import os
 import shlex
@@ -74,8 +75,7 @@ def test_resume_is_bit_identical(tiny, tmp_path, name):
     full = train(make_method(name, **METHODS[name]), tiny, config(4, checkpoint_path=full_path))
     train(make_method(name, **METHODS[name]), tiny, config(2, checkpoint_path=part_path))
     assert C.read_npz(part_path)[0]["epoch"] == 2
-    resumed = train(make_method(name, **METHODS[name]), tiny, config(4, checkpoint_path=part_path),
-                    resume=part_path)
+    resumed = train(make_method(name, **METHODS[name]), tiny, config(4, checkpoint_path=part_path), resume=part_path)
     assert_same_result(full, resumed)
     assert_same_checkpoint(full_path, part_path)
     assert len(resumed.history["epochs"]) == 4
@@ -83,6 +83,7 @@ def test_resume_is_bit_identical(tiny, tmp_path, name):
 
 def test_cal_state_matters_for_resume(tiny, tmp_path):
     """Without CAL's EMA state the resumed run differs: the bit-identical test above has teeth."""
+
     class ForgetfulCAL(CAL):
         def load_state_dict(self, state):
             pass
@@ -117,6 +118,7 @@ def test_resume_of_a_finished_run_only_evaluates(tiny, tmp_path):
 
 def interrupting(cls, step):
     """``cls`` with Ctrl-C arriving at one step (same name and hyper-parameters as ``cls``)."""
+
     class Interrupting(cls):
         def loss(self, ctx):
             if ctx.step == step:
@@ -177,8 +179,11 @@ def test_divergence_keeps_the_last_good_checkpoint(tiny, tmp_path):
             return lo
 
     path, clean = tmp_path / "div.npz", tmp_path / "clean.npz"
-    with pytest.raises(DivergenceError, match=r"is nan at epoch 4, step 13; the last good checkpoint \(end of "
-                                              r"epoch 3\) is") as info:
+    with pytest.raises(
+        DivergenceError,
+        match=r"is nan at epoch 4, step 13; the last good checkpoint \(end of "
+        r"epoch 3\) is",
+    ) as info:
         train(NanAtStep(), tiny, config(6, checkpoint_path=path, checkpoint_every=2))
     assert str(path) in str(info.value)
     # epoch 3 was not due (every 2) but is the last good state: written then, and equal to a clean 3-epoch run
@@ -197,8 +202,11 @@ def test_non_finite_parameters_are_never_checkpointed(tiny, tmp_path):
             return super().modify_gradients(grads, ctx, lo)
 
     path = tmp_path / "p.npz"
-    with pytest.raises(DivergenceError, match=r"a parameter is not finite at the end of epoch 2; the last good "
-                                              r"checkpoint \(end of epoch 1\)"):
+    with pytest.raises(
+        DivergenceError,
+        match=r"a parameter is not finite at the end of epoch 2; the last good "
+        r"checkpoint \(end of epoch 1\)",
+    ):
         train(PoisonParams(), tiny, config(4, checkpoint_path=path))
     meta, arrays = C.read_npz(path)
     assert meta["epoch"] == 1 and all(np.isfinite(v).all() for k, v in arrays.items() if k.startswith("param/"))
@@ -224,10 +232,10 @@ def rewrite(src, dst, change_meta=None, drop=()):
 def test_damaged_checkpoints_are_clear_errors(tiny, saved, tmp_path):
     cal = lambda: make_method("cal", **METHODS["cal"])  # noqa: E731
     blob = saved.read_bytes()
-    (tmp_path / "truncated.npz").write_bytes(blob[:len(blob) // 2])
+    (tmp_path / "truncated.npz").write_bytes(blob[: len(blob) // 2])
     (tmp_path / "garbage.npz").write_bytes(b"not a checkpoint at all")
     flipped = bytearray(blob)
-    flipped[len(blob) // 3:len(blob) // 3 + 64] = bytes(64)
+    flipped[len(blob) // 3 : len(blob) // 3 + 64] = bytes(64)
     (tmp_path / "flipped.npz").write_bytes(bytes(flipped))
     cases = {
         tmp_path / "missing.npz": "does not exist",
@@ -250,8 +258,12 @@ def test_damaged_checkpoints_are_clear_errors(tiny, saved, tmp_path):
 
 
 def test_checkpoints_of_another_run_are_refused(tiny, saved):
-    other_dims = replace(tiny, x_train=[x[:, :5] for x in tiny.x_train], x_val=[x[:, :5] for x in tiny.x_val],
-                         x_test=[x[:, :5] for x in tiny.x_test])
+    other_dims = replace(
+        tiny,
+        x_train=[x[:, :5] for x in tiny.x_train],
+        x_val=[x[:, :5] for x in tiny.x_val],
+        x_test=[x[:, :5] for x in tiny.x_test],
+    )
     other_labels = replace(tiny, y_train=np.roll(tiny.y_train, 1))
     cases = [
         (make_method("joint"), tiny, config(3), "written by method 'cal', not 'joint'"),
@@ -344,13 +356,17 @@ def test_cli_checkpoint_errors_are_clean(tmp_path, capsys, quick_probe):
     rc, _, err = run_cli(["train", "--preset", "tiny", "--no-progress", "--resume", str(bad)], capsys)
     assert rc == 2 and "truncated or corrupted" in err and "Traceback" not in err
     ck = tmp_path / "ck.npz"
-    assert run_cli(["train", "--preset", "tiny", "--epochs", "1", "--no-progress", "--checkpoint", str(ck)],
-                   capsys)[0] == 0
-    rc, _, err = run_cli(["train", "--preset", "tiny", "--epochs", "2", "--no-progress", "--lr", "0.1",
-                          "--resume", str(ck)], capsys)
+    assert (
+        run_cli(["train", "--preset", "tiny", "--epochs", "1", "--no-progress", "--checkpoint", str(ck)], capsys)[0]
+        == 0
+    )
+    rc, _, err = run_cli(
+        ["train", "--preset", "tiny", "--epochs", "2", "--no-progress", "--lr", "0.1", "--resume", str(ck)], capsys
+    )
     assert rc == 2 and "options differ: lr=0.05 in the checkpoint, 0.1 here" in err
-    rc, _, err = run_cli(["train", "--method", "cal", "--preset", "tiny", "--epochs", "2", "--no-progress",
-                          "--resume", str(ck)], capsys)
+    rc, _, err = run_cli(
+        ["train", "--method", "cal", "--preset", "tiny", "--epochs", "2", "--no-progress", "--resume", str(ck)], capsys
+    )
     assert rc == 2 and "written by method 'joint', not 'cal'" in err
     # a new run does not silently overwrite a checkpoint
     rc, _, err = run_cli(["train", "--preset", "tiny", "--no-progress", "--checkpoint", str(ck)], capsys)
@@ -359,8 +375,19 @@ def test_cli_checkpoint_errors_are_clean(tmp_path, capsys, quick_probe):
 
 def test_cli_unwritable_checkpoint_is_clean(tmp_path, capsys, quick_probe):
     (tmp_path / "file").write_text("")
-    rc, _, err = run_cli(["train", "--preset", "tiny", "--epochs", "1", "--no-progress", "--checkpoint",
-                          str(tmp_path / "file" / "ck.npz")], capsys)
+    rc, _, err = run_cli(
+        [
+            "train",
+            "--preset",
+            "tiny",
+            "--epochs",
+            "1",
+            "--no-progress",
+            "--checkpoint",
+            str(tmp_path / "file" / "ck.npz"),
+        ],
+        capsys,
+    )
     assert rc == 2 and "error:" in err and "Traceback" not in err
 
 
@@ -372,8 +399,21 @@ def test_interruption_crosses_process_boundaries():
 
 
 def test_cli_divergence_is_clean(tmp_path, capsys):
-    rc, _, err = run_cli(["train", "--preset", "tiny", "--epochs", "3", "--no-progress", "--lr", "1e30",
-                          "--checkpoint", str(tmp_path / "d.npz")], capsys)
+    rc, _, err = run_cli(
+        [
+            "train",
+            "--preset",
+            "tiny",
+            "--epochs",
+            "3",
+            "--no-progress",
+            "--lr",
+            "1e30",
+            "--checkpoint",
+            str(tmp_path / "d.npz"),
+        ],
+        capsys,
+    )
     assert rc == 1 and "training diverged" in err and "no checkpoint was written" in err
     assert "Traceback" not in err and not (tmp_path / "d.npz").exists()
 
@@ -382,9 +422,28 @@ def test_cli_real_sigint(tmp_path):
     """A real Ctrl-C (SIGINT) on a running `mini-cal train`: exit 130, no traceback, a checkpoint to resume."""
     ck = tmp_path / "sig.npz"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-m", "mini_cal", "train", "--preset", "tiny", "--epochs", "100000",
-                             "--no-progress", "--checkpoint", str(ck), "--checkpoint-every", "5"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mini_cal",
+            "train",
+            "--preset",
+            "tiny",
+            "--epochs",
+            "100000",
+            "--no-progress",
+            "--checkpoint",
+            str(ck),
+            "--checkpoint-every",
+            "5",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     try:
         deadline = time.monotonic() + 60
         while not ck.exists() and time.monotonic() < deadline and proc.poll() is None:
@@ -413,8 +472,22 @@ def test_multi_run_commands_refuse_a_non_empty_out(tmp_path, capsys):
 
 def test_compare_outputs_are_complete_and_overwrite_is_explicit(tmp_path, capsys, quick_probe):
     out = tmp_path / "cmp"
-    argv = ["compare", "--preset", "tiny", "--methods", "joint", "--seeds", "1", "--epochs", "1", "--jobs", "1",
-            "--no-progress", "--out", str(out)]
+    argv = [
+        "compare",
+        "--preset",
+        "tiny",
+        "--methods",
+        "joint",
+        "--seeds",
+        "1",
+        "--epochs",
+        "1",
+        "--jobs",
+        "1",
+        "--no-progress",
+        "--out",
+        str(out),
+    ]
     assert run_cli(argv, capsys)[0] == 0
     files = {p.name for p in out.rglob("*")}
     assert {"results.json", "table.md", "models", "joint-seed0.npz"} <= files
@@ -445,6 +518,7 @@ def test_write_json_atomic_and_save_figure_keep_old_files_on_failure(tmp_path):
 
 def test_no_interrupt_checkpoint_when_disabled(tmp_path, monkeypatch):
     """compare/sweep workers set save_on_interrupt=False: Ctrl-C stops them without writing files."""
+
     class Stop(Joint):
         def loss(self, ctx):
             if ctx.epoch == 2:

@@ -59,9 +59,14 @@ def test_make_method_and_bad_arguments(tiny):
         make_method("nope")
     with pytest.raises(ValueError, match="modality: expected an index in 0..1"):
         train(Unimodal(4), tiny, TrainConfig(**FAST))
-    for kw, msg in [(dict(epochs=0), "epochs"), (dict(lr=-1.0), "lr"), (dict(batch_size=0), "batch_size"),
-                    (dict(dtype="int8"), "dtype"), (dict(optimizer="x"), "optimizer"),
-                    (dict(clip_norm=-1.0), "clip_norm")]:
+    for kw, msg in [
+        (dict(epochs=0), "epochs"),
+        (dict(lr=-1.0), "lr"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(dtype="int8"), "dtype"),
+        (dict(optimizer="x"), "optimizer"),
+        (dict(clip_norm=-1.0), "clip_norm"),
+    ]:
         with pytest.raises(ValueError, match=msg):
             train(Joint(), tiny, TrainConfig(progress=False, **kw))
 

@@ -1,4 +1,5 @@
 """A user's own features: Dataset on its own, from_arrays, load_npz and --data on every command."""
+
 import json
 
 import numpy as np
@@ -47,32 +48,44 @@ def test_from_arrays_splits_stratified_and_reproducibly():
 
 def test_load_npz_roundtrip_and_names(tmp_path):
     xs, y = arrays()
-    path = write(tmp_path / "mine.npz", x_train_video=xs["video"], x_train_audio=xs["audio"], y_train=y,
-                 modalities=np.array(["video", "audio"]), classes=np.array(["x", "y", "z"]))
+    path = write(
+        tmp_path / "mine.npz",
+        x_train_video=xs["video"],
+        x_train_audio=xs["audio"],
+        y_train=y,
+        modalities=np.array(["video", "audio"]),
+        classes=np.array(["x", "y", "z"]),
+    )
     ds = load_npz(path)
     assert ds.modality_names == ["video", "audio"] and ds.class_names == ["x", "y", "z"] and ds.name == "mine"
     assert ds.input_dims == (6, 4) and len(ds.y_train) + len(ds.y_val) + len(ds.y_test) == 120
-    sorted_names = load_npz(write(tmp_path / "s.npz", x_train_video=xs["video"], x_train_audio=xs["audio"],
-                                  y_train=y))
+    sorted_names = load_npz(write(tmp_path / "s.npz", x_train_video=xs["video"], x_train_audio=xs["audio"], y_train=y))
     assert sorted_names.modality_names == ["audio", "video"]  # no 'modalities' key: sorted names
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda a: a.pop("y_train"), "missing key 'y_train'"),
-    (lambda a: a.update(y_train=a["y_train"] + 0.5), "y_train: expected integer labels"),
-    (lambda a: a.update(y_train=a["y_train"] - 1), "labels: expected integers in 0..K-1"),
-    (lambda a: a.update(x_train_audio=a["x_train_audio"][:-1]), "expected 120 rows"),
-    (lambda a: a.update(x_train_audio=a["x_train_audio"][:, 0]), "x_train_audio: expected a 2-D array"),
-    (lambda a: a.update(x_train_audio=np.where(a["x_train_audio"] > 1, np.inf, a["x_train_audio"])), "NaN or inf"),
-    (lambda a: a.update(x_train_audio=a["x_train_audio"] + 1j), "real-valued"),
-    (lambda a: a.update(x_val_audio=a["x_train_audio"]), "split 'val' is incomplete: missing .*x_val_video"),
-    (lambda a: a.update(x_test_audio=a["x_train_audio"][:, :2], x_test_video=a["x_train_video"],
-                        y_test=a["y_train"]), "test modality 0: expected 4 features, got 2"),
-    (lambda a: a.update(extra=np.zeros(3)), r"unexpected key\(s\) \['extra'\]"),
-    (lambda a: a.update(modalities=np.array(["audio", "radar"])), r"'modalities' names \['radar'\]"),
-    (lambda a: a.update(classes=np.array(["one", "two"])), "class_names: expected 3 names"),
-    (lambda a: a.update(y_train=np.where(a["y_train"] == 1, 2, a["y_train"])), r"class\(es\) \[1\] have no"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda a: a.pop("y_train"), "missing key 'y_train'"),
+        (lambda a: a.update(y_train=a["y_train"] + 0.5), "y_train: expected integer labels"),
+        (lambda a: a.update(y_train=a["y_train"] - 1), "labels: expected integers in 0..K-1"),
+        (lambda a: a.update(x_train_audio=a["x_train_audio"][:-1]), "expected 120 rows"),
+        (lambda a: a.update(x_train_audio=a["x_train_audio"][:, 0]), "x_train_audio: expected a 2-D array"),
+        (lambda a: a.update(x_train_audio=np.where(a["x_train_audio"] > 1, np.inf, a["x_train_audio"])), "NaN or inf"),
+        (lambda a: a.update(x_train_audio=a["x_train_audio"] + 1j), "real-valued"),
+        (lambda a: a.update(x_val_audio=a["x_train_audio"]), "split 'val' is incomplete: missing .*x_val_video"),
+        (
+            lambda a: a.update(
+                x_test_audio=a["x_train_audio"][:, :2], x_test_video=a["x_train_video"], y_test=a["y_train"]
+            ),
+            "test modality 0: expected 4 features, got 2",
+        ),
+        (lambda a: a.update(extra=np.zeros(3)), r"unexpected key\(s\) \['extra'\]"),
+        (lambda a: a.update(modalities=np.array(["audio", "radar"])), r"'modalities' names \['radar'\]"),
+        (lambda a: a.update(classes=np.array(["one", "two"])), "class_names: expected 3 names"),
+        (lambda a: a.update(y_train=np.where(a["y_train"] == 1, 2, a["y_train"])), r"class\(es\) \[1\] have no"),
+    ],
+)
 def test_bad_files_name_the_problem(tmp_path, mutate, message):
     xs, y = arrays()
     arrs = {"x_train_audio": xs["audio"], "x_train_video": xs["video"], "y_train": y}
@@ -98,8 +111,29 @@ def test_cli_runs_on_a_data_file(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Bayes-optimal" not in out and "video: coalition accuracy" in out
     out_dir = tmp_path / "cmp"
-    assert main(["compare", "--data", str(path), "--methods", "joint", "cal", "unimodal-1", "--seeds", "2",
-                 "--epochs", "2", "--jobs", "1", "--no-progress", "--out", str(out_dir)]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                "--data",
+                str(path),
+                "--methods",
+                "joint",
+                "cal",
+                "unimodal-1",
+                "--seeds",
+                "2",
+                "--epochs",
+                "2",
+                "--jobs",
+                "1",
+                "--no-progress",
+                "--out",
+                str(out_dir),
+            ]
+        )
+        == 0
+    )
     table = (out_dir / "table.md").read_text()
     assert "Bayes-optimal" not in table and "| cal |" in table and "mine.npz" in table
     result = json.loads((out_dir / "results.json").read_text())

@@ -1,6 +1,7 @@
 """A method declared in one file, as a user would add one: fused cross-entropy plus ``weight`` times each
 modality's own cross-entropy, with every branch's gradients scaled by ``1 + weight``. Importing this module
 registers it; nothing else in mini_cal is edited (tests/test_architecture.py)."""
+
 from mini_cal.methods import register
 from mini_cal.methods.base import LossOutput, Method, MethodSpec, cross_entropy_terms, scale_branches
 
@@ -20,8 +21,16 @@ class Toy(Method):
         return {"coef": lo.modulation["coef"]}
 
 
-SPEC = register(MethodSpec(
-    name="toy", cls=Toy, order=90, variants={"toy-strong": {"weight": 1.0, "name": "toy-strong"}},
-    search_space={"train.lr": [0.05, 0.1], "weight": [0.25, 0.5]}, tuned={"toy": {"train.lr": 0.1, "weight": 0.25}},
-    compare_default=("toy", "toy-strong"), diagnostics=("coef", "branch_grad_norm"),
-    description="a toy method for the registry test"))
+SPEC = register(
+    MethodSpec(
+        name="toy",
+        cls=Toy,
+        order=90,
+        variants={"toy-strong": {"weight": 1.0, "name": "toy-strong"}},
+        search_space={"train.lr": [0.05, 0.1], "weight": [0.25, 0.5]},
+        tuned={"toy": {"train.lr": 0.1, "weight": 0.25}},
+        compare_default=("toy", "toy-strong"),
+        diagnostics=("coef", "branch_grad_norm"),
+        description="a toy method for the registry test",
+    )
+)

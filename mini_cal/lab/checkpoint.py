@@ -30,6 +30,7 @@ floats exactly (``repr`` round-trips). Loading checks that the checkpoint belong
 hyper-parameters, same data, same network, same training options except ``epochs`` (which may grow), ``progress``,
 ``probe``, ``shapley`` and the checkpoint options - and raises :class:`CheckpointError` naming what differs.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -54,8 +55,12 @@ class CheckpointError(ValueError):
 
 def save_model(path, model: Model, params: dict, meta: dict | None = None) -> None:
     """Write a model's parameters and configuration (plus free-form ``meta``: method, seed, metrics...)."""
-    info = {"format_version": MODEL_FORMAT_VERSION, "kind": "model", "model_config": asdict(model.config),
-            **(meta or {})}
+    info = {
+        "format_version": MODEL_FORMAT_VERSION,
+        "kind": "model",
+        "model_config": asdict(model.config),
+        **(meta or {}),
+    }
     arrays = {f"param/{k}": B.to_numpy(v) for k, v in params.items()}
     arrays["meta"] = np.array(json.dumps(info))
     write_npz(arrays, path)
@@ -71,8 +76,9 @@ def read_npz(path) -> tuple:
             arrays = {k: f[k] for k in f.files}
         meta = json.loads(str(arrays.pop("meta")))
     except Exception as exc:  # zipfile/ValueError/KeyError/JSON errors all mean the same to a user
-        raise CheckpointError(f"checkpoint {str(path)!r} is truncated or corrupted ({type(exc).__name__}: {exc})") \
-            from None
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is truncated or corrupted ({type(exc).__name__}: {exc})"
+        ) from None
     return meta, arrays
 
 
@@ -80,11 +86,13 @@ def load_model(path, dtype: str = "float32") -> tuple:
     """(Model, params, meta) from a file written by :func:`save_model`."""
     meta, arrays = read_npz(path)
     if meta.get("kind") != "model" or meta.get("format_version") != MODEL_FORMAT_VERSION:
-        raise CheckpointError(f"checkpoint {str(path)!r}: expected a model file of format version "
-                              f"{MODEL_FORMAT_VERSION}, got kind {meta.get('kind')!r} version "
-                              f"{meta.get('format_version')!r}")
+        raise CheckpointError(
+            f"checkpoint {str(path)!r}: expected a model file of format version "
+            f"{MODEL_FORMAT_VERSION}, got kind {meta.get('kind')!r} version "
+            f"{meta.get('format_version')!r}"
+        )
     model = Model(ModelConfig(**meta["model_config"]))
-    params = {k[len("param/"):]: B.asarray(v, dtype=dtype) for k, v in arrays.items() if k.startswith("param/")}
+    params = {k[len("param/") :]: B.asarray(v, dtype=dtype) for k, v in arrays.items() if k.startswith("param/")}
     expected = model.init_params(B.make_rng(0), dtype=dtype)
     for k, v in expected.items():
         if k not in params or tuple(params[k].shape) != tuple(v.shape):
@@ -132,31 +140,42 @@ def _plain(obj):
 def _rows_json(history: dict, done: dict) -> dict:
     """JSON text of every history row, reusing the text ``done`` of a prefix of the history (it only grows), so
     that writing a checkpoint each epoch costs the new rows, not the whole history."""
-    return {k: done[k] + [json.dumps(row) for row in history[k][len(done[k]):]] for k in ("epochs", "steps")}
+    return {k: done[k] + [json.dumps(row) for row in history[k][len(done[k]) :]] for k in ("epochs", "steps")}
 
 
 def capture_training_state(run: Run, previous: TrainingState | None = None) -> TrainingState:
     """Snapshot of the loop after ``run.epoch`` epochs; ``previous``: the snapshot of an earlier epoch of the same
     run, whose serialised history rows are reused."""
-    opt = {k: v if isinstance(v, (int, float)) else np.array(B.to_numpy(v), copy=True)
-           for k, v in run.optimizer.state.items()}
+    opt = {
+        k: v if isinstance(v, (int, float)) else np.array(B.to_numpy(v), copy=True)
+        for k, v in run.optimizer.state.items()
+    }
     best_acc, best_epoch, best_params = run.best
     history = run.history
-    return TrainingState(epoch=run.epoch, step=run.step, params=_host_copy(run.params), optimizer_state=opt,
-                         rng_state=run.rng.get_state(), method_state=_plain(run.method.state_dict()),
-                         history={"epochs": list(history["epochs"]), "steps": list(history["steps"])},
-                         best_epoch=best_epoch, best_val_acc=best_acc,
-                         best_params=None if best_params is None else _host_copy(best_params),
-                         elapsed_s=run.elapsed(),
-                         history_json=None if previous is None or previous.history_json is None else
-                         _rows_json(history, previous.history_json))
+    return TrainingState(
+        epoch=run.epoch,
+        step=run.step,
+        params=_host_copy(run.params),
+        optimizer_state=opt,
+        rng_state=run.rng.get_state(),
+        method_state=_plain(run.method.state_dict()),
+        history={"epochs": list(history["epochs"]), "steps": list(history["steps"])},
+        best_epoch=best_epoch,
+        best_val_acc=best_acc,
+        best_params=None if best_params is None else _host_copy(best_params),
+        elapsed_s=run.elapsed(),
+        history_json=None
+        if previous is None or previous.history_json is None
+        else _rows_json(history, previous.history_json),
+    )
 
 
 def restore_training_state(run: Run, state: TrainingState) -> None:
     """Put ``state`` into ``run`` (copies: the optimisers update in place, and ``state`` must stay as saved)."""
     run.params = {k: B.asarray(v.copy()) for k, v in state.params.items()}
-    run.optimizer.state = {k: B.asarray(v.copy()) if isinstance(v, np.ndarray) else v
-                           for k, v in state.optimizer_state.items()}
+    run.optimizer.state = {
+        k: B.asarray(v.copy()) if isinstance(v, np.ndarray) else v for k, v in state.optimizer_state.items()
+    }
     run.rng.set_state(state.rng_state)
     run.history = {"epochs": list(state.history["epochs"]), "steps": list(state.history["steps"])}
     run.step, run.epoch, run.elapsed_before = state.step, state.epoch, state.elapsed_s
@@ -171,8 +190,13 @@ def dataset_signature(dataset) -> dict:
         a = np.ascontiguousarray(np.asarray(a))
         h.update(f"{a.dtype}{a.shape}".encode())
         h.update(a.tobytes())
-    return {"name": dataset.name, "input_dims": list(dataset.input_dims), "num_classes": int(dataset.num_classes),
-            "n_train": int(len(dataset.y_train)), "sha256": h.hexdigest()}
+    return {
+        "name": dataset.name,
+        "input_dims": list(dataset.input_dims),
+        "num_classes": int(dataset.num_classes),
+        "n_train": int(len(dataset.y_train)),
+        "sha256": h.hexdigest(),
+    }
 
 
 def default_interrupt_path(method_name: str, seed: int) -> Path:
@@ -191,13 +215,27 @@ def default_interrupt_path(method_name: str, seed: int) -> Path:
 def save_training_checkpoint(path, state: TrainingState, *, method, config, model: Model, dataset) -> None:
     """Write ``state`` (and what identifies the run) atomically to ``path``; creates the folder."""
     scalars = {k: v for k, v in state.optimizer_state.items() if not isinstance(v, np.ndarray)}
-    meta = {"format_version": TRAIN_FORMAT_VERSION, "kind": "training", "epoch": state.epoch, "step": state.step,
-            "best_epoch": state.best_epoch, "best_val_acc": state.best_val_acc, "elapsed_s": state.elapsed_s,
-            "rng": state.rng_state, "optimizer": {"name": config.optimizer, "scalars": scalars},
-            "method": {"name": str(method.name), "class": type(method).__name__, "hparams": method.hparams(),
-                       "state": state.method_state},
-            "config": asdict(config), "model_config": asdict(model.config), "dataset": dataset_signature(dataset),
-            "backend": B.get_backend()}
+    meta = {
+        "format_version": TRAIN_FORMAT_VERSION,
+        "kind": "training",
+        "epoch": state.epoch,
+        "step": state.step,
+        "best_epoch": state.best_epoch,
+        "best_val_acc": state.best_val_acc,
+        "elapsed_s": state.elapsed_s,
+        "rng": state.rng_state,
+        "optimizer": {"name": config.optimizer, "scalars": scalars},
+        "method": {
+            "name": str(method.name),
+            "class": type(method).__name__,
+            "hparams": method.hparams(),
+            "state": state.method_state,
+        },
+        "config": asdict(config),
+        "model_config": asdict(model.config),
+        "dataset": dataset_signature(dataset),
+        "backend": B.get_backend(),
+    }
     arrays = {f"param/{k}": v for k, v in state.params.items()}
     arrays.update({f"best/{k}": v for k, v in (state.best_params or {}).items()})
     arrays.update({f"optim/{k}": v for k, v in state.optimizer_state.items() if isinstance(v, np.ndarray)})
@@ -212,8 +250,11 @@ def save_training_checkpoint(path, state: TrainingState, *, method, config, mode
 
 
 def _differences(saved: dict, current: dict, skip=()) -> list:
-    return [f"{k}={saved.get(k)!r} in the checkpoint, {current[k]!r} here" for k in current
-            if k not in skip and saved.get(k) != current[k]]
+    return [
+        f"{k}={saved.get(k)!r} in the checkpoint, {current[k]!r} here"
+        for k in current
+        if k not in skip and saved.get(k) != current[k]
+    ]
 
 
 def _check_same_run(where: str, meta: dict, method, config, model: Model, dataset) -> None:
@@ -228,8 +269,10 @@ def _check_same_run(where: str, meta: dict, method, config, model: Model, datase
     if diff:
         raise CheckpointError(f"{where} was trained on other data (dataset {saved['name']!r}): " + "; ".join(diff))
     if saved["sha256"] != current["sha256"]:
-        raise CheckpointError(f"{where} was trained on other data: dataset {saved['name']!r} has the same shape as "
-                              f"{current['name']!r} but different training samples")
+        raise CheckpointError(
+            f"{where} was trained on other data: dataset {saved['name']!r} has the same shape as "
+            f"{current['name']!r} but different training samples"
+        )
     diff = _differences(meta["config"], _plain(asdict(config)), skip=RESUMABLE_CHANGES)
     if diff:
         raise CheckpointError(f"{where}: training options differ: " + "; ".join(diff))
@@ -247,16 +290,22 @@ def load_training_checkpoint(path, *, method, config, model: Model, dataset) -> 
     where = f"checkpoint {str(path)!r}"
     meta, arrays = read_npz(path)
     if meta.get("kind") != "training":
-        raise CheckpointError(f"{where} is not a training checkpoint (kind {meta.get('kind')!r}); a model file is "
-                              "read with mini_cal.lab.checkpoint.load_model")
+        raise CheckpointError(
+            f"{where} is not a training checkpoint (kind {meta.get('kind')!r}); a model file is "
+            "read with mini_cal.lab.checkpoint.load_model"
+        )
     if meta.get("format_version") != TRAIN_FORMAT_VERSION:
-        raise CheckpointError(f"{where} has format version {meta.get('format_version')!r}; this mini_cal reads "
-                              f"training checkpoints of version {TRAIN_FORMAT_VERSION}")
+        raise CheckpointError(
+            f"{where} has format version {meta.get('format_version')!r}; this mini_cal reads "
+            f"training checkpoints of version {TRAIN_FORMAT_VERSION}"
+        )
     try:
         _check_same_run(where, meta, method, config, model, dataset)
         expected = model.init_params(B.make_rng(0), dtype=config.dtype)
-        groups = {g: {k[len(g) + 1:]: v for k, v in arrays.items() if k.startswith(g + "/")}
-                  for g in ("param", "best", "optim")}
+        groups = {
+            g: {k[len(g) + 1 :]: v for k, v in arrays.items() if k.startswith(g + "/")}
+            for g in ("param", "best", "optim")
+        }
         for group in ("param", "best") if meta["best_epoch"] >= 0 else ("param",):
             for k, v in expected.items():
                 got = groups[group].get(k)
@@ -264,12 +313,19 @@ def load_training_checkpoint(path, *, method, config, model: Model, dataset) -> 
                     raise CheckpointError(f"{where}: {group} array {k!r} is missing or of the wrong shape or dtype")
         history = json.loads(bytes(arrays["history_json"]).decode())
         method.load_state_dict(meta["method"]["state"])
-        return TrainingState(epoch=meta["epoch"], step=meta["step"], params=groups["param"],
-                             optimizer_state={**meta["optimizer"]["scalars"], **groups["optim"]},
-                             rng_state=meta["rng"], method_state=meta["method"]["state"], history=history,
-                             best_epoch=meta["best_epoch"], best_val_acc=meta["best_val_acc"],
-                             best_params=groups["best"] if meta["best_epoch"] >= 0 else None,
-                             elapsed_s=meta["elapsed_s"])
+        return TrainingState(
+            epoch=meta["epoch"],
+            step=meta["step"],
+            params=groups["param"],
+            optimizer_state={**meta["optimizer"]["scalars"], **groups["optim"]},
+            rng_state=meta["rng"],
+            method_state=meta["method"]["state"],
+            history=history,
+            best_epoch=meta["best_epoch"],
+            best_val_acc=meta["best_val_acc"],
+            best_params=groups["best"] if meta["best_epoch"] >= 0 else None,
+            elapsed_s=meta["elapsed_s"],
+        )
     except CheckpointError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -286,9 +342,11 @@ class TrainingInterrupted(KeyboardInterrupt):
         if path is None:
             text = "training interrupted; nothing was saved" + (" (no epoch had ended)" if epoch == 0 else "")
         else:
-            text = (f"training interrupted; the state at the end of epoch {epoch} is saved in {str(path)!r}"
-                    + (" (no checkpoint path was set: the default location)" if default_location else "")
-                    + "; continue with train_resumable(..., resume=PATH)")
+            text = (
+                f"training interrupted; the state at the end of epoch {epoch} is saved in {str(path)!r}"
+                + (" (no checkpoint path was set: the default location)" if default_location else "")
+                + "; continue with train_resumable(..., resume=PATH)"
+            )
         super().__init__(text)
 
     def __reduce__(self):  # picklable, so that it crosses from a worker process
@@ -310,8 +368,9 @@ class Checkpointing(Hook):
     def on_start(self, run):
         if self.resume is None:
             return
-        self.good = load_training_checkpoint(self.resume, method=run.method, config=run.config, model=run.model,
-                                             dataset=run.dataset)
+        self.good = load_training_checkpoint(
+            self.resume, method=run.method, config=run.config, model=run.model, dataset=run.dataset
+        )
         restore_training_state(run, self.good)
         if self.path is not None and os.path.realpath(self.resume) == os.path.realpath(self.path):
             self.saved_epoch = self.good.epoch
@@ -322,15 +381,19 @@ class Checkpointing(Hook):
             self.save(run, self.path)
 
     def save(self, run, path) -> None:
-        save_training_checkpoint(path, self.good, method=run.method, config=run.config, model=run.model,
-                                 dataset=run.dataset)
+        save_training_checkpoint(
+            path, self.good, method=run.method, config=run.config, model=run.model, dataset=run.dataset
+        )
         if path == self.path:
             self.saved_epoch = self.good.epoch
 
     def save_last_good(self, run, path) -> None:
         """Write the last epoch-boundary state to ``path`` unless that file already holds it."""
-        if path is not None and self.good is not None and not (path == self.path and
-                                                                 self.saved_epoch == self.good.epoch):
+        if (
+            path is not None
+            and self.good is not None
+            and not (path == self.path and self.saved_epoch == self.good.epoch)
+        ):
             self.save(run, path)
 
 
@@ -341,8 +404,17 @@ class _RunCatcher(Hook):
         self.run = run
 
 
-def train_resumable(method, dataset, config=None, *, checkpoint_path=None, checkpoint_every: int = 1, resume=None,
-                    save_on_interrupt: bool = True, log=None):
+def train_resumable(
+    method,
+    dataset,
+    config=None,
+    *,
+    checkpoint_path=None,
+    checkpoint_every: int = 1,
+    resume=None,
+    save_on_interrupt: bool = True,
+    log=None,
+):
     """:func:`mini_cal.train.train` with checkpoints, resume and Ctrl-C handling.
 
     * ``checkpoint_path``: the state is written there (atomically) every ``checkpoint_every`` epochs and after the
@@ -364,9 +436,11 @@ def train_resumable(method, dataset, config=None, *, checkpoint_path=None, check
         if path is None and hook.good is not None and save_on_interrupt:
             path = default_interrupt_path(str(getattr(method, "name", method)), catcher.run.config.seed)
         hook.save_last_good(getattr(catcher, "run", None), path)
-        raise TrainingInterrupted(None if hook.good is None or path is None else path,
-                                  0 if hook.good is None else hook.good.epoch,
-                                  default_location=hook.path is None) from None
+        raise TrainingInterrupted(
+            None if hook.good is None or path is None else path,
+            0 if hook.good is None else hook.good.epoch,
+            default_location=hook.path is None,
+        ) from None
     except DivergenceError as exc:
         hook.save_last_good(getattr(catcher, "run", None), hook.path)
         if hook.path is None:

@@ -9,6 +9,7 @@
 
 Run ``mini-cal COMMAND --help`` for every option.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,17 +23,26 @@ from .. import synthetic
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--preset", default=None, help=f"synthetic benchmark, one of {', '.join(synthetic.PRESETS)} "
-                                                  "(default: default)")
-    g.add_argument("--data", metavar="FILE.npz", default=None,
-                   help="your own features instead of a preset: an .npz with x_<split>_<modality> and y_<split> "
-                        "arrays (format: README 'Your own data'); val/test are split off train when absent")
+    g.add_argument(
+        "--preset", default=None, help=f"synthetic benchmark, one of {', '.join(synthetic.PRESETS)} (default: default)"
+    )
+    g.add_argument(
+        "--data",
+        metavar="FILE.npz",
+        default=None,
+        help="your own features instead of a preset: an .npz with x_<split>_<modality> and y_<split> "
+        "arrays (format: README 'Your own data'); val/test are split off train when absent",
+    )
 
 
 def _add_common_options(p: argparse.ArgumentParser) -> None:
     _add_data_options(p)
-    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
-                   help="cpu (NumPy) or gpu (CuPy; install with the 'gpu' extra) (default: %(default)s)")
+    p.add_argument(
+        "--device",
+        choices=("cpu", "gpu"),
+        default="cpu",
+        help="cpu (NumPy) or gpu (CuPy; install with the 'gpu' extra) (default: %(default)s)",
+    )
     p.add_argument("--no-progress", action="store_true", help="turn off the progress bars")
 
 
@@ -52,13 +62,22 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
 
     d = TrainConfig()
     _add_common_options(p)
-    p.add_argument("--epochs", type=_positive_int("--epochs"), default=d.epochs,
-                   help="training epochs (default: %(default)s)")
-    p.add_argument("--batch-size", type=_positive_int("--batch-size"), default=d.batch_size,
-                   help="mini-batch size (default: %(default)s)")
+    p.add_argument(
+        "--epochs", type=_positive_int("--epochs"), default=d.epochs, help="training epochs (default: %(default)s)"
+    )
+    p.add_argument(
+        "--batch-size",
+        type=_positive_int("--batch-size"),
+        default=d.batch_size,
+        help="mini-batch size (default: %(default)s)",
+    )
     p.add_argument("--lr", type=float, default=d.lr, help="learning rate (default: %(default)s)")
-    p.add_argument("--optimizer", choices=("sgd", "adam"), default=d.optimizer,
-                   help="optimiser; SGD with momentum by default, as in OGM-GE and ARL (default: %(default)s)")
+    p.add_argument(
+        "--optimizer",
+        choices=("sgd", "adam"),
+        default=d.optimizer,
+        help="optimiser; SGD with momentum by default, as in OGM-GE and ARL (default: %(default)s)",
+    )
     p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="L2 weight decay (default: %(default)s)")
 
 
@@ -82,22 +101,35 @@ def _swept(M: int) -> list:
 
 def _add_tuning_options(p: argparse.ArgumentParser) -> None:
     """Where the methods' configurations come from (read by _load_tuned)."""
-    p.add_argument("--hparams", help="JSON of tuned configurations (a sweep.json); default: each method's declared "
-                                     "tuned configuration (SPEC.tuned in mini_cal/methods/)")
-    p.add_argument("--untuned", action="store_true",
-                   help="run every method with the library defaults (SGD, lr 0.05, 40 epochs) instead of its tuned "
-                        "configuration")
+    p.add_argument(
+        "--hparams",
+        help="JSON of tuned configurations (a sweep.json); default: each method's declared "
+        "tuned configuration (SPEC.tuned in mini_cal/methods/)",
+    )
+    p.add_argument(
+        "--untuned",
+        action="store_true",
+        help="run every method with the library defaults (SGD, lr 0.05, 40 epochs) instead of its tuned configuration",
+    )
 
 
 def _add_run_options(p: argparse.ArgumentParser, what: str) -> None:
     """Options shared by the multi-run commands (compare, robustness, sweep)."""
-    p.add_argument("--jobs", type=_positive_int("--jobs"), default=2,
-                   help="worker processes, at most one per run; 1 with --device gpu (default: %(default)s)")
+    p.add_argument(
+        "--jobs",
+        type=_positive_int("--jobs"),
+        default=2,
+        help="worker processes, at most one per run; 1 with --device gpu (default: %(default)s)",
+    )
     p.add_argument("--out", help=f"output folder (default: results/{what}-DATA-TIMESTAMP)")
     p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out folder")
     _add_common_options(p)
-    p.add_argument("--epochs", type=_positive_int("--epochs"), default=None,
-                   help="override the training epochs of every run (default: 40, the protocol's)")
+    p.add_argument(
+        "--epochs",
+        type=_positive_int("--epochs"),
+        default=None,
+        help="override the training epochs of every run (default: 40, the protocol's)",
+    )
 
 
 def _positive_int(name):
@@ -109,14 +141,22 @@ def _positive_int(name):
         if value < 1:
             raise argparse.ArgumentTypeError(f"{name}: expected a positive integer, got {value}")
         return value
+
     return parse
 
 
 def _train_config(args, seed: int):
     from ..train import TrainConfig
 
-    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
-                       weight_decay=args.weight_decay, seed=seed, progress=not args.no_progress)
+    return TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        optimizer=args.optimizer,
+        weight_decay=args.weight_decay,
+        seed=seed,
+        progress=not args.no_progress,
+    )
 
 
 def _select_device(name: str) -> None:
@@ -133,21 +173,35 @@ def cmd_train(args) -> int:
     kwargs = {"modality": args.modality} if args.method == "unimodal" else {}
     method = make_method(args.method, **kwargs)
     config = _train_config(args, args.seed).validate()
-    if args.checkpoint and os.path.exists(args.checkpoint) and not (
-            args.resume and os.path.realpath(args.resume) == os.path.realpath(args.checkpoint)):
-        raise ValueError(f"--checkpoint: {args.checkpoint!r} exists; continue that run with --resume "
-                         f"{args.checkpoint}, or choose another path (a new run would overwrite it)")
+    if (
+        args.checkpoint
+        and os.path.exists(args.checkpoint)
+        and not (args.resume and os.path.realpath(args.resume) == os.path.realpath(args.checkpoint))
+    ):
+        raise ValueError(
+            f"--checkpoint: {args.checkpoint!r} exists; continue that run with --resume "
+            f"{args.checkpoint}, or choose another path (a new run would overwrite it)"
+        )
     ds = load_source(_source(args))
     try:
-        result = train_resumable(method, ds, config, checkpoint_path=args.checkpoint or args.resume,
-                                 checkpoint_every=args.checkpoint_every, resume=args.resume)
+        result = train_resumable(
+            method,
+            ds,
+            config,
+            checkpoint_path=args.checkpoint or args.resume,
+            checkpoint_every=args.checkpoint_every,
+            resume=args.resume,
+        )
     except TrainingInterrupted as exc:
         if exc.path is None:
             print("mini-cal train: interrupted before the first epoch ended; nothing was saved", file=sys.stderr)
         else:
             where = " (no --checkpoint was given: the default location)" if exc.default_location else ""
-            print(f"mini-cal train: interrupted; the state at the end of epoch {exc.epoch} is saved in "
-                  f"{str(exc.path)!r}{where}\nresume with: {_resume_command(args, exc.path)}", file=sys.stderr)
+            print(
+                f"mini-cal train: interrupted; the state at the end of epoch {exc.epoch} is saved in "
+                f"{str(exc.path)!r}{where}\nresume with: {_resume_command(args, exc.path)}",
+                file=sys.stderr,
+            )
         return 130
     print(train_table(result, ds))
     if args.json:
@@ -208,13 +262,26 @@ def cmd_compare(args) -> int:
     out = _out_dir(args.out, f"compare-{_label(source)}", args.overwrite)
     models_dir = os.path.join(out, "models")
     os.makedirs(models_dir, exist_ok=True)
-    result = X.compare(source, args.methods, seeds=args.seeds, jobs=args.jobs, progress=not args.no_progress,
-                       tuned=tuned, epochs=args.epochs, models_dir=models_dir)
-    tables = (f"## mini-cal compare on {_described(source)}, seeds 0..{len(result['seeds']) - 1} "
-              f"(test split, mean ± std)\n\n" + T.results_table(result) +
-              "\n\n### Paired significance of CAL against each method (test accuracy, over seeds)\n\n" +
-              T.significance_table(result) + "\n\n### Configurations\n\n" + T.config_table(result) +
-              f"\n\nwall time {result['wall_time_s']:.1f} s with --jobs {args.jobs}\n")
+    result = X.compare(
+        source,
+        args.methods,
+        seeds=args.seeds,
+        jobs=args.jobs,
+        progress=not args.no_progress,
+        tuned=tuned,
+        epochs=args.epochs,
+        models_dir=models_dir,
+    )
+    tables = (
+        f"## mini-cal compare on {_described(source)}, seeds 0..{len(result['seeds']) - 1} "
+        f"(test split, mean ± std)\n\n"
+        + T.results_table(result)
+        + "\n\n### Paired significance of CAL against each method (test accuracy, over seeds)\n\n"
+        + T.significance_table(result)
+        + "\n\n### Configurations\n\n"
+        + T.config_table(result)
+        + f"\n\nwall time {result['wall_time_s']:.1f} s with --jobs {args.jobs}\n"
+    )
     print(tables)
     figures = comparison_figures(result, out)
     write_json(result, os.path.join(out, "results.json"))
@@ -250,15 +317,27 @@ def cmd_robustness(args) -> int:
     X.check_saved_models(args.models, methods, args.seeds)
     tuned = _load_tuned(args)
     out = _out_dir(args.out, f"robustness-{_label(source)}", args.overwrite)
-    result = X.robustness(source, methods, seeds=args.seeds, jobs=args.jobs, progress=not args.no_progress,
-                          tuned=tuned, epochs=args.epochs, models_dir=args.models)
-    text = (f"## mini-cal robustness on {_described(source)}, seeds 0..{len(result['seeds']) - 1} "
-            f"(test accuracy under attack, mean ± std; AUC = area under the accuracy-vs-level curve / 10)\n\n"
-            + "### AUC of every attack and target\n\n" + T.robustness_auc_summary(result)
-            + "\n\n### Accuracy lost from eps = 0 to eps = 10 (lower is more robust)\n\n"
-            + T.robustness_auc_summary(result, "drop")
-            + "\n\n### Accuracy per level\n\n" + T.robustness_tables(result)
-            + f"\n\nwall time {result['wall_time_s']:.1f} s with --jobs {args.jobs}\n")
+    result = X.robustness(
+        source,
+        methods,
+        seeds=args.seeds,
+        jobs=args.jobs,
+        progress=not args.no_progress,
+        tuned=tuned,
+        epochs=args.epochs,
+        models_dir=args.models,
+    )
+    text = (
+        f"## mini-cal robustness on {_described(source)}, seeds 0..{len(result['seeds']) - 1} "
+        f"(test accuracy under attack, mean ± std; AUC = area under the accuracy-vs-level curve / 10)\n\n"
+        + "### AUC of every attack and target\n\n"
+        + T.robustness_auc_summary(result)
+        + "\n\n### Accuracy lost from eps = 0 to eps = 10 (lower is more robust)\n\n"
+        + T.robustness_auc_summary(result, "drop")
+        + "\n\n### Accuracy per level\n\n"
+        + T.robustness_tables(result)
+        + f"\n\nwall time {result['wall_time_s']:.1f} s with --jobs {args.jobs}\n"
+    )
     print(text)
     figure = robustness_figure(result, os.path.join(out, "robustness.png"))
     write_json(result, os.path.join(out, "robustness.json"))
@@ -278,8 +357,9 @@ def cmd_sweep(args) -> int:
     ds = load_source(source)
     X.validate_methods(args.methods or [], ds.num_modalities, ds.name)
     out = _out_dir(args.out, f"sweep-{_label(source)}", args.overwrite)
-    result = X.sweep(source, args.methods, budget=args.budget, jobs=args.jobs, progress=not args.no_progress,
-                     epochs=args.epochs)
+    result = X.sweep(
+        source, args.methods, budget=args.budget, jobs=args.jobs, progress=not args.no_progress, epochs=args.epochs
+    )
     print(sweep_table(result))
     print("\nchosen:\n" + json.dumps(result["chosen"], indent=1))
     write_json(result, os.path.join(out, "sweep.json"))
@@ -292,8 +372,11 @@ def cmd_gradcheck(args) -> int:
     from .tables import markdown_table
 
     res = run_all(args.seed)
-    print(markdown_table(["check (float64, centred differences)", "worst relative error"],
-                         [[k, f"{v:.2e}"] for k, v in res.items()]))
+    print(
+        markdown_table(
+            ["check (float64, centred differences)", "worst relative error"], [[k, f"{v:.2e}"] for k, v in res.items()]
+        )
+    )
     worst = max(res.values())
     print(f"\nworst: {worst:.2e} ({'pass' if worst <= 1e-7 else 'FAIL'} at 1e-7)")
     return 0 if worst <= 1e-7 else 1
@@ -322,34 +405,49 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mini-cal",
         description="mini_cal: Contribution-Guided Asymmetric Learning (CAL, arXiv 2510.26289) and its peers on "
-                    "synthetic imbalanced, noisy multimodal data (or your own features, --data FILE.npz), with every "
-                    "gradient written by hand.",
+        "synthetic imbalanced, noisy multimodal data (or your own features, --data FILE.npz), with every "
+        "gradient written by hand.",
         epilog="Examples:\n  mini-cal train --method joint\n  mini-cal train --method unimodal --modality 1\n"
-               "  mini-cal data describe default",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        "  mini-cal data describe default",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("compare", help="train CAL, its ablations and its peers over seeds; tables and figures",
-                       description="Train joint, unimodal (each modality), OGM-GE, ARL (paper and as released), CAL "
-                                   "and CAL's ablations with their tuned hyper-parameters (chosen on validation by "
-                                   "'mini-cal sweep', same budget for all) on seeds 0..S-1. Prints a markdown table "
-                                   "(mean ± std over seeds of test metrics), the paired significance of CAL against "
-                                   "each method, and writes results.json, table.md and figures to --out.")
-    p.add_argument("--methods", nargs="+", default=None, metavar="NAME",
-                   help="methods to run, from: " + " ".join(_method_names()) + " (default, for two modalities: "
-                        + " ".join(_defaults(2)) + "; the methods' declarations decide)")
+    p = sub.add_parser(
+        "compare",
+        help="train CAL, its ablations and its peers over seeds; tables and figures",
+        description="Train joint, unimodal (each modality), OGM-GE, ARL (paper and as released), CAL "
+        "and CAL's ablations with their tuned hyper-parameters (chosen on validation by "
+        "'mini-cal sweep', same budget for all) on seeds 0..S-1. Prints a markdown table "
+        "(mean ± std over seeds of test metrics), the paired significance of CAL against "
+        "each method, and writes results.json, table.md and figures to --out.",
+    )
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="methods to run, from: "
+        + " ".join(_method_names())
+        + " (default, for two modalities: "
+        + " ".join(_defaults(2))
+        + "; the methods' declarations decide)",
+    )
     p.add_argument("--seeds", type=_positive_int("--seeds"), default=10, help="number of seeds (default: %(default)s)")
     _add_tuning_options(p)
     _add_run_options(p, "compare")
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("robustness", help="accuracy under test-time noise attacks, per method, over seeds",
-                       description="Train every method with its tuned configuration (or load the models that "
-                                   "'mini-cal compare' saved, with --models DIR/models), then evaluate the test split "
-                                   "under gaussian, salt-and-pepper and missing-modality attacks at noise levels "
-                                   "0..10 on each modality and on all (each sample attacked with probability 0.5; "
-                                   "see mini_cal/noise.py). Prints accuracy tables and the area under each "
-                                   "accuracy-vs-level curve, mean ± std over seeds, and saves the curves as a figure.")
+    p = sub.add_parser(
+        "robustness",
+        help="accuracy under test-time noise attacks, per method, over seeds",
+        description="Train every method with its tuned configuration (or load the models that "
+        "'mini-cal compare' saved, with --models DIR/models), then evaluate the test split "
+        "under gaussian, salt-and-pepper and missing-modality attacks at noise levels "
+        "0..10 on each modality and on all (each sample attacked with probability 0.5; "
+        "see mini_cal/noise.py). Prints accuracy tables and the area under each "
+        "accuracy-vs-level curve, mean ± std over seeds, and saves the curves as a figure.",
+    )
     p.add_argument("--methods", nargs="+", default=None, metavar="NAME", help="methods (default: as compare)")
     p.add_argument("--seeds", type=_positive_int("--seeds"), default=5, help="number of seeds (default: %(default)s)")
     p.add_argument("--models", help="folder of models saved by compare (its OUT/models); skips training")
@@ -357,56 +455,94 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(p, "robustness")
     p.set_defaults(func=cmd_robustness)
 
-    p = sub.add_parser("sweep", help="equal-budget hyper-parameter search on the validation split",
-                       description="For each method, draw the same number (--budget) of configurations from its "
-                                   "search space (SPEC.search_space of each file in mini_cal/methods/), train each on the sweep "
-                                   "seeds and pick the best mean validation accuracy. The test split is not used.")
-    p.add_argument("--methods", nargs="+", default=None, metavar="NAME",
-                   help="methods to tune (default, for two modalities: " + " ".join(_swept(2)) + ")")
-    p.add_argument("--budget", type=_positive_int("--budget"), default=8,
-                   help="configurations per method (default: %(default)s)")
+    p = sub.add_parser(
+        "sweep",
+        help="equal-budget hyper-parameter search on the validation split",
+        description="For each method, draw the same number (--budget) of configurations from its "
+        "declared search space (SPEC.search_space in its file under mini_cal/methods/), "
+        "train each on the sweep seeds and pick the best mean validation accuracy. The "
+        "test split is not used.",
+    )
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="methods to tune (default, for two modalities: " + " ".join(_swept(2)) + ")",
+    )
+    p.add_argument(
+        "--budget", type=_positive_int("--budget"), default=8, help="configurations per method (default: %(default)s)"
+    )
     _add_run_options(p, "sweep")
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("train", help="train one method on a preset or your data and print a result table",
-                       description="Train one method on a synthetic preset or --data FILE, select the epoch with the best "
-                                   "validation accuracy, and report test metrics (fused accuracy, macro-F1, each "
-                                   "modality's coalition and linear-probe accuracy, Shapley values of accuracy).")
-    p.add_argument("--method", default="joint", choices=_method_names(),
-                   help="training method, with its library defaults (mini-cal compare uses the tuned ones) "
-                        "(default: %(default)s)")
+    p = sub.add_parser(
+        "train",
+        help="train one method on a preset or your data and print a result table",
+        description="Train one method on a synthetic preset or --data FILE, select the epoch "
+        "with the best validation accuracy, and report test metrics (fused accuracy, "
+        "macro-F1, each modality's coalition and linear-probe accuracy, Shapley values "
+        "of accuracy).",
+    )
+    p.add_argument(
+        "--method",
+        default="joint",
+        choices=_method_names(),
+        help="training method, with its library defaults (mini-cal compare uses the tuned ones) (default: %(default)s)",
+    )
     p.add_argument("--modality", type=int, default=0, help="modality index for --method unimodal (default: 0)")
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation and batches (default: 0)")
     p.add_argument("--json", help="also write the metrics to this JSON file")
-    p.add_argument("--checkpoint", metavar="PATH",
-                   help="write a training checkpoint (.npz) to PATH every --checkpoint-every epochs and after the "
-                        "last; Ctrl-C saves the last completed epoch there (without it: to "
-                        "checkpoints/METHOD-seedSEED-interrupted.npz)")
-    p.add_argument("--checkpoint-every", type=_positive_int("--checkpoint-every"), default=1, metavar="N",
-                   help="epochs between checkpoints (default: %(default)s)")
-    p.add_argument("--resume", metavar="PATH",
-                   help="continue the run saved in PATH, giving the same options as that run (--epochs may be "
-                        "larger); the result is bit-identical to an uninterrupted run; checkpoints go on being "
-                        "written to PATH unless --checkpoint says otherwise")
+    p.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="write a training checkpoint (.npz) to PATH every --checkpoint-every epochs and after the "
+        "last; Ctrl-C saves the last completed epoch there (without it: to "
+        "checkpoints/METHOD-seedSEED-interrupted.npz)",
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=_positive_int("--checkpoint-every"),
+        default=1,
+        metavar="N",
+        help="epochs between checkpoints (default: %(default)s)",
+    )
+    p.add_argument(
+        "--resume",
+        metavar="PATH",
+        help="continue the run saved in PATH, giving the same options as that run (--epochs may be "
+        "larger); the result is bit-identical to an uninterrupted run; checkpoints go on being "
+        "written to PATH unless --checkpoint says otherwise",
+    )
     _add_train_options(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("gradcheck", help="check every hand-written backward pass against finite differences",
-                       description="Float64 centred-difference checks of each layer and of each method's full "
-                                   "model loss (bottleneck with fixed eps, M = 2 and 3); prints the worst relative "
-                                   "error of each (tensor-wise, see mini_cal/gradcheck.py).")
+    p = sub.add_parser(
+        "gradcheck",
+        help="check every hand-written backward pass against finite differences",
+        description="Float64 centred-difference checks of each layer and of each method's full "
+        "model loss (bottleneck with fixed eps, M = 2 and 3); prints the worst relative "
+        "error of each (tensor-wise, see mini_cal/gradcheck.py).",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default: 0)")
     p.set_defaults(func=cmd_gradcheck)
 
-    p = sub.add_parser("data", help="describe a preset or a data file, or (re)generate the synthetic presets",
-                       description="describe NAME: the generative model and Bayes-optimal accuracies; "
-                                   "generate [NAME ...]: write the preset files, manifest and checksums "
-                                   "(describe --data FILE.npz: a file of your own features).")
+    p = sub.add_parser(
+        "data",
+        help="describe a preset or a data file, or (re)generate the synthetic presets",
+        description="describe NAME: the generative model and Bayes-optimal accuracies; "
+        "generate [NAME ...]: write the preset files, manifest and checksums "
+        "(describe --data FILE.npz: a file of your own features).",
+    )
     p.add_argument("action", choices=("describe", "generate"))
     p.add_argument("names", nargs="*", help=f"preset names ({', '.join(synthetic.PRESETS)})")
     p.add_argument("--data", metavar="FILE.npz", default=None, help="describe this data file instead of a preset")
-    p.add_argument("--out", default=None, help="output folder for generate (default: synthetic_data/ in a source "
-                                               "checkout, else the user cache ~/.cache/mini_cal)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="output folder for generate (default: synthetic_data/ in a source "
+        "checkout, else the user cache ~/.cache/mini_cal)",
+    )
     p.set_defaults(func=cmd_data)
     return parser
 

@@ -8,6 +8,7 @@ The winners are recorded in each method's declaration (``SPEC.tuned``) together 
 Variants reuse their method's chosen configuration, so that each ablation changes one component only. ``compare``
 then trains every method with its tuned configuration on seeds 0..S-1 and reports test metrics.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -62,8 +63,15 @@ def _task(source: dict, name: str, config: dict, seed: int, epochs: int | None, 
 
 
 # --------------------------------------------------------------------------------------------------- sweep
-def sweep(source: dict, methods=None, budget: int = SWEEP_BUDGET, seeds=SWEEP_SEEDS, jobs: int = 1,
-          progress: bool = True, epochs: int | None = None) -> dict:
+def sweep(
+    source: dict,
+    methods=None,
+    budget: int = SWEEP_BUDGET,
+    seeds=SWEEP_SEEDS,
+    jobs: int = 1,
+    progress: bool = True,
+    epochs: int | None = None,
+) -> dict:
     """Equal-budget hyper-parameter search on the validation split; returns {"chosen": .., "trials": ..}."""
     ds = load_source(source)
     methods = list(methods or swept_methods(ds.num_modalities))
@@ -71,8 +79,12 @@ def sweep(source: dict, methods=None, budget: int = SWEEP_BUDGET, seeds=SWEEP_SE
     untunable = [n for n in methods if not spec_of(n).search_space]
     if untunable:
         raise ValueError(f"methods: {untunable} declare no search space to sweep")
-    tasks = [_task(source, name, cfg, seed, epochs, probe=False, shapley=False)
-             for name in methods for cfg in sample_configs(name, budget) for seed in seeds]
+    tasks = [
+        _task(source, name, cfg, seed, epochs, probe=False, shapley=False)
+        for name in methods
+        for cfg in sample_configs(name, budget)
+        for seed in seeds
+    ]
     records = run_tasks(tasks, jobs, progress, desc="sweep")
     trials, chosen = [], {}
     for name in methods:
@@ -83,8 +95,14 @@ def sweep(source: dict, methods=None, budget: int = SWEEP_BUDGET, seeds=SWEEP_SE
             if best is None or np.mean(accs) > best[0]:
                 best = (float(np.mean(accs)), cfg)
         chosen[name] = best[1]
-    return {"data": source, "dataset": ds.name, "budget": budget, "seeds": list(seeds), "chosen": chosen,
-            "trials": trials}
+    return {
+        "data": source,
+        "dataset": ds.name,
+        "budget": budget,
+        "seeds": list(seeds),
+        "chosen": chosen,
+        "trials": trials,
+    }
 
 
 # ------------------------------------------------------------------------------------------------- compare
@@ -99,24 +117,52 @@ def model_filename(method: str, seed: int) -> str:
     return f"{method}-seed{seed}.npz"
 
 
-def compare(source: dict, methods=None, seeds=10, jobs: int = 1, progress: bool = True, tuned: dict | None = None,
-            epochs: int | None = None, models_dir=None, reference: str = "cal") -> dict:
+def compare(
+    source: dict,
+    methods=None,
+    seeds=10,
+    jobs: int = 1,
+    progress: bool = True,
+    tuned: dict | None = None,
+    epochs: int | None = None,
+    models_dir=None,
+    reference: str = "cal",
+) -> dict:
     """Train every method with its tuned configuration on seeds 0..seeds-1; return all records and statistics."""
     seeds = _seed_list(seeds)
     ds = load_source(source)
     M = ds.num_modalities
     methods = list(methods or default_methods(M))
     validate_methods(methods, M, ds.name)
-    tasks = [_task(source, name, tuned_config(name, tuned), seed, epochs,
-                   **({"save_model": os.path.join(models_dir, model_filename(name, seed))} if models_dir else {}))
-             for seed in seeds for name in methods]
+    tasks = [
+        _task(
+            source,
+            name,
+            tuned_config(name, tuned),
+            seed,
+            epochs,
+            **({"save_model": os.path.join(models_dir, model_filename(name, seed))} if models_dir else {}),
+        )
+        for seed in seeds
+        for name in methods
+    ]
     start = time.perf_counter()
     records = run_tasks(tasks, jobs, progress, desc="compare")
     wall = time.perf_counter() - start
     single = [n for n in methods if single_modality(n, M) is not None]
-    return {"data": source, "dataset": ds.name, "methods": methods, "seeds": seeds, "bayes": ds.bayes,
-            "modality_names": ds.modality_names, "single_modality": single, "records": records, "wall_time_s": wall,
-            "reference": reference, "significance": stats.significance(records, methods, reference, skip=single)}
+    return {
+        "data": source,
+        "dataset": ds.name,
+        "methods": methods,
+        "seeds": seeds,
+        "bayes": ds.bayes,
+        "modality_names": ds.modality_names,
+        "single_modality": single,
+        "records": records,
+        "wall_time_s": wall,
+        "reference": reference,
+        "significance": stats.significance(records, methods, reference, skip=single),
+    }
 
 
 # ---------------------------------------------------------------------------------------------- robustness
@@ -131,8 +177,16 @@ def check_saved_models(models_dir, methods, seeds) -> None:
                 raise ValueError(f"--models: no saved model {path!r} (run compare with the same methods and seeds)")
 
 
-def robustness(source: dict, methods=None, seeds=5, jobs: int = 1, progress: bool = True, tuned: dict | None = None,
-               epochs: int | None = None, models_dir=None) -> dict:
+def robustness(
+    source: dict,
+    methods=None,
+    seeds=5,
+    jobs: int = 1,
+    progress: bool = True,
+    tuned: dict | None = None,
+    epochs: int | None = None,
+    models_dir=None,
+) -> dict:
     """Accuracy under every attack x target x level for each method and seed; trains the models unless
     ``models_dir`` holds the ones ``compare`` saved."""
     seeds = _seed_list(seeds)
@@ -141,15 +195,32 @@ def robustness(source: dict, methods=None, seeds=5, jobs: int = 1, progress: boo
     validate_methods(methods, ds.num_modalities, ds.name)
     check_saved_models(models_dir, methods, seeds)
     if models_dir:
-        tasks = [{"data": source, "method": name, "seed": seed,
-                  "model_path": os.path.join(models_dir, model_filename(name, seed))}
-                 for seed in seeds for name in methods]
+        tasks = [
+            {
+                "data": source,
+                "method": name,
+                "seed": seed,
+                "model_path": os.path.join(models_dir, model_filename(name, seed)),
+            }
+            for seed in seeds
+            for name in methods
+        ]
     else:
-        tasks = [_task(source, name, tuned_config(name, tuned), seed, epochs, attacks=True, probe=False,
-                       shapley=False) for seed in seeds for name in methods]
+        tasks = [
+            _task(source, name, tuned_config(name, tuned), seed, epochs, attacks=True, probe=False, shapley=False)
+            for seed in seeds
+            for name in methods
+        ]
     start = time.perf_counter()
     records = run_tasks(tasks, jobs, progress, desc="robustness", fn=robust_one if models_dir else run_one)
-    return {"data": source, "dataset": ds.name, "methods": methods, "seeds": seeds,
-            "modality_names": ds.modality_names, "single_modality": [n for n in methods if single_modality(
-                n, ds.num_modalities) is not None], "levels": list(LEVELS), "records": records,
-            "wall_time_s": time.perf_counter() - start}
+    return {
+        "data": source,
+        "dataset": ds.name,
+        "methods": methods,
+        "seeds": seeds,
+        "modality_names": ds.modality_names,
+        "single_modality": [n for n in methods if single_modality(n, ds.num_modalities) is not None],
+        "levels": list(LEVELS),
+        "records": records,
+        "wall_time_s": time.perf_counter() - start,
+    }

@@ -4,6 +4,7 @@ The temporary file has a unique name in the target's folder (two writers of one 
 flushed to disk before it replaces the target, and is removed on any failure, Ctrl-C included. Files are created
 with the usual permissions (0666 minus the umask, 0644 by default), like any other file the user writes.
 """
+
 from __future__ import annotations
 
 import contextlib

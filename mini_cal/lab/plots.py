@@ -1,4 +1,5 @@
 """Figures drawn from training histories and comparison records (matplotlib, Agg backend)."""
+
 from __future__ import annotations
 
 import os
@@ -48,8 +49,9 @@ def coalition_accuracy_curves(result: dict, path) -> str:
         for method in result["methods"]:
             if method in single and single[method] != m:
                 continue
-            curve = _mean_curve(result["records"], method,
-                                lambda r, m=m: [e["val_coalition_acc"][m] for e in r["epochs"]])
+            curve = _mean_curve(
+                result["records"], method, lambda r, m=m: [e["val_coalition_acc"][m] for e in r["epochs"]]
+            )
             if curve is not None:
                 ax.plot(np.arange(1, len(curve) + 1), curve, label=method, ls="--" if method in single else "-")
         if f"modality {m}" in (result.get("bayes") or {}):
@@ -65,8 +67,11 @@ def diagnostic_curves(result: dict, key: str, path, title: str, methods=None, yl
     """Per-epoch mean of a per-modality per-step diagnostic (W, coef, kl, beta, branch_grad_norm)."""
     plt = _plt()
     names = result["modality_names"]
-    methods = [m for m in (result["methods"] if methods is None else methods)
-               if any(key in r["step_means"] for r in result["records"] if r["method"] == m)]
+    methods = [
+        m
+        for m in (result["methods"] if methods is None else methods)
+        if any(key in r["step_means"] for r in result["records"] if r["method"] == m)
+    ]
     if not methods:
         return None
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
@@ -77,8 +82,13 @@ def diagnostic_curves(result: dict, key: str, path, title: str, methods=None, yl
             continue
         curve = curve[:, None] if curve.ndim == 1 else curve  # (epochs, modalities)
         for m in range(curve.shape[1]):
-            ax.plot(np.arange(1, len(curve) + 1), curve[:, m], ls=styles[m % 4], color=f"C{i}",
-                    label=f"{method}: {names[m]}")
+            ax.plot(
+                np.arange(1, len(curve) + 1),
+                curve[:, m],
+                ls=styles[m % 4],
+                color=f"C{i}",
+                label=f"{method}: {names[m]}",
+            )
     ax.set_title(title)
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel or key)
@@ -91,18 +101,56 @@ def comparison_figures(result: dict, out_dir) -> list:
     os.makedirs(out_dir, exist_ok=True)
     j = lambda name: os.path.join(out_dir, name)  # noqa: E731
     paths = [coalition_accuracy_curves(result, j("coalition_accuracy.png"))]
-    paths.append(diagnostic_curves(result, "W", j("contribution_W.png"), "contribution weight W^m per epoch",
-                                   methods=_exposing(result, "W"), ylabel="W^m"))
-    paths.append(diagnostic_curves(result, "coef", j("gradient_coefficients.png"),
-                                   "gradient coefficient applied to each branch", methods=_exposing(result, "coef"),
-                                   ylabel="coefficient"))
-    paths.append(diagnostic_curves(result, "kl", j("kl.png"), "KL^m to N(0, I) per modality",
-                                   methods=_exposing(result, "kl"), ylabel="KL (nats)"))
-    paths.append(diagnostic_curves(result, "beta", j("beta.png"), "bottleneck weight beta^m",
-                                   methods=_exposing(result, "beta"), ylabel="beta^m"))
-    paths.append(diagnostic_curves(result, "branch_grad_norm", j("gradient_norms.png"),
-                                   "per-branch gradient norm (after modulation, before clipping)",
-                                   methods=_exposing(result, "branch_grad_norm"), ylabel="||g_m||"))
+    paths.append(
+        diagnostic_curves(
+            result,
+            "W",
+            j("contribution_W.png"),
+            "contribution weight W^m per epoch",
+            methods=_exposing(result, "W"),
+            ylabel="W^m",
+        )
+    )
+    paths.append(
+        diagnostic_curves(
+            result,
+            "coef",
+            j("gradient_coefficients.png"),
+            "gradient coefficient applied to each branch",
+            methods=_exposing(result, "coef"),
+            ylabel="coefficient",
+        )
+    )
+    paths.append(
+        diagnostic_curves(
+            result,
+            "kl",
+            j("kl.png"),
+            "KL^m to N(0, I) per modality",
+            methods=_exposing(result, "kl"),
+            ylabel="KL (nats)",
+        )
+    )
+    paths.append(
+        diagnostic_curves(
+            result,
+            "beta",
+            j("beta.png"),
+            "bottleneck weight beta^m",
+            methods=_exposing(result, "beta"),
+            ylabel="beta^m",
+        )
+    )
+    paths.append(
+        diagnostic_curves(
+            result,
+            "branch_grad_norm",
+            j("gradient_norms.png"),
+            "per-branch gradient norm (after modulation, before clipping)",
+            methods=_exposing(result, "branch_grad_norm"),
+            ylabel="||g_m||",
+        )
+    )
     return [p for p in paths if p]
 
 
@@ -115,8 +163,14 @@ def robustness_figure(result: dict, path) -> str:
     single = _single(result)
     targets = [str(m) for m in range(len(names))] + ["all"]
     levels = np.asarray(result["levels"])
-    fig, axes = plt.subplots(len(ATTACKS), len(targets), figsize=(4.2 * len(targets), 3.2 * len(ATTACKS)),
-                             sharex=True, sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        len(ATTACKS),
+        len(targets),
+        figsize=(4.2 * len(targets), 3.2 * len(ATTACKS)),
+        sharex=True,
+        sharey=True,
+        squeeze=False,
+    )
     for i, attack in enumerate(ATTACKS):
         for j, target in enumerate(targets):
             ax = axes[i, j]

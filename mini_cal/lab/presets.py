@@ -3,6 +3,7 @@
 Entry points: ``mini-cal data generate`` and ``python synthetic_data/generate.py``. The file layout is read back by
 :func:`mini_cal.synthetic.load_file`.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,9 @@ def save_preset(ds: Dataset, path) -> None:
         arrays[f"{split}_y"] = y
     arrays["clean_y_train"] = ds.clean_y_train
     arrays["corrupted_mask"] = ds.corrupted_mask
-    arrays["meta"] = np.array(json.dumps({"name": ds.name, "config": synthetic.config_to_dict(ds.config),
-                                          "bayes": ds.bayes}))
+    arrays["meta"] = np.array(
+        json.dumps({"name": ds.name, "config": synthetic.config_to_dict(ds.config), "bayes": ds.bayes})
+    )
     write_npz(arrays, path, compressed=True)
 
 

@@ -4,6 +4,7 @@ A task names its data (``{"preset": NAME}`` or ``{"file": PATH}``), the method, 
 arguments and ``train.*`` overrides, see :func:`mini_cal.methods.split_config`) and the seed; the record a run
 returns holds the metrics and a compact history. Workers load each data source once per process.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,7 @@ from ..train import TrainConfig, epoch_means, train
 from .checkpoint import load_model, save_model
 
 # The protocol's training recipe (docs/method.md §5.4); `train.*` keys of a configuration override it.
-BASE_TRAIN = {"epochs": 40, "batch_size": 64, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9,
-              "weight_decay": 1e-4}
+BASE_TRAIN = {"epochs": 40, "batch_size": 64, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4}
 
 _DATASETS = {}
 
@@ -44,25 +44,48 @@ def run_one(task: dict) -> dict:
     ds = load_source(task["data"])
     method_kw, train_kw = split_config(task["config"])
     method = make_method(task["method"], **method_kw)
-    cfg = TrainConfig(**{**BASE_TRAIN, **train_kw, **task.get("train", {}), "seed": task["seed"], "progress": False,
-                         "probe": task.get("probe", True), "shapley": task.get("shapley", True),
-                         "record_steps": True})
+    cfg = TrainConfig(
+        **{
+            **BASE_TRAIN,
+            **train_kw,
+            **task.get("train", {}),
+            "seed": task["seed"],
+            "progress": False,
+            "probe": task.get("probe", True),
+            "shapley": task.get("shapley", True),
+            "record_steps": True,
+        }
+    )
     result = train(method, ds, cfg)
     summary = result.summary()
-    record = {**summary, "method": task["method"], "seed": task["seed"], "config": task["config"],
-              "train_config": summary["config"]}
+    record = {
+        **summary,
+        "method": task["method"],
+        "seed": task["seed"],
+        "config": task["config"],
+        "train_config": summary["config"],
+    }
     if "shapley_acc" in result.test:
         record["imbalance"] = imbalance_degree(result.test["shapley_acc"])
     record["epochs"] = result.history["epochs"]
     record["step_means"] = epoch_means(result.history["steps"])
     predict = method.predict_coalition(result.model.M)
     if task.get("save_model"):
-        save_model(task["save_model"], result.model, result.params,
-                   {"method": task["method"], "seed": task["seed"], "data": task["data"], "dataset": ds.name,
-                    "config": task["config"], "predict": list(predict)})
+        save_model(
+            task["save_model"],
+            result.model,
+            result.params,
+            {
+                "method": task["method"],
+                "seed": task["seed"],
+                "data": task["data"],
+                "dataset": ds.name,
+                "config": task["config"],
+                "predict": list(predict),
+            },
+        )
     if task.get("attacks"):
-        record["attacks"] = attack_curves(result.model, result.params, ds.x_test, ds.y_test, predict,
-                                          seed=task["seed"])
+        record["attacks"] = attack_curves(result.model, result.params, ds.x_test, ds.y_test, predict, seed=task["seed"])
     return record
 
 
@@ -72,8 +95,12 @@ def robust_one(task: dict) -> dict:
     model, params, meta = load_model(task["model_path"])
     if tuple(model.config.input_dims) != tuple(ds.input_dims):
         raise ValueError(f"--models: {task['model_path']} was trained on data of another shape")
-    return {"method": task["method"], "seed": task["seed"], "config": meta.get("config", {}),
-            "attacks": attack_curves(model, params, ds.x_test, ds.y_test, tuple(meta["predict"]), seed=task["seed"])}
+    return {
+        "method": task["method"],
+        "seed": task["seed"],
+        "config": meta.get("config", {}),
+        "attacks": attack_curves(model, params, ds.x_test, ds.y_test, tuple(meta["predict"]), seed=task["seed"]),
+    }
 
 
 def run_tasks(tasks: list, jobs: int = 1, progress: bool = True, desc: str = "runs", fn=None) -> list:

@@ -1,5 +1,7 @@
 """Every hand-written backward pass checked against centred finite differences in float64, as one report
-(``mini-cal gradcheck``); the methods checked, and how, come from their declarations (``SPEC.gradcheck``). Each entry is the worst tensor-wise relative error over that check's parameters."""
+(``mini-cal gradcheck``). Each entry is the worst tensor-wise relative error over that check's parameters; the
+methods checked, and with which arguments, come from their declarations (``SPEC.gradcheck``)."""
+
 from __future__ import annotations
 
 import math
@@ -19,18 +21,23 @@ def _layer_checks(rng) -> dict:
     x, w, b = g.standard_normal((5, 4)), g.standard_normal((4, 3)), g.standard_normal(3)
     dout = g.standard_normal((5, 3))
     dx, dw, db = L.linear_backward(dout, L.linear_forward(x, w, b)[1])
-    res["linear"] = max(rel_error(dx, numerical_gradient_array(lambda v: L.linear_forward(v, w, b)[0], x, dout)),
-                        rel_error(dw, numerical_gradient_array(lambda v: L.linear_forward(x, v, b)[0], w, dout)),
-                        rel_error(db, numerical_gradient_array(lambda v: L.linear_forward(x, w, v)[0], b, dout)))
+    res["linear"] = max(
+        rel_error(dx, numerical_gradient_array(lambda v: L.linear_forward(v, w, b)[0], x, dout)),
+        rel_error(dw, numerical_gradient_array(lambda v: L.linear_forward(x, v, b)[0], w, dout)),
+        rel_error(db, numerical_gradient_array(lambda v: L.linear_forward(x, w, v)[0], b, dout)),
+    )
     a = g.standard_normal((6, 5))
     a[np.abs(a) < 1e-3] = 0.5
     d = g.standard_normal(a.shape)
-    res["relu"] = rel_error(L.relu_backward(d, L.relu_forward(a)[1]),
-                            numerical_gradient_array(lambda v: L.relu_forward(v)[0], a, d))
+    res["relu"] = rel_error(
+        L.relu_backward(d, L.relu_forward(a)[1]), numerical_gradient_array(lambda v: L.relu_forward(v)[0], a, d)
+    )
     logits = g.standard_normal((7, 4))
     Y = L.one_hot(B.asarray(g.integers(4, size=7)), 4, dtype="float64")
-    res["softmax_ce"] = rel_error(L.softmax_ce_backward(1.0, L.softmax_ce_forward(logits, Y)[1]),
-                                  numerical_gradient(lambda v: L.softmax_ce_forward(v, Y)[0], logits))
+    res["softmax_ce"] = rel_error(
+        L.softmax_ce_backward(1.0, L.softmax_ce_forward(logits, Y)[1]),
+        numerical_gradient(lambda v: L.softmax_ce_forward(v, Y)[0], logits),
+    )
     h = g.standard_normal((5, 4))
     ps = [h, g.standard_normal((4, 3)), g.standard_normal(3), g.standard_normal((4, 3)), g.standard_normal(3)]
     eps = g.standard_normal((5, 3))
@@ -43,16 +50,20 @@ def _layer_checks(rng) -> dict:
     grads = L.gaussian_bottleneck_backward(dz, L.gaussian_bottleneck_forward(*ps, eps=eps, shift=1.0)[1], dmu, ds)
     errs = []
     for i, gr in enumerate(grads):
+
         def f(v, i=i):
             trial = list(ps)
             trial[i] = v
             return bn(*trial)
+
         errs.append(rel_error(gr, numerical_gradient(f, ps[i])))
     res["gaussian_bottleneck"] = max(errs)
     mu, sigma = g.standard_normal((6, 3)), np.exp(0.3 * g.standard_normal((6, 3)))
     dm, dsg = L.gaussian_kl_backward(1.0, L.gaussian_kl_forward(mu, sigma)[1])
-    res["gaussian_kl"] = max(rel_error(dm, numerical_gradient(lambda v: L.gaussian_kl_forward(v, sigma)[0], mu)),
-                             rel_error(dsg, numerical_gradient(lambda v: L.gaussian_kl_forward(mu, v)[0], sigma)))
+    res["gaussian_kl"] = max(
+        rel_error(dm, numerical_gradient(lambda v: L.gaussian_kl_forward(v, sigma)[0], mu)),
+        rel_error(dsg, numerical_gradient(lambda v: L.gaussian_kl_forward(mu, v)[0], sigma)),
+    )
     return res
 
 
@@ -61,8 +72,9 @@ def _model_check(M: int, method_name: str, rng, **kwargs) -> float:
     modalities, with a bottleneck's noise fixed and any contribution weights frozen."""
     dims = (5, 4, 3)[:M]
     method = make_method(method_name, **kwargs)
-    model = Model(ModelConfig(dims, 3, hidden=(6, 5), bottleneck=method.uses_bottleneck, z_dim=4,
-                              sigma_shift=1.0, head_init=1.0))
+    model = Model(
+        ModelConfig(dims, 3, hidden=(6, 5), bottleneck=method.uses_bottleneck, z_dim=4, sigma_shift=1.0, head_init=1.0)
+    )
     params = model.init_params(rng, dtype="float64")
     for k in params:  # zero biases put a pre-activation exactly on ReLU's kink when a layer's input is all zero
         if k.split(".")[1].startswith("b"):

@@ -1,5 +1,6 @@
 """Statistics over seeds: per-method values from run records, and paired tests of one method against the others
 (docs/method.md §6.7)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,8 +12,7 @@ def values(records: list, method: str, getter) -> list:
     return [getter(r) for r in rows]
 
 
-def significance(records: list, methods: list, reference: str = "cal", metric: str = "acc",
-                 skip=()) -> list:
+def significance(records: list, methods: list, reference: str = "cal", metric: str = "acc", skip=()) -> list:
     """Paired tests of ``reference`` against each other method over seeds on test ``metric``: mean difference,
     wins/losses, paired t-test and Wilcoxon signed-rank p-values (scipy.stats). ``skip``: names left out (the
     single-modality rows)."""
@@ -32,6 +32,15 @@ def significance(records: list, methods: list, reference: str = "cal", metric: s
             w_p = float(stats.wilcoxon(ref, other).pvalue) if np.any(diff) else float("nan")
         except ValueError:
             w_p = float("nan")
-        rows.append({"baseline": name, "mean_diff": float(diff.mean()), "wins": int(np.sum(diff > 0)),
-                     "losses": int(np.sum(diff < 0)), "n": len(diff), "t_test_p": t_p, "wilcoxon_p": w_p})
+        rows.append(
+            {
+                "baseline": name,
+                "mean_diff": float(diff.mean()),
+                "wins": int(np.sum(diff > 0)),
+                "losses": int(np.sum(diff < 0)),
+                "n": len(diff),
+                "t_test_p": t_p,
+                "wilcoxon_p": w_p,
+            }
+        )
     return rows

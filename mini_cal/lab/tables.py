@@ -1,5 +1,6 @@
 """Every markdown table ``mini-cal`` prints or writes: one run, a comparison, significance, configurations,
 robustness, a sweep."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,7 +30,10 @@ def train_table(result, dataset) -> str:
     """One run: fused metrics, per-modality coalition/probe accuracy and Shapley values, Bayes ceilings."""
     names = dataset.modality_names
     t = result.test
-    bayes = (lambda key: f"{dataset.bayes[key]:.3f}" if key in dataset.bayes else "")
+
+    def bayes(key):
+        return f"{dataset.bayes[key]:.3f}" if key in dataset.bayes else ""
+
     rows = [["fused accuracy", f"{t['acc']:.3f}", bayes("fused")], ["fused macro-F1", f"{t['macro_f1']:.3f}", ""]]
     for m, name in enumerate(names):
         acc = t["coalition_acc"][m]
@@ -38,25 +42,41 @@ def train_table(result, dataset) -> str:
             rows.append([f"{name}: linear-probe accuracy", f"{result.probe_acc[m]:.3f}", ""])
         if "shapley_acc" in t:
             rows.append([f"{name}: Shapley value of accuracy", f"{t['shapley_acc'][m]:.3f}", ""])
-    head = (f"method {result.method} on {dataset.name}: best validation epoch {result.best_epoch + 1}, "
-            f"val accuracy {result.val['acc']:.3f}, training time {result.train_time_s:.1f} s\n\n")
+    head = (
+        f"method {result.method} on {dataset.name}: best validation epoch {result.best_epoch + 1}, "
+        f"val accuracy {result.val['acc']:.3f}, training time {result.train_time_s:.1f} s\n\n"
+    )
     header = ["test metric", "value", "Bayes-optimal"] if dataset.bayes else ["test metric", "value"]
-    return head + markdown_table(header, [r[:len(header)] for r in rows])
+    return head + markdown_table(header, [r[: len(header)] for r in rows])
 
 
 def results_table(result: dict) -> str:
     """Markdown table, mean ± std over seeds, plus the Bayes-optimal row."""
     names = result["modality_names"]
     M = len(names)
-    header = ["method", "fused acc", "macro-F1"] + [f"{n} coalition acc" for n in names] + \
-             [f"{n} probe acc" for n in names] + [f"{n} Shapley" for n in names] + ["imbalance", "time (s)"]
+    header = (
+        ["method", "fused acc", "macro-F1"]
+        + [f"{n} coalition acc" for n in names]
+        + [f"{n} probe acc" for n in names]
+        + [f"{n} Shapley" for n in names]
+        + ["imbalance", "time (s)"]
+    )
     b = result.get("bayes") or {}
-    rows = [] if "fused" not in b else \
-        [["Bayes-optimal", f"{b['fused']:.3f}", ""] + [f"{b[f'modality {m}']:.3f}" for m in range(M)] +
-         [""] * (2 * M + 2)]  # only where the Bayes-optimal accuracy is known (synthetic data)
+    rows = (
+        []
+        if "fused" not in b
+        else [
+            ["Bayes-optimal", f"{b['fused']:.3f}", ""]
+            + [f"{b[f'modality {m}']:.3f}" for m in range(M)]
+            + [""] * (2 * M + 2)
+        ]
+    )  # only where the Bayes-optimal accuracy is known (synthetic data)
     recs = result["records"]
     for name in result["methods"]:
-        get = lambda f: values(recs, name, f)  # noqa: E731
+
+        def get(f, name=name):
+            return values(recs, name, f)
+
         row = [name, fmt(get(lambda r: r["test"]["acc"])), fmt(get(lambda r: r["test"]["macro_f1"]))]
         row += [fmt(get(lambda r, m=m: r["test"]["coalition_acc"][m])) for m in range(M)]
         row += [fmt(get(lambda r, m=m: (r["probe_acc"] or [None] * M)[m])) for m in range(M)]
@@ -69,8 +89,16 @@ def results_table(result: dict) -> str:
 def significance_table(result: dict, key: str = "significance", reference: str = "cal") -> str:
     if not result.get(key):
         return f"({reference} is not in this comparison)"
-    rows = [[s["baseline"], f"{s['mean_diff']:+.3f}", f"{s['wins']}/{s['losses']}/{s['n'] - s['wins'] - s['losses']}",
-             f"{s['t_test_p']:.3g}", f"{s['wilcoxon_p']:.3g}"] for s in result[key]]
+    rows = [
+        [
+            s["baseline"],
+            f"{s['mean_diff']:+.3f}",
+            f"{s['wins']}/{s['losses']}/{s['n'] - s['wins'] - s['losses']}",
+            f"{s['t_test_p']:.3g}",
+            f"{s['wilcoxon_p']:.3g}",
+        ]
+        for s in result[key]
+    ]
     return markdown_table([f"{reference} vs", "mean diff (acc)", "wins/losses/ties", "paired t p", "Wilcoxon p"], rows)
 
 
@@ -100,7 +128,7 @@ def robustness_auc_summary(result: dict, stat: str = "auc") -> str:
         row = [method]
         for name in ATTACKS:
             for target in targets:
-                curves = values(result["records"], method, lambda r: r["attacks"][name][target])
+                curves = values(result["records"], method, lambda r, a=name, t=target: r["attacks"][a][t])
                 row.append(fmt([measure(c) for c in curves]))
         rows.append(row)
     return markdown_table(header, rows)
@@ -116,17 +144,26 @@ def robustness_tables(result: dict, shown_levels=(0, 2, 4, 6, 8, 10)) -> str:
             label = "all modalities" if target == "all" else f"modality {names[int(target)]}"
             rows = []
             for method in result["methods"]:
-                curves = values(result["records"], method, lambda r: r["attacks"][name][target])
+                curves = values(result["records"], method, lambda r, a=name, t=target: r["attacks"][a][t])
                 row = [method] + [fmt([c[levels.index(lv)] for c in curves]) for lv in shown_levels]
                 row.append(fmt([auc(levels, c) for c in curves]))
                 rows.append(row)
-            parts.append(f"#### {name} on {label}\n\n" + markdown_table(
-                ["method"] + [f"eps={lv}" for lv in shown_levels] + ["AUC"], rows))
+            parts.append(
+                f"#### {name} on {label}\n\n"
+                + markdown_table(["method"] + [f"eps={lv}" for lv in shown_levels] + ["AUC"], rows)
+            )
     return "\n\n".join(parts)
 
 
 def sweep_table(result: dict) -> str:
     """Every configuration tried by ``sweep`` with its mean validation accuracy; the chosen one marked."""
-    rows = [[t["method"], ", ".join(f"{k}={v}" for k, v in sorted(t["config"].items())), f"{t['val_acc']:.4f}",
-             "<- chosen" if result["chosen"][t["method"]] == t["config"] else ""] for t in result["trials"]]
+    rows = [
+        [
+            t["method"],
+            ", ".join(f"{k}={v}" for k, v in sorted(t["config"].items())),
+            f"{t['val_acc']:.4f}",
+            "<- chosen" if result["chosen"][t["method"]] == t["config"] else "",
+        ]
+        for t in result["trials"]
+    ]
     return markdown_table(["method", "configuration", "val acc (mean over sweep seeds)", ""], rows)

@@ -8,6 +8,7 @@ Each method file ends with a declaration, ``SPEC = MethodSpec(...)``: its names 
 configuration, default comparison rows and the diagnostics it exposes. Every file of this package that declares a
 ``SPEC`` is registered on import, so a new method is one new file; :func:`register` adds one defined elsewhere.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -80,14 +81,18 @@ def default_methods(M: int = 2) -> list:
 def swept_methods(M: int = 2) -> list:
     """The names ``mini-cal sweep`` tunes by default (each tuned entry of the declarations)."""
     specs = sorted(SPECS.values(), key=lambda s: (s.order, s.name))
-    return [n for s in specs if M >= s.min_modalities and s.search_space
-            for n in s.for_m(s.swept if s.swept is not None else (s.name,), M)]
+    return [
+        n
+        for s in specs
+        if M >= s.min_modalities and s.search_space
+        for n in s.for_m(s.swept if s.swept is not None else (s.name,), M)
+    ]
 
 
 def split_config(cfg: dict) -> tuple:
     """{"train.lr": .., "gamma": ..} -> (method keyword arguments, TrainConfig overrides)."""
     method_kw = {k: v for k, v in cfg.items() if not k.startswith("train.")}
-    train_kw = {k[len("train."):]: v for k, v in cfg.items() if k.startswith("train.")}
+    train_kw = {k[len("train.") :]: v for k, v in cfg.items() if k.startswith("train.")}
     return method_kw, train_kw
 
 
@@ -104,7 +109,25 @@ def tuned_config(name: str, tuned: dict | None = None) -> dict:
 
 _discover()
 
-__all__ = ["Method", "MethodSpec", "StepContext", "LossOutput", "Joint", "Unimodal", "OGMGE", "ARL", "CAL",
-           "make_method", "register", "unregister", "spec_of", "method_names", "default_methods", "swept_methods", "split_config",
-           "tuned_config", "SPECS", "VARIANTS"]
-
+__all__ = [
+    "Method",
+    "MethodSpec",
+    "StepContext",
+    "LossOutput",
+    "Joint",
+    "Unimodal",
+    "OGMGE",
+    "ARL",
+    "CAL",
+    "make_method",
+    "register",
+    "unregister",
+    "spec_of",
+    "method_names",
+    "default_methods",
+    "swept_methods",
+    "split_config",
+    "tuned_config",
+    "SPECS",
+    "VARIANTS",
+]

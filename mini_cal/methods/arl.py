@@ -11,6 +11,7 @@ describes it (METHOD.md):
 ``as_released=True`` reproduces the released code, which never applies its computed w: both stay 0.5 (1/M), so
 every branch is scaled by 1.5. For M > 2 (ours): w = softmax(T [a_m * mean_{j != m} c_j]).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,8 +36,14 @@ def arl_weights(c, H, temperature: float = 1.0, h_floor: float = 0.3) -> np.ndar
 
 
 class ARL(Method):
-    def __init__(self, gamma: float = 1.0, temperature: float = 1.0, warmup_epochs: int = 5, h_floor: float = 0.3,
-                 as_released: bool = False):
+    def __init__(
+        self,
+        gamma: float = 1.0,
+        temperature: float = 1.0,
+        warmup_epochs: int = 5,
+        h_floor: float = 0.3,
+        as_released: bool = False,
+    ):
         if not (isinstance(gamma, (int, float)) and gamma >= 0):
             raise ValueError(f"gamma: expected a number >= 0, got {gamma!r}")
         if not isinstance(warmup_epochs, int) or warmup_epochs < 0:
@@ -67,8 +74,13 @@ class ARL(Method):
             H.append(B.to_float(xp.mean(L.entropy(logits))))
         w = arl_weights(c, H, self.temperature, self.h_floor)
         applied = np.full(M, 1.0 / M) if self.as_released else w
-        return LossOutput(total, terms, dlogits, diagnostics={"w_computed": w.tolist(), "w": applied.tolist()},
-                          modulation={"w": applied})
+        return LossOutput(
+            total,
+            terms,
+            dlogits,
+            diagnostics={"w_computed": w.tolist(), "w": applied.tolist()},
+            modulation={"w": applied},
+        )
 
     def modify_gradients(self, grads, ctx, lo):
         M = ctx.model.M
@@ -80,11 +92,15 @@ class ARL(Method):
 
 
 SPEC = MethodSpec(
-    name="arl", cls=ARL, order=30, min_modalities=2,
+    name="arl",
+    cls=ARL,
+    order=30,
+    min_modalities=2,
     variants={"arl-released": {"as_released": True}},
     compare_default=lambda M: ("arl", "arl-released") if M == 2 else ("arl",),
     search_space={"train.lr": [0.02, 0.05, 0.1], "gamma": [0.5, 1.0, 2.0], "temperature": [1.0, 5.0]},
     tuned={"arl": {"gamma": 1.0, "temperature": 1.0, "train.lr": 0.1}},  # by `mini-cal sweep`; reused by the variant
     diagnostics=("coef", "branch_grad_norm"),
     gradcheck={"arl": {}},
-    description="unimodal loss terms plus acceleration weighted by magnitude and inverse entropy")
+    description="unimodal loss terms plus acceleration weighted by magnitude and inverse entropy",
+)

@@ -9,6 +9,7 @@ order on every step:
    ``LossOutput`` (a method keeps no hidden state between the two calls);
 3. diagnostics - both return a dict that the loop appends to the per-step history.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -102,8 +103,13 @@ class Method:
 
     def hparams(self) -> dict:
         """The method's hyper-parameters, for results files."""
-        return {k: v for k, v in vars(self).items() if not k.startswith("_") and k not in ("model", "h_y")
-                and isinstance(v, (int, float, str, bool, type(None)))}
+        return {
+            k: v
+            for k, v in vars(self).items()
+            if not k.startswith("_")
+            and k not in ("model", "h_y")
+            and isinstance(v, (int, float, str, bool, type(None)))
+        }
 
     def state_dict(self) -> dict:
         """Running state that a checkpoint must keep (EMA, running scores)."""

@@ -15,13 +15,14 @@ The paper's abstract states the three ideas; the formulas are **ours** (METHOD.m
 Ablation flags: ``accelerate=False`` (no acceleration), ``aib=False`` (deterministic z = mu, no KL),
 ``symmetric=True`` (beta^m = beta0), ``gamma=0``, and the metric variants ``score_mode``/``ema``.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from .. import backend as B
 from .. import layers as L
-from ..contribution import ContributionMetric, SCORE_MODES
+from ..contribution import SCORE_MODES, ContributionMetric
 from .base import LossOutput, Method, MethodSpec, StepContext, cross_entropy_terms, scale_branches
 
 
@@ -45,9 +46,20 @@ def bottleneck_betas(W, beta0: float, direction: str = "low") -> np.ndarray:
 class CAL(Method):
     """CAL with every component switchable for ablation (see the module docstring)."""
 
-    def __init__(self, gamma: float = 1.0, beta0: float = 1e-3, temperature: float = 1.0, warmup_epochs: int = 5,
-                 ema: float = 0.0, score_mode: str = "product", accelerate: bool = True, aib: bool = True,
-                 symmetric: bool = False, beta_direction: str = "low", name: str = "cal"):
+    def __init__(
+        self,
+        gamma: float = 1.0,
+        beta0: float = 1e-3,
+        temperature: float = 1.0,
+        warmup_epochs: int = 5,
+        ema: float = 0.0,
+        score_mode: str = "product",
+        accelerate: bool = True,
+        aib: bool = True,
+        symmetric: bool = False,
+        beta_direction: str = "low",
+        name: str = "cal",
+    ):
         for arg, value in (("gamma", gamma), ("beta0", beta0), ("temperature", temperature)):
             if not (isinstance(value, (int, float)) and value >= 0):
                 raise ValueError(f"{arg}: expected a number >= 0, got {value!r}")
@@ -79,8 +91,9 @@ class CAL(Method):
 
     def setup(self, model, h_y):
         super().setup(model, h_y)
-        self.metric = ContributionMetric(model.M, model.config.num_classes, self.temperature, self.score_mode,
-                                         self.ema, h_y=h_y)
+        self.metric = ContributionMetric(
+            model.M, model.config.num_classes, self.temperature, self.score_mode, self.ema, h_y=h_y
+        )
 
     def in_warmup(self, epoch: int) -> bool:
         return epoch < self.warmup_epochs
@@ -99,8 +112,7 @@ class CAL(Method):
         metric = self.contribution(ctx, {S: terms[name] for name, S, _ in coalitions})  # no gradient through W
         warm = self.in_warmup(ctx.epoch)
         W = np.full(M, 1.0 / M) if warm else metric["W"]
-        diag = {"W": W.tolist(), "W_metric": metric["W"].tolist(), "I": metric["I"].tolist(),
-                "D": metric["D"].tolist()}
+        diag = {"W": W.tolist(), "W_metric": metric["W"].tolist(), "I": metric["I"].tolist(), "D": metric["D"].tolist()}
         dmu = dsigma = None
         if self.aib:
             if warm or self.symmetric:
@@ -136,7 +148,9 @@ class CAL(Method):
 
 
 SPEC = MethodSpec(
-    name="cal", cls=CAL, order=40,
+    name="cal",
+    cls=CAL,
+    order=40,
     variants={
         "cal-no-accel": {"accelerate": False, "name": "cal-no-accel"},
         "cal-no-aib": {"aib": False, "name": "cal-no-aib"},
@@ -146,9 +160,14 @@ SPEC = MethodSpec(
         "cal-D-only": {"score_mode": "D", "name": "cal-D-only"},
     },
     compare_default=("cal", "cal-no-accel", "cal-no-aib", "cal-sym-ib", "cal-gamma0"),
-    search_space={"train.lr": [0.02, 0.05, 0.1], "gamma": [0.5, 1.0, 2.0], "beta0": [1e-4, 1e-3, 1e-2],
-                  "temperature": [1.0, 5.0]},
+    search_space={
+        "train.lr": [0.02, 0.05, 0.1],
+        "gamma": [0.5, 1.0, 2.0],
+        "beta0": [1e-4, 1e-3, 1e-2],
+        "temperature": [1.0, 5.0],
+    },
     tuned={"cal": {"beta0": 1e-3, "gamma": 0.5, "temperature": 1.0, "train.lr": 0.05}},  # by `mini-cal sweep`
     diagnostics=("W", "coef", "kl", "beta", "branch_grad_norm"),
     gradcheck={"cal": {"warmup_epochs": 0}, "cal-no-aib": {"warmup_epochs": 0}},
-    description="contribution-guided acceleration and asymmetric information bottleneck (arXiv 2510.26289)")
+    description="contribution-guided acceleration and asymmetric information bottleneck (arXiv 2510.26289)",
+)

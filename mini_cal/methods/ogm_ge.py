@@ -13,6 +13,7 @@ As METHOD.md defines it (following the paper and its released code):
 
 For M > 2 (ours): rho_m = s_m / mean_{j != m} s_j, and every modality with rho_m > 1 is modulated.
 """
+
 from __future__ import annotations
 
 import math
@@ -58,8 +59,14 @@ class OGMGE(Method):
     def name(self):
         return "ogm-ge" if self.ge else "ogm-ge-no-ge"
 
-    def __init__(self, alpha: float = 0.5, variant: str = "paper", ge: bool = True, modulation_start: int = 0,
-                 modulation_end: int | None = None):
+    def __init__(
+        self,
+        alpha: float = 0.5,
+        variant: str = "paper",
+        ge: bool = True,
+        modulation_start: int = 0,
+        modulation_end: int | None = None,
+    ):
         if not (isinstance(alpha, (int, float)) and alpha >= 0):
             raise ValueError(f"alpha: expected a number >= 0, got {alpha!r}")
         if variant not in VARIANTS:
@@ -106,11 +113,15 @@ class OGMGE(Method):
 
 
 SPEC = MethodSpec(
-    name="ogm-ge", cls=OGMGE, order=20, min_modalities=2,
+    name="ogm-ge",
+    cls=OGMGE,
+    order=20,
+    min_modalities=2,
     variants={"ogm-ge-no-ge": {"ge": False}},
     compare_default=("ogm-ge",),
     search_space={"train.lr": [0.02, 0.05, 0.1], "alpha": [0.1, 0.3, 0.5, 0.8, 1.0]},
     tuned={"ogm-ge": {"alpha": 0.8, "train.lr": 0.05}},  # by `mini-cal sweep`; ogm-ge-no-ge reuses it
     diagnostics=("coef", "branch_grad_norm"),
     gradcheck={"ogm-ge": {}},
-    description="suppress the dominant modality's encoder gradients by k(rho), plus Gaussian noise (GE)")
+    description="suppress the dominant modality's encoder gradients by k(rho), plus Gaussian noise (GE)",
+)

@@ -2,6 +2,7 @@
 
 Only branch m runs; its head block Wh[m] and the bias bh form its own linear head.
 """
+
 from .base import LossOutput, Method, MethodSpec, StepContext, cross_entropy_terms
 
 
@@ -36,10 +37,16 @@ def _unimodal_names(M: int) -> tuple:
 
 
 SPEC = MethodSpec(
-    name="unimodal", cls=Unimodal, order=10,
+    name="unimodal",
+    cls=Unimodal,
+    order=10,
     variants={f"unimodal-{m}": {"modality": m} for m in range(8)},
-    compare_default=_unimodal_names, swept=_unimodal_names,
+    compare_default=_unimodal_names,
+    swept=_unimodal_names,
     search_space={"train.lr": [0.02, 0.05, 0.1], "train.weight_decay": [1e-4, 1e-3]},
-    tuned={"unimodal-0": {"train.lr": 0.02, "train.weight_decay": 1e-4},  # by `mini-cal sweep`
-           "unimodal-1": {"train.lr": 0.05, "train.weight_decay": 1e-4}},
-    description="one branch and its head trained alone: that modality's ceiling")
+    tuned={
+        "unimodal-0": {"train.lr": 0.02, "train.weight_decay": 1e-4},  # by `mini-cal sweep`
+        "unimodal-1": {"train.lr": 0.05, "train.weight_decay": 1e-4},
+    },
+    description="one branch and its head trained alone: that modality's ceiling",
+)
