@@ -8,9 +8,10 @@ and every reported test metric, probe included, is measured on those parameters.
 validation epoch can come early (joint on the default preset: often before the weak branch has learned anything);
 ``history["epochs"]`` shows the whole run.
 
-Everything else attaches through :class:`Hook` objects that see the loop's state (:class:`Run`) at three moments:
-before the first epoch, after every step and after every epoch. :class:`FiniteGuard` (always on) stops a diverging
-run; :mod:`mini_cal.lab.checkpoint` writes checkpoints, resumes runs bit for bit and saves on Ctrl-C.
+Everything else attaches through :class:`~mini_cal.hooks.Hook` objects that see the loop's state (:class:`Run`) at
+three moments: before the first epoch, after every step and after every epoch. :class:`FiniteGuard` (always on)
+stops a diverging run; the method itself is a hook (for what it does once per epoch); :mod:`mini_cal.lab.checkpoint`
+writes checkpoints, resumes runs bit for bit and saves on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from . import layers as L
 from .contribution import label_entropy
 from .data import Dataset, validate_split
 from .evaluate import evaluate, linear_probe
+from .hooks import Hook
 from .methods.base import StepContext
 from .model import Model, ModelConfig
 from .optim import clip_by_global_norm, make_optimizer, squared_norms
@@ -126,19 +128,6 @@ class Run:
         return self.elapsed_before + time.perf_counter() - self.started
 
 
-class Hook:
-    """Behaviour attached around the loop without changing it; override what you need."""
-
-    def on_start(self, run: Run) -> None:
-        """Before the first epoch (a resume restores ``run`` here)."""
-
-    def on_step(self, run: Run, row: dict) -> None:
-        """After each optimiser step; ``row`` holds the step's loss terms, diagnostics and gradient norm."""
-
-    def on_epoch_end(self, run: Run) -> None:
-        """After each epoch's validation and model selection (``run.epoch`` epochs are complete)."""
-
-
 class FiniteGuard(Hook):
     """Stops the run with :class:`DivergenceError` as soon as a loss term, the gradient norm or (at the end of an
     epoch) a parameter is NaN or inf."""
@@ -185,7 +174,7 @@ def train(method, dataset: Dataset, config: TrainConfig | None = None, log=None,
     :func:`mini_cal.lab.checkpoint.train_resumable`)."""
     config = (config or TrainConfig()).validate()
     run = start_run(method, dataset, config)
-    model, xp, hooks = run.model, B.xp(), [FiniteGuard(), *hooks]
+    model, xp, hooks = run.model, B.xp(), [FiniteGuard(), method, *hooks]  # a method is a hook too
     for hook in hooks:
         hook.on_start(run)
     active, predict = method.active_modalities(model.M), method.predict_coalition(model.M)

@@ -42,8 +42,9 @@ from pathlib import Path
 import numpy as np
 
 from .. import backend as B
+from ..hooks import Hook
 from ..model import Model, ModelConfig
-from ..train import DivergenceError, Hook, Run, train
+from ..train import DivergenceError, Run, train
 from .io import write_npz
 
 MODEL_FORMAT_VERSION = 1

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from .. import backend as B
 from .. import layers as L
+from ..hooks import Hook
 
 
 @dataclass
@@ -67,8 +68,12 @@ def scale_branches(model, grads: dict, coefficients) -> None:
             grads[k] = grads[k] * c
 
 
-class Method:
-    """Base class: plain fused cross-entropy, no modulation (that is :class:`Joint`)."""
+class Method(Hook):
+    """Base class: plain fused cross-entropy, no modulation (that is :class:`Joint`).
+
+    A method is also a :class:`~mini_cal.hooks.Hook`: ``on_start``, ``on_step`` and ``on_epoch_end`` (no-ops
+    here) run before the first epoch, after each step and after each epoch, before any other hook's; state a method
+    carries across steps or epochs goes in :meth:`state_dict`, so that a checkpoint keeps it."""
 
     name = "base"
     uses_bottleneck = False
