@@ -1,4 +1,4 @@
-"""CAL's modality contribution metric W^m (METHOD.md, "Contribution metric W^m").
+"""CAL's modality contribution metric W^m (docs/method.md §3.1-3.2).
 
 What the paper states: W^m combines an information quantity I(m) and a confidence D(m), evaluates marginal
 performance (Shapley-inspired) and uses a softmax-based dynamic weighting. The formulas below are **ours**:
@@ -81,7 +81,7 @@ def confidence(logits_m, num_classes: int) -> float:
 
 
 def score(I: np.ndarray, D: np.ndarray, mode: str = "product") -> np.ndarray:
-    """s_m = I(m) D(m) (``product``, ours as METHOD.md); ablations: ``sum`` I + D, ``I`` only, ``D`` only."""
+    """s_m = I(m) D(m) (``product``, ours, docs/method.md §3.2); ablations: ``sum`` I + D, ``I`` only, ``D`` only."""
     if mode == "product":
         return I * D
     if mode == "sum":

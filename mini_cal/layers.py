@@ -116,7 +116,7 @@ def sigmoid(a):
 
 # --------------------------------------------------------------------------------------- gaussian bottleneck
 def gaussian_bottleneck_forward(h, w_mu, b_mu, w_s, b_s, eps=None, sigma_min=1e-4, shift=5.0):
-    """Reparameterised Gaussian bottleneck (METHOD.md, "Network").
+    """Reparameterised Gaussian bottleneck (docs/method.md §2.2).
 
     mu = h w_mu + b_mu;  sigma = softplus(h w_s + b_s - shift) + sigma_min;  z = mu + sigma * eps.
 

@@ -1,4 +1,4 @@
-"""The M-branch late-fusion network of METHOD.md ("Network"), with hand-written backward.
+"""The M-branch late-fusion network (docs/method.md §2), with hand-written backward.
 
 Per modality m a *branch*: an MLP encoder ``h = relu(... relu(x W1 + b1) ...)``, then optionally the Gaussian
 bottleneck (``z = mu + sigma * eps``; ``z = mu`` in evaluation), else ``z = h``. The head is one linear layer over

@@ -1,10 +1,10 @@
-"""Test-time noise attacks (METHOD.md "Noise attacks"; the protocol of QMF and PDF adapted to feature vectors).
+"""Test-time noise attacks (docs/method.md §6.5; the protocol of QMF and PDF adapted to feature vectors).
 
 Noise level eps in 0..10. Each sample is *attacked* with probability 0.5 (``p_attack``); an attack hits one chosen
 modality or all of them (``target``: an index or ``"all"``; with ``"all"`` an attacked sample has every modality
 hit). What a hit does (constants ours):
 
-* ``gaussian``: x + (eps / 10) * c * std(x) * N(0, I), std per feature over the attacked set, ``c = GAUSSIAN_C``;
+* ``gaussian``: x + (eps / 10) * c * std(x) * N(0, I), std per feature over the whole split, ``c = GAUSSIAN_C``;
 * ``salt_pepper``: each feature set to the modality's min or max (per feature, half each) with probability
   (eps / 10) * ``SP_DENSITY``;
 * ``missing``: the modality zeroed, with probability eps / 10 per attacked sample.

@@ -2,7 +2,8 @@
 
 Generative model (all ours). Class y is uniform over K classes. Given y, the modalities are independent. Modality
 m has ``informative`` latent dimensions in which class k is a mixture of ``components`` Gaussians with identity
-covariance times ``noise``: for one component the class mean is ``separation * (C[k // confuse] + within * F[k])``,
+covariance times ``noise``: for one component the class mean is ``C[k // confuse] + within * F[k]`` rescaled so that
+the class means' average norm is ``separation``,
 for two components the class is the XOR-like pair ``+/-`` that mean (linearly inseparable: a learned non-linear
 feature is needed). ``C`` and ``F`` are orthonormal directions drawn from the seed: ``confuse`` classes share a
 centre and are told apart only by ``within`` (how much the modality lacks). ``distractors`` pure-noise dimensions
@@ -10,8 +11,8 @@ are appended, everything is rotated by a random orthogonal matrix (``mixing``) a
 
 Why the weak modality is weak (the mechanism of the default preset). Its class information is non-linear and
 spread, after mixing, over many distractor dimensions, and its inputs are on a smaller ``scale``. Under SGD the
-first layer's gradient is proportional to the input, so a modality on a tenfold smaller scale learns roughly
-tenfold slower at first; in joint training the easy modality fits the labels before the weak one has learned its
+first layer's gradient is proportional to the input, so a modality on a c-fold smaller scale learns roughly c-fold
+slower at first (c = 33 for V in the default preset: scale 0.03); in joint training the easy modality fits the labels before the weak one has learned its
 features, the shared loss gradient shrinks, and the weak encoder is starved. This is our stand-in for the slow
 visual encoder of CREMA-D-like audio-visual data (OGM-GE, Peng et al. 2022, section 3): a branch whose useful
 features take longer to learn than the other branch needs to fit the training labels. Standardising the inputs

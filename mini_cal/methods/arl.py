@@ -1,5 +1,5 @@
 """ARL: Asymmetric Reinforcing against multimodal representation bias (Wei et al., ICCV 2025), as its paper
-describes it (METHOD.md):
+describes it (docs/method.md §4.4):
 
 * L = CE(logits(all)) + gamma * sum_m CE(logits({m}));
 * c_m = batch mean of sum_k |logits({m})_k|, normalised over modalities;

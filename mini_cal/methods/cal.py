@@ -1,6 +1,6 @@
 """CAL: Contribution-Guided Asymmetric Learning (Xu, Kou, Wu, Liu; arXiv 2510.26289).
 
-The paper's abstract states the three ideas; the formulas are **ours** (METHOD.md):
+The paper's abstract states the three ideas; the formulas are **ours** (docs/method.md §3):
 
 * contribution metric W^m from the Shapley information quantity I(m) and the confidence D(m)
   (:mod:`mini_cal.contribution`);

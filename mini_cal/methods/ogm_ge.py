@@ -1,6 +1,6 @@
 """OGM-GE: On-the-fly Gradient Modulation with Generalisation Enhancement (Peng et al., CVPR 2022).
 
-As METHOD.md defines it (following the paper and its released code):
+As docs/method.md §4.3 defines it (following the paper and its released code):
 
 * per batch, s_m = sum_i softmax(z^m Wh[m] + bh / M)_i[y_i]  (weight-slice logits, bias split evenly);
 * for M = 2, rho_m = s_m / s_other; the dominant modality (rho_m > 1) has its encoder gradients multiplied by
