@@ -9,14 +9,14 @@ feature is needed). ``C`` and ``F`` are orthonormal directions drawn from the se
 centre and are told apart only by ``within`` (how much the modality lacks). ``distractors`` pure-noise dimensions
 are appended, everything is rotated by a random orthogonal matrix (``mixing``) and multiplied by ``scale``.
 
-Why the weak modality is weak (the mechanism of the default preset). Its class information is non-linear and
-spread, after mixing, over many distractor dimensions, and its inputs are on a smaller ``scale``. Under SGD the
-first layer's gradient is proportional to the input, so a modality on a c-fold smaller scale learns roughly c-fold
-slower at first (c = 33 for V in the default preset: scale 0.03); in joint training the easy modality fits the labels before the weak one has learned its
-features, the shared loss gradient shrinks, and the weak encoder is starved. This is our stand-in for the slow
-visual encoder of CREMA-D-like audio-visual data (OGM-GE, Peng et al. 2022, section 3): a branch whose useful
-features take longer to learn than the other branch needs to fit the training labels. Standardising the inputs
-removes the scale part of the mechanism; the "nonlinear" part remains.
+Why the weak modality is weak (the mechanism of the default preset). Its class information is non-linear and spread,
+after mixing, over many distractor dimensions, and its inputs are on a smaller ``scale``. Under SGD the first
+layer's gradient is proportional to the input, so a modality on a c-fold smaller scale learns roughly c-fold slower
+at first (c = 33 for V in the default preset: scale 0.03); in joint training the easy modality fits the labels
+before the weak one has learned its features, the shared loss gradient shrinks, and the weak encoder is starved.
+This is our stand-in for the slow visual encoder of CREMA-D-like audio-visual data (OGM-GE, Peng et al. 2022,
+section 3): a branch whose useful features take longer to learn than the other branch needs to fit the training
+labels. Standardising the inputs removes the scale part of the mechanism; the "nonlinear" part remains.
 
 Bayes-optimal accuracy is computed from the known model: the exact class posterior (sum of per-modality
 log-likelihoods, conditional independence) evaluated on a large Monte-Carlo sample, reported with its standard
