@@ -3,6 +3,7 @@
 Tests that build the file need scikit-learn (the ``example`` extra) and skip without it; the committed copy
 (docs/data/digits_two_views.npz) and the missing-scikit-learn message are checked everywhere.
 """
+
 import sys
 from pathlib import Path
 
