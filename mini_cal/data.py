@@ -13,7 +13,7 @@ for each split ``s`` in ``train``, ``val``, ``test`` and each modality name ``m`
 ``modalities`` (the modality names, in order; default: the names found in the ``x_train_*`` keys, sorted) and
 ``classes`` (class names, in label order). ``train`` is required; when ``val`` or ``test`` is absent it is carved
 out of ``train`` by a stratified split (:func:`stratified_split`: seed 0, ``test`` 20 % and then ``val`` 20 % of
-what remains, every class in every split).
+what remains; a class with three or more samples lands in every split).
 """
 
 from __future__ import annotations

@@ -393,6 +393,13 @@ def cmd_data(args) -> int:
         ds = load_npz(args.data) if args.data else synthetic.load_preset(args.names[0] if args.names else "default")
         print(synthetic.describe(ds))
         return 0
+    if args.action == "example":
+        from .examples import EXAMPLES, make_example
+
+        if len(args.names) != 1 or args.names[0] not in EXAMPLES:
+            raise ValueError(f"data example: expected one example name, one of {sorted(EXAMPLES)}, got {args.names}")
+        print(f"wrote {make_example(args.names[0], args.out)}")
+        return 0
     if args.data:
         raise ValueError("--data: only 'data describe' reads a data file; 'data generate' writes the presets")
     from .presets import write_presets
@@ -534,7 +541,7 @@ def build_parser() -> argparse.ArgumentParser:
         "generate [NAME ...]: write the preset files, manifest and checksums "
         "(describe --data FILE.npz: a file of your own features).",
     )
-    p.add_argument("action", choices=("describe", "generate"))
+    p.add_argument("action", choices=("describe", "generate", "example"))
     p.add_argument("names", nargs="*", help=f"preset names ({', '.join(synthetic.PRESETS)})")
     p.add_argument("--data", metavar="FILE.npz", default=None, help="describe this data file instead of a preset")
     p.add_argument(

@@ -3,7 +3,8 @@
 Protocol (ours; docs/method.md §5.6). Hyper-parameters are chosen on the **validation** split with the **same
 budget** for every method: ``SWEEP_BUDGET`` configurations drawn (without replacement, from a fixed seed) from
 each method's declared search space (``SPEC.search_space`` in its file under ``mini_cal/methods/``), every
-configuration trained with the sweep seeds (disjoint from the test seeds); the best mean validation accuracy wins.
+configuration trained with the sweep seeds (disjoint from the test seeds); the best mean validation accuracy wins
+(a tie goes to the configuration drawn first, in the grid's order: on a small validation split ties are common).
 The winners are recorded in each method's declaration (``SPEC.tuned``) together with the command that chose them.
 Variants reuse their method's chosen configuration, so that each ablation changes one component only. ``compare``
 then trains every method with its tuned configuration on seeds 0..S-1 and reports test metrics.

@@ -25,9 +25,10 @@ _DATASETS = {}
 
 
 def data_source(preset: str | None = None, data: str | None = None) -> dict:
-    """The task's description of its data: a preset name or an ``.npz`` file (absolute path)."""
+    """The task's description of its data: a preset name or an ``.npz`` file (the path as given: results files
+    show it as the user typed it; workers share the parent's working folder)."""
     if data is not None:
-        return {"file": os.path.abspath(data)}
+        return {"file": os.fspath(data)}
     return {"preset": preset or "default"}
 
 
