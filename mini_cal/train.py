@@ -185,7 +185,7 @@ def train(method, dataset: Dataset, config: TrainConfig | None = None, log=None,
             sums, steps = {}, 0
             for idx in batches(run.rng, len(dataset.y_train), config.batch_size):
                 xb, yb = [xp.take(x, idx, axis=0) for x in x_train], xp.take(Y_train, idx, axis=0)
-                eps = model.sample_eps(len(idx), run.rng, config.dtype, active) if method.samples_noise else None
+                eps = model.sample_eps(yb.shape[0], run.rng, config.dtype, active) if method.samples_noise else None
                 out, cache = model.forward(run.params, xb, eps=eps, modalities=active)
                 ctx = StepContext(model, run.params, out, yb, epoch, run.step, run.rng, run.h_y)
                 lo = method.loss(ctx)

@@ -95,19 +95,22 @@ def test_norms_take_one_transfer_and_clipping_stays_on_device(name, monkeypatch)
 
 
 # ------------------------------------------------------------------------------------------ training on a device
-def final_params(backend_name, ds):
+def final_params(backend_name, ds, method="joint"):
+    from mini_cal.methods import make_method
+
     B.set_backend(backend_name)
-    r = train(Joint(), ds, TrainConfig(epochs=1, progress=False, probe=False, shapley=False))
+    r = train(make_method(method), ds, TrainConfig(epochs=1, progress=False, probe=False, shapley=False))
     assert on_backend(r.params.values(), backend_name)
     assert all(math.isfinite(row["loss"]) for row in r.history["steps"])
     assert 0.0 <= r.test["acc"] <= 1.0
     return {k: B.to_numpy(v) for k, v in r.params.items()}
 
 
+@pytest.mark.parametrize("method", ["joint", "cal", "ogm-ge", "arl"])  # cal: bottleneck noise and W; ogm-ge: GE
 @pytest.mark.parametrize("name", DEVICE_BACKENDS)
-def test_training_steps_match_numpy(name, tiny):
-    reference = final_params("numpy", tiny)
-    got = final_params(name, tiny)
+def test_training_steps_match_numpy(name, method, tiny):
+    reference = final_params("numpy", tiny, method)
+    got = final_params(name, tiny, method)
     for k in reference:
         np.testing.assert_allclose(got[k], reference[k], rtol=1e-4, atol=1e-5, err_msg=k)
 
