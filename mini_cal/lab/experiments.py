@@ -82,6 +82,7 @@ def check_config(name: str, config, where: str = "configuration") -> None:
             )
     method_kw, train_kw = split_config(config)
     try:
+        cls(**method_kw)  # the values as given (a variant's own flags would replace some of them)
         make_method(name, **method_kw)
         TrainConfig(**{**BASE_TRAIN, **train_kw}).validate()
     except (ValueError, TypeError) as exc:

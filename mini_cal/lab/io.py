@@ -30,9 +30,11 @@ def atomic_write(path, write, binary: bool = True) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:  # KeyboardInterrupt and SystemExit included: never leave the temporary file behind
+    except BaseException as exc:  # KeyboardInterrupt and SystemExit included: never leave the temporary file behind
         with contextlib.suppress(OSError):
             os.remove(tmp)
+        if isinstance(exc, OSError) and exc.filename == str(tmp):  # a full disk, say: name the file being written
+            exc.filename = str(path)
         raise
     return path
 

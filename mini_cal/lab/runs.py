@@ -145,11 +145,12 @@ def _worker_start(parent: int) -> None:
 
 def _stop_workers(pool: ProcessPoolExecutor) -> None:
     """Cancel the queued tasks and end the workers now (a worker in mid-run would otherwise finish its run)."""
-    pool.shutdown(wait=False, cancel_futures=True)
-    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+    workers = list((getattr(pool, "_processes", None) or {}).values())  # shutdown() forgets them
+    for proc in workers:
         if proc.is_alive():
             proc.terminate()
-    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in workers:
         proc.join(timeout=5)
 
 
