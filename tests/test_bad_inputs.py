@@ -187,6 +187,7 @@ MULTI_CASES = [
     (["--out", "afile"], "--out"),
     (["--out", "afile/sub"], "--out"),
     (["--methods", "magic"], "magic"),
+    (["--methods", "joint", "joint"], "joint"),
     (["--preset", "nope"], "preset"),
     (["--data", "missing.npz", "--preset", "tiny"], "--data"),
 ]

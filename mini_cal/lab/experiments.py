@@ -49,6 +49,9 @@ def single_modality(name: str, M: int):
 
 def validate_methods(methods, M: int, where: str = "the data") -> None:
     """Fail before any training (or any output) on an unknown method or one the data's modalities cannot run."""
+    twice = sorted({n for n in methods if list(methods).count(n) > 1})
+    if twice:
+        raise ValueError(f"methods: {twice} given more than once (each method's runs write the same files)")
     for name in methods:
         spec = spec_of(name)
         if M < spec.min_modalities:
