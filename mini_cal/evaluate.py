@@ -84,6 +84,8 @@ def evaluate(model, params, xs_dev, y, predict_coalition=None, with_shapley: boo
 
 def encoder_features(model, params, xs_dev, m: int, batch: int = 4096) -> np.ndarray:
     """Branch m's deterministic output z (mu with a bottleneck), as a host array (N, Z)."""
+    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or not 0 <= m < model.M:
+        raise ValueError(f"m: expected a modality index in 0..{model.M - 1}, got {m!r}")
     n = xs_dev[0].shape[0]
     feats = []
     for start in range(0, n, batch):
@@ -190,7 +192,7 @@ def _check_inputs(model, xs, y, coalition=None, modalities=None, what: str = "xs
     features or labels, non-finite features, labels out of range, coalition or modality indices out of range."""
     M = model.M
     if not isinstance(xs, (list, tuple)) or len(xs) != M:
-        raise ValueError(f"{what}: expected a list of {M} per-modality arrays, got {type(xs).__name__} of {len(xs)}")
+        raise ValueError(f"{what}: expected a list of {M} per-modality arrays, got {type(xs).__name__}")
     n = xs[0].shape[0] if getattr(xs[0], "ndim", 0) == 2 else -1
     for m, x in enumerate(xs):
         if getattr(x, "ndim", 0) != 2 or x.shape[0] != n or x.shape[1] != model.config.input_dims[m]:

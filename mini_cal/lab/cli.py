@@ -276,9 +276,9 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _resume_command(args, path, drop=("--resume",), flags=()) -> str:
-    """The command line that was run, with ``--resume path`` in place of any earlier ``--resume`` (and of the
-    options in ``drop``, and the ``flags``)."""
+def _resume_command(args, path, drop=("--resume",), flags=(), tail=("--resume",)) -> str:
+    """The command line that was run, without the options in ``drop`` (and their values) and the ``flags``,
+    ending with ``tail`` and ``path`` (by default: ``--resume path`` in place of any earlier ``--resume``)."""
     import shlex
 
     argv, i = [], 0
@@ -289,7 +289,7 @@ def _resume_command(args, path, drop=("--resume",), flags=()) -> str:
         if args.argv[i] not in flags and not any(args.argv[i].startswith(d + "=") for d in drop):
             argv.append(args.argv[i])
         i += 1
-    return shlex.join(["mini-cal", *argv, "--resume", str(path)])
+    return shlex.join(["mini-cal", *argv, *tail, str(path)])
 
 
 # ------------------------------------------------------------------------------------- signals and --out folders
@@ -388,7 +388,7 @@ def cmd_compare(args) -> int:
     write_json(result, os.path.join(out, "results.json"))
     folder.done()
     if result["resumed_runs"]:
-        print(f"continued an interrupted comparison: {result['resumed_runs']} finished runs were reused")
+        print(f"--resume: {result['resumed_runs']} finished runs were reused, the others were run")
     print(f"wrote {out}/results.json, table.md, {len(figures)} figures and the trained models in {models_dir}")
     return 0
 
@@ -767,9 +767,8 @@ def _how_to_continue(args) -> str:
     text = f"; {folder.path!r} is incomplete (marked by its RUNNING file)"
     if args.command == "compare":
         return text + f"; continue with: {_resume_command(args, folder.path, drop=('--resume', '--out'))}"
-    return text + f"; start again with: {_resume_command(args, folder.path, drop=('--out',))}".replace(
-        "--resume", "--overwrite --out"
-    )
+    again = _resume_command(args, folder.path, drop=("--out",), flags=("--overwrite",), tail=("--overwrite", "--out"))
+    return text + f"; start again with: {again}"
 
 
 if __name__ == "__main__":  # pragma: no cover
