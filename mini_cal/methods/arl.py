@@ -19,15 +19,7 @@ import numpy as np
 from .. import backend as B
 from .. import layers as L
 from ..contribution import softmax_weights
-from .base import (
-    LossOutput,
-    Method,
-    MethodSpec,
-    StepContext,
-    check_number,
-    cross_entropy_terms,
-    scale_branches,
-)
+from .base import LossOutput, Method, MethodSpec, StepContext, check_number, cross_entropy_terms, scale_branches
 
 
 def arl_weights(c, H, temperature: float = 1.0, h_floor: float = 0.3) -> np.ndarray:

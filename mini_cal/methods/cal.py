@@ -23,15 +23,7 @@ import numpy as np
 from .. import backend as B
 from .. import layers as L
 from ..contribution import SCORE_MODES, ContributionMetric
-from .base import (
-    LossOutput,
-    Method,
-    MethodSpec,
-    StepContext,
-    check_number,
-    cross_entropy_terms,
-    scale_branches,
-)
+from .base import LossOutput, Method, MethodSpec, StepContext, check_number, cross_entropy_terms, scale_branches
 
 
 def acceleration_coefficients(W) -> np.ndarray:
