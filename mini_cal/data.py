@@ -81,6 +81,8 @@ class Dataset:
                 getattr(self.config, "num_classes", None)
                 or int(max(int(getattr(self, f"y_{s}").max(initial=-1)) for s in SPLITS)) + 1
             )
+            if self.num_classes < 2:
+                raise DataError(f"y_train: expected labels of at least two classes, got only {self.num_classes}")
         if (
             isinstance(self.num_classes, bool)
             or not isinstance(self.num_classes, (int, np.integer))

@@ -14,12 +14,14 @@ from .contribution import all_coalitions, shapley
 
 
 def accuracy(pred, y) -> float:
+    _same_length(pred, y)
     return float(np.mean(np.asarray(pred) == np.asarray(y)))
 
 
 def macro_f1(pred, y, num_classes: int) -> float:
     """Unweighted mean over classes of F1 = 2 TP / (2 TP + FP + FN); a class absent from both ``y`` and
     ``pred`` is skipped."""
+    _same_length(pred, y)
     pred, y = np.asarray(pred), np.asarray(y)
     scores = []
     for k in range(num_classes):
@@ -57,6 +59,7 @@ def evaluate(model, params, xs_dev, y, predict_coalition=None, with_shapley: boo
     optionally, exact Shapley values of accuracy over all coalitions.
 
     ``modalities``: the branches that were trained (default: all); the others are not run and report None."""
+    _check_inputs(model, xs_dev, y, predict_coalition, modalities)
     M = model.M
     y = np.asarray(y)
     active = range(M) if modalities is None else tuple(modalities)
@@ -81,6 +84,8 @@ def evaluate(model, params, xs_dev, y, predict_coalition=None, with_shapley: boo
 
 def encoder_features(model, params, xs_dev, m: int, batch: int = 4096) -> np.ndarray:
     """Branch m's deterministic output z (mu with a bottleneck), as a host array (N, Z)."""
+    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or not 0 <= m < model.M:
+        raise ValueError(f"m: expected a modality index in 0..{model.M - 1}, got {m!r}")
     n = xs_dev[0].shape[0]
     feats = []
     for start in range(0, n, batch):
@@ -96,6 +101,7 @@ def fit_softmax_regression(X, y, num_classes: int, l2: float = 1e-3, maxiter: in
     Minimises mean CE + (l2/2) ||W||^2; returns (W (D+1, K) including the bias row, mean, std) where features
     are standardised with the training mean and std before fitting.
     """
+    _check_labels(y, len(X), num_classes, "y")
     X = np.asarray(X, dtype=np.float64)
     mean, std = X.mean(0), X.std(0) + 1e-8
     Xs = np.hstack([(X - mean) / std, np.ones((len(X), 1))])
@@ -124,6 +130,8 @@ def probe_predict(fit, X) -> np.ndarray:
 def linear_probe(model, params, train_xs_dev, y_train, test_xs_dev, y_test, l2: float = 1e-3, modalities=None) -> list:
     """Accuracy of a fresh softmax regression fitted on each frozen encoder's training features, on test
     (None for branches not in ``modalities``, the trained ones; default: all)."""
+    _check_inputs(model, train_xs_dev, y_train, None, modalities, "train")
+    _check_inputs(model, test_xs_dev, y_test, None, modalities, "test")
     K = model.config.num_classes
     accs = []
     for m in range(model.M):
@@ -138,6 +146,8 @@ def linear_probe(model, params, train_xs_dev, y_train, test_xs_dev, y_test, l2: 
 def imbalance_degree(shapley_acc) -> float:
     """(max_m phi_m - min_m phi_m) / sum_m |phi_m| of the Shapley values of accuracy (ours; 0 = balanced)."""
     phi = np.asarray(shapley_acc, dtype=float)
+    if phi.ndim != 1 or phi.size == 0 or not np.all(np.isfinite(phi)):
+        raise ValueError(f"shapley_acc: expected a non-empty list of finite values, got {shapley_acc!r}")
     total = np.abs(phi).sum()
     return float((phi.max() - phi.min()) / total) if total > 0 else 0.0
 
@@ -147,6 +157,7 @@ def attack_curves(model, params, x_test, y_test, predict, seed: int = 0, attacks
     ``{attack: {target: [accuracy per level]}}``, targets ``"0"``, ``"1"``, ... and ``"all"``."""
     from .noise import ATTACKS, LEVELS, attack
 
+    _check_inputs(model, x_test, y_test, predict, None, "x_test")
     xp = B.xp()
     dtype = params["head.b"].dtype
     curves = {}
@@ -160,3 +171,37 @@ def attack_curves(model, params, x_test, y_test, predict, seed: int = 0, attacks
                 accs.append(accuracy(B.to_numpy(xp.argmax(logits, axis=1)), y_test))
             curves[name][target] = accs
     return curves
+
+
+# ------------------------------------------------------------------------------------------ argument checks
+def _same_length(pred, y) -> None:
+    if np.shape(pred) != np.shape(y) or np.ndim(y) != 1:
+        raise ValueError(f"pred, y: expected two 1-D arrays of one length, got shapes {np.shape(pred)}, {np.shape(y)}")
+
+
+def _check_labels(y, n: int, num_classes: int, what: str = "y") -> None:
+    y = np.asarray(y)
+    if y.ndim != 1 or len(y) != n or n == 0:
+        raise ValueError(f"{what}: expected {n} labels (one per row, at least one), got shape {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= num_classes:
+        raise ValueError(f"{what}: expected integer labels in 0..{num_classes - 1}, got {y.dtype} labels")
+
+
+def _check_inputs(model, xs, y, coalition=None, modalities=None, what: str = "xs") -> None:
+    """ValueError naming the argument for inputs that do not fit the model: wrong number of modalities, rows,
+    features or labels, non-finite features, labels out of range, coalition or modality indices out of range."""
+    M = model.M
+    if not isinstance(xs, (list, tuple)) or len(xs) != M:
+        raise ValueError(f"{what}: expected a list of {M} per-modality arrays, got {type(xs).__name__}")
+    n = xs[0].shape[0] if getattr(xs[0], "ndim", 0) == 2 else -1
+    for m, x in enumerate(xs):
+        if getattr(x, "ndim", 0) != 2 or x.shape[0] != n or x.shape[1] != model.config.input_dims[m]:
+            raise ValueError(
+                f"{what}[{m}]: expected shape ({n}, {model.config.input_dims[m]}), got {getattr(x, 'shape', None)}"
+            )
+        if not bool(B.to_numpy(B.xp().all(B.xp().isfinite(B.asarray(x))))):
+            raise ValueError(f"{what}[{m}]: contains NaN or inf features")
+    _check_labels(y, n, model.config.num_classes, "y")
+    for name, idx in (("predict_coalition", coalition), ("modalities", modalities)):
+        if idx is not None and not all(isinstance(m, (int, np.integer)) and 0 <= m < M for m in idx):
+            raise ValueError(f"{name}: expected modality indices in 0..{M - 1}, got {idx!r}")

@@ -27,17 +27,26 @@ SP_DENSITY = 0.5  # at eps = 10 half of an attacked modality's features are salt
 def _check(attack, eps, target, M, p_attack):
     if attack not in ATTACKS:
         raise ValueError(f"attack: expected one of {ATTACKS}, got {attack!r}")
-    if not (isinstance(eps, (int, float)) and 0 <= eps <= 10):
+    if isinstance(eps, bool) or not (isinstance(eps, (int, float, np.integer, np.floating)) and 0 <= eps <= 10):
         raise ValueError(f"eps: expected a noise level in [0, 10], got {eps!r}")
-    if not (target == "all" or (isinstance(target, (int, np.integer)) and 0 <= target < M)):
+    if not (
+        (isinstance(target, str) and target == "all")
+        or (isinstance(target, (int, np.integer)) and not isinstance(target, bool) and 0 <= target < M)
+    ):
         raise ValueError(f"target: expected 'all' or a modality index in 0..{M - 1}, got {target!r}")
-    if not 0 <= p_attack <= 1:
+    if isinstance(p_attack, bool) or not (isinstance(p_attack, (int, float)) and 0 <= p_attack <= 1):
         raise ValueError(f"p_attack: expected a probability in [0, 1], got {p_attack!r}")
 
 
 def attack(xs, attack: str, eps: float, target="all", seed: int = 0, p_attack: float = 0.5):
     """Return (attacked copies of the per-modality arrays ``xs``, boolean mask of attacked samples)."""
+    if not isinstance(xs, (list, tuple)) or not xs:
+        raise ValueError(f"xs: expected a non-empty list of per-modality arrays, got {type(xs).__name__}")
     xs = [np.asarray(x) for x in xs]
+    for m, x in enumerate(xs):
+        if x.ndim != 2 or x.shape[0] != xs[0].shape[0] or not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
+            raise ValueError(f"xs[{m}]: expected a real 2-D array with {xs[0].shape[0]} rows, got {x.dtype} {x.shape}")
+    xs = [x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float64) for x in xs]  # noise is not rounded
     M, n = len(xs), xs[0].shape[0]
     _check(attack, eps, target, M, p_attack)
     # Common random numbers: the draws depend on (seed, attack, target) but not on eps, so the samples and
@@ -69,6 +78,12 @@ def attack(xs, attack: str, eps: float, target="all", seed: int = 0, p_attack: f
 def auc(levels, accs) -> float:
     """Area under the accuracy-vs-level curve by the trapezoid rule, divided by the level range (in [0, 1])."""
     levels, accs = np.asarray(levels, dtype=float), np.asarray(accs, dtype=float)
+    if levels.ndim != 1 or levels.shape != accs.shape or levels.size == 0:
+        raise ValueError(
+            f"levels, accs: expected two non-empty 1-D lists of one length, got {levels.shape}, {accs.shape}"
+        )
+    if not (np.all(np.isfinite(levels)) and np.all(np.isfinite(accs)) and np.all(np.diff(levels) > 0)):
+        raise ValueError("levels, accs: expected finite values and increasing levels")
     if len(levels) < 2:
         return float(accs[0])
     return float(np.sum((accs[1:] + accs[:-1]) * np.diff(levels)) / 2 / (levels[-1] - levels[0]))

@@ -75,6 +75,17 @@ class DataConfig:
     def validate(self):
         if not self.modalities:
             raise ValueError("modalities: expected at least one ModalitySpec")
+        for name in ("num_classes", "n_train", "n_val", "n_test", "seed", "n_bayes"):
+            _check_real(name, getattr(self, name), integer=True)
+        for name in ("label_noise", "corrupt_fraction"):
+            _check_real(name, getattr(self, name))
+        for m, s in enumerate(self.modalities):
+            if not isinstance(s, ModalitySpec):
+                raise ValueError(f"modalities[{m}]: expected a ModalitySpec, got {s!r}")
+            for name in ("informative", "distractors", "components", "confuse"):
+                _check_real(f"modalities[{m}].{name}", getattr(s, name), integer=True)
+            for name in ("separation", "within", "noise", "scale"):
+                _check_real(f"modalities[{m}].{name}", getattr(s, name))
         if self.num_classes < 2:
             raise ValueError(f"num_classes: expected >= 2, got {self.num_classes}")
         for name in ("n_train", "n_val", "n_test"):
@@ -104,6 +115,13 @@ class DataConfig:
             if s.scale <= 0 or s.noise <= 0 or s.separation < 0:
                 raise ValueError(f"modalities[{m}]: expected scale > 0, noise > 0, separation >= 0")
         return self
+
+
+def _check_real(name: str, value, integer: bool = False) -> None:
+    """A real number (an integer with ``integer``), not a bool, NaN or inf; the ranges are checked by validate."""
+    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not np.isfinite(value):
+        raise ValueError(f"{name}: expected {'an integer' if integer else 'a finite number'}, got {value!r}")
 
 
 # ------------------------------------------------------------------------------------------ generative model
@@ -339,12 +357,30 @@ def load_preset(name: str, regenerate: bool = False) -> Dataset:
             path = folder / f"{name}.npz"
             if path.is_file():
                 manifest_path = folder / "manifest.json"
-                manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+                manifest = _read_manifest(manifest_path)
                 verify_file(path, manifest.get(name, {}))
                 ds = load_file(path)
                 if config_to_dict(ds.config) == config_to_dict(config):
                     return ds
     return generate(config, name=name)
+
+
+def _read_manifest(path: Path) -> dict:
+    """The manifest of a data folder ({} when there is none); a DataError when it is damaged."""
+    if not path.is_file():
+        return {}
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        raise DataError(
+            f"manifest {str(path)!r} is unreadable ({type(exc).__name__}: {exc}); regenerate it with: "
+            "mini-cal data generate"
+        ) from None
+    if not isinstance(manifest, dict) or not all(isinstance(v, dict) for v in manifest.values()):
+        raise DataError(
+            f"manifest {str(path)!r}: expected a JSON object of presets; regenerate: mini-cal data generate"
+        )
+    return manifest
 
 
 def checksum(path) -> str:

@@ -29,7 +29,7 @@ from .contribution import label_entropy
 from .data import Dataset, validate_split
 from .evaluate import evaluate, linear_probe
 from .hooks import Hook
-from .methods.base import StepContext
+from .methods.base import StepContext, check_number
 from .model import Model, ModelConfig
 from .optim import clip_by_global_norm, make_optimizer, squared_norms
 
@@ -60,18 +60,30 @@ class TrainConfig:
     shapley: bool = True  # exact Shapley values of test accuracy after training
 
     def validate(self):
-        if not isinstance(self.epochs, int) or self.epochs < 1:
-            raise ValueError(f"epochs: expected a positive integer, got {self.epochs!r}")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"batch_size: expected a positive integer, got {self.batch_size!r}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr: expected a positive finite learning rate, got {self.lr!r}")
-        if self.clip_norm is not None and not self.clip_norm > 0:
-            raise ValueError(f"clip_norm: expected a positive number or None, got {self.clip_norm!r}")
+        """Check every field (type and range) and return ``self``; a ValueError names the field, the value and
+        what was expected."""
+        check_number("epochs", self.epochs, low=1, integer=True)
+        check_number("batch_size", self.batch_size, low=1, integer=True)
+        check_number("lr", self.lr, low=0, low_open=True)
+        check_number("momentum", self.momentum, low=0, high=1, high_open=True)
+        check_number("weight_decay", self.weight_decay, low=0)
+        if self.clip_norm is not None:
+            check_number("clip_norm", self.clip_norm, low=0, low_open=True)
+        if not isinstance(self.hidden, (tuple, list)) or not self.hidden:
+            raise ValueError(f"hidden: expected a non-empty list of layer widths, got {self.hidden!r}")
+        for width in self.hidden:
+            check_number("hidden", width, low=1, integer=True)
+        if self.z_dim is not None:
+            check_number("z_dim", self.z_dim, low=1, integer=True)
+        check_number("sigma_shift", self.sigma_shift)
+        check_number("seed", self.seed, low=0, integer=True)
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype: expected 'float32' or 'float64', got {self.dtype!r}")
         if self.optimizer not in ("sgd", "adam"):
             raise ValueError(f"optimizer: expected 'sgd' or 'adam', got {self.optimizer!r}")
+        for name in ("progress", "record_steps", "probe", "shapley"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}: expected true or false, got {getattr(self, name)!r}")
         return self
 
 

@@ -284,6 +284,64 @@ def _check_same_run(where: str, meta: dict, method, config, model: Model, datase
         raise CheckpointError(f"{where} has already run {meta['epoch']} epochs, more than epochs={config.epochs}")
 
 
+def _check_counters(where: str, meta: dict) -> None:
+    """The epoch, step and best-epoch counters and the timings are numbers in their ranges."""
+    for key, low in (("epoch", 0), ("step", 0), ("best_epoch", -1)):
+        value = meta[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise CheckpointError(f"{where}: {key} is {value!r}, expected an integer >= {low}")
+    if meta["best_epoch"] >= meta["epoch"] or (meta["epoch"] > 0 and meta["best_epoch"] < 0):
+        raise CheckpointError(f"{where}: best_epoch {meta['best_epoch']} does not fit epoch {meta['epoch']}")
+    for key in ("best_val_acc", "elapsed_s"):
+        value = meta[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+            raise CheckpointError(f"{where}: {key} is {value!r}, expected a finite number")
+
+
+def _rows(meta: dict, config) -> list:
+    """(history key, expected row count): one row per epoch, and one per step when steps are recorded."""
+    return [("epochs", meta["epoch"])] + ([("steps", meta["step"])] if config.record_steps else [])
+
+
+def _check_optimizer(where: str, meta: dict, optim: dict, expected: dict, config) -> None:
+    """Every optimiser array the run has after its steps (SGD's velocity when momentum > 0, Adam's m and v), of
+    its parameter's shape and dtype, finite; no other."""
+    if meta["optimizer"].get("name") != config.optimizer:
+        raise CheckpointError(f"{where}: optimiser {meta['optimizer'].get('name')!r}, expected {config.optimizer!r}")
+    if meta["step"] == 0:
+        prefixes = ()
+    elif config.optimizer == "adam":
+        prefixes = ("m.", "v.")
+        t = meta["optimizer"]["scalars"].get("t")
+        if isinstance(t, bool) or t != meta["step"]:
+            raise CheckpointError(f"{where}: Adam's step count t is {t!r}, expected {meta['step']}")
+    else:
+        prefixes = ("",) if config.momentum else ()
+    wanted = {p + k: v for p in prefixes for k, v in expected.items()}
+    for k in sorted(set(wanted) | set(optim)):
+        got = optim.get(k)
+        if k not in wanted:
+            raise CheckpointError(f"{where}: unexpected optimiser array {k!r}")
+        if got is None or got.shape != tuple(wanted[k].shape) or got.dtype != np.dtype(config.dtype):
+            raise CheckpointError(f"{where}: optimiser array {k!r} is missing or of the wrong shape or dtype")
+        if not np.all(np.isfinite(got)):
+            raise CheckpointError(f"{where}: optimiser array {k!r} holds NaN or inf values")
+
+
+def _check_rng(where: str, state) -> None:
+    """A state that the run's random generator accepts (tried on a fresh generator of the same kind)."""
+    probe = B.make_rng(0)
+    kind = probe.get_state()["host"].get("bit_generator")
+    ok = isinstance(state, dict) and isinstance(state.get("host"), dict) and state["host"].get("bit_generator") == kind
+    if ok:
+        try:
+            probe.set_state(state)
+        except Exception:  # numpy raises TypeError, ValueError or KeyError for a malformed state
+            ok = False
+    if not ok:
+        raise CheckpointError(f"{where}: the random generator state is missing or damaged (expected a {kind} state)")
+
+
 def load_training_checkpoint(path, *, method, config, model: Model, dataset) -> TrainingState:
     """The :class:`TrainingState` saved in ``path``, after checking that it continues this run (method and
     hyper-parameters, data, training options, network); loads the method's running state into ``method``
@@ -307,12 +365,19 @@ def load_training_checkpoint(path, *, method, config, model: Model, dataset) -> 
             g: {k[len(g) + 1 :]: v for k, v in arrays.items() if k.startswith(g + "/")}
             for g in ("param", "best", "optim")
         }
+        _check_counters(where, meta)
         for group in ("param", "best") if meta["best_epoch"] >= 0 else ("param",):
             for k, v in expected.items():
                 got = groups[group].get(k)
                 if got is None or got.shape != tuple(v.shape) or got.dtype != np.dtype(config.dtype):
                     raise CheckpointError(f"{where}: {group} array {k!r} is missing or of the wrong shape or dtype")
+                if not np.all(np.isfinite(got)):
+                    raise CheckpointError(f"{where}: {group} array {k!r} holds NaN or inf values")
+        _check_optimizer(where, meta, groups["optim"], expected, config)
+        _check_rng(where, meta["rng"])
         history = json.loads(bytes(arrays["history_json"]).decode())
+        if not isinstance(history, dict) or any(len(history.get(k, ())) != n for k, n in _rows(meta, config)):
+            raise CheckpointError(f"{where}: the history does not match its epoch and step counts")
         method.load_state_dict(meta["method"]["state"])
         return TrainingState(
             epoch=meta["epoch"],

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import signal
 import sys
 
 from .. import backend as B
@@ -71,14 +73,21 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
         default=d.batch_size,
         help="mini-batch size (default: %(default)s)",
     )
-    p.add_argument("--lr", type=float, default=d.lr, help="learning rate (default: %(default)s)")
+    p.add_argument(
+        "--lr", type=_number("--lr", positive=True), default=d.lr, help="learning rate (default: %(default)s)"
+    )
     p.add_argument(
         "--optimizer",
         choices=("sgd", "adam"),
         default=d.optimizer,
         help="optimiser; SGD with momentum by default, as in OGM-GE and ARL (default: %(default)s)",
     )
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="L2 weight decay (default: %(default)s)")
+    p.add_argument(
+        "--weight-decay",
+        type=_number("--weight-decay"),
+        default=d.weight_decay,
+        help="L2 weight decay (default: %(default)s)",
+    )
 
 
 def _method_names() -> list:
@@ -122,7 +131,12 @@ def _add_run_options(p: argparse.ArgumentParser, what: str) -> None:
         help="worker processes, at most one per run; 1 with --device gpu (default: %(default)s)",
     )
     p.add_argument("--out", help=f"output folder (default: results/{what}-DATA-TIMESTAMP)")
-    p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out folder")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a non-empty --out folder (or one of an interrupted run): its earlier results and models "
+        "are removed first",
+    )
     _add_common_options(p)
     p.add_argument(
         "--epochs",
@@ -132,17 +146,54 @@ def _add_run_options(p: argparse.ArgumentParser, what: str) -> None:
     )
 
 
-def _positive_int(name):
+def _positive_int(name, low: int = 1):
+    what = "a positive integer" if low == 1 else f"an integer >= {low}"
+
     def parse(text):
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name}: expected a positive integer, got {text!r}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{name}: expected a positive integer, got {value}")
+            raise argparse.ArgumentTypeError(f"{name}: expected {what}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{name}: expected {what}, got {value}")
         return value
 
     return parse
+
+
+def _number(name, positive: bool = False):
+    """A finite number (> 0 with ``positive``, else >= 0); NaN and inf are refused."""
+    what = f"a finite number {'> 0' if positive else '>= 0'}"
+
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name}: expected {what}, got {text!r}") from None
+        if not math.isfinite(value) or value < 0 or (positive and value == 0):
+            raise argparse.ArgumentTypeError(f"{name}: expected {what}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _check_file_option(option: str, path, make_folders: bool = False) -> None:
+    """Fail before anything runs unless ``path`` can be written as a file: not empty, not a folder, in a folder
+    that exists (or, with ``make_folders``, can be created) and is writable."""
+    if path is None:
+        return
+    if not path.strip():
+        raise ValueError(f"{option}: expected a file path, got {path!r}")
+    if os.path.isdir(path):
+        hint = " (to continue a run, --resume FILE names its checkpoint file)" if option == "--checkpoint" else ""
+        raise ValueError(f"{option}: {path!r} is a folder, expected a file path such as {path}/run.npz{hint}")
+    folder = os.path.dirname(os.path.abspath(path))
+    while make_folders and not os.path.exists(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise ValueError(f"{option}: cannot write {path!r}: {folder!r} is not an existing folder")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"{option}: cannot write {path!r}: the folder {folder!r} is not writable")
 
 
 def _train_config(args, seed: int):
@@ -165,14 +216,21 @@ def _select_device(name: str) -> None:
 
 def cmd_train(args) -> int:
     from ..methods import make_method
+    from . import experiments as X
     from .checkpoint import TrainingInterrupted, train_resumable
     from .runs import load_source
     from .tables import train_table
 
     _select_device(args.device)
-    kwargs = {"modality": args.modality} if args.method == "unimodal" else {}
+    if args.modality is not None and args.method != "unimodal":
+        raise ValueError(f"--modality: only --method unimodal trains one modality; --method {args.method} uses all")
+    kwargs = {"modality": args.modality or 0} if args.method == "unimodal" else {}
     method = make_method(args.method, **kwargs)
     config = _train_config(args, args.seed).validate()
+    _check_file_option("--json", args.json)
+    _check_file_option("--checkpoint", args.checkpoint, make_folders=True)
+    if args.resume is not None and not os.path.isfile(args.resume):
+        raise ValueError(f"--resume: no checkpoint file {args.resume!r}")
     if (
         args.checkpoint
         and os.path.exists(args.checkpoint)
@@ -183,6 +241,11 @@ def cmd_train(args) -> int:
             f"{args.checkpoint}, or choose another path (a new run would overwrite it)"
         )
     ds = load_source(_source(args))
+    X.validate_methods([args.method], ds.num_modalities, ds.name)
+    if args.method == "unimodal" and method.modality >= ds.num_modalities:
+        raise ValueError(
+            f"--modality: expected 0..{ds.num_modalities - 1} ({ds.name} has that many), got {args.modality}"
+        )
     try:
         result = train_resumable(
             method,
@@ -193,16 +256,17 @@ def cmd_train(args) -> int:
             resume=args.resume,
         )
     except TrainingInterrupted as exc:
+        how = _interruption()
         if exc.path is None:
-            print("mini-cal train: interrupted before the first epoch ended; nothing was saved", file=sys.stderr)
+            print(f"mini-cal train: {how} before the first epoch ended; nothing was saved", file=sys.stderr)
         else:
             where = " (no --checkpoint was given: the default location)" if exc.default_location else ""
             print(
-                f"mini-cal train: interrupted; the state at the end of epoch {exc.epoch} is saved in "
+                f"mini-cal train: {how}; the state at the end of epoch {exc.epoch} is saved in "
                 f"{str(exc.path)!r}{where}\nresume with: {_resume_command(args, exc.path)}",
                 file=sys.stderr,
             )
-        return 130
+        return _interrupt_code()
     print(train_table(result, ds))
     if args.json:
         from .io import write_json
@@ -212,31 +276,59 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _resume_command(args, path) -> str:
-    """The command line that was run, with ``--resume path`` in place of any earlier ``--resume``."""
+def _resume_command(args, path, drop=("--resume",), flags=(), tail=("--resume",)) -> str:
+    """The command line that was run, without the options in ``drop`` (and their values) and the ``flags``,
+    ending with ``tail`` and ``path`` (by default: ``--resume path`` in place of any earlier ``--resume``)."""
     import shlex
 
     argv, i = [], 0
     while i < len(args.argv):
-        if args.argv[i] == "--resume":
+        if args.argv[i] in drop:
             i += 2
             continue
-        if not args.argv[i].startswith("--resume="):
+        if args.argv[i] not in flags and not any(args.argv[i].startswith(d + "=") for d in drop):
             argv.append(args.argv[i])
         i += 1
-    return shlex.join(["mini-cal", *argv, "--resume", str(path)])
+    return shlex.join(["mini-cal", *argv, *tail, str(path)])
 
 
-def _out_dir(path, default_stem: str, overwrite: bool) -> str:
-    """An output folder that never silently replaces earlier results."""
+# ------------------------------------------------------------------------------------- signals and --out folders
+_SIGNAL = {"received": None}
+
+
+def _on_signal(signum, frame):
+    """SIGTERM (and Ctrl-C) end a command the same way: KeyboardInterrupt, with the signal remembered."""
+    _SIGNAL["received"] = signum
+    raise KeyboardInterrupt
+
+
+def _interruption() -> str:
+    return "terminated (SIGTERM)" if _SIGNAL["received"] == signal.SIGTERM else "interrupted"
+
+
+def _interrupt_code() -> int:
+    """128 + the signal number, as a shell reports it: 130 for Ctrl-C, 143 for SIGTERM."""
+    return 128 + (_SIGNAL["received"] or signal.SIGINT)
+
+
+def _out_folder(args, default_stem: str, command: str):
+    """Claim the command's --out folder (see :class:`mini_cal.lab.runs.OutFolder`); remembered in ``args`` for
+    the message of an interruption."""
     import time
 
+    from .runs import OutFolder
+
+    resume = getattr(args, "resume", None)
+    if resume is not None and args.out is not None and os.path.realpath(args.out) != os.path.realpath(resume):
+        raise ValueError(f"--resume {resume!r} and --out {args.out!r}: the run continues in its own folder")
+    path = resume or args.out
     if path is None:
         path = os.path.join("results", f"{default_stem}-{time.strftime('%Y%m%d-%H%M%S')}")
-    if os.path.isdir(path) and os.listdir(path) and not overwrite:
-        raise ValueError(f"--out: folder {path!r} exists and is not empty; choose another or pass --overwrite")
-    os.makedirs(path, exist_ok=True)
-    return path
+    if resume is not None and args.overwrite:
+        raise ValueError("--resume and --overwrite: continue the run, or start it again, not both")
+    folder = OutFolder(path, overwrite=args.overwrite, resume=resume is not None, command=command)
+    args.out_folder = folder
+    return folder
 
 
 def _label(source: dict) -> str:
@@ -248,6 +340,7 @@ def _described(source: dict) -> str:
 
 
 def cmd_compare(args) -> int:
+    from ..methods import default_methods, tuned_config
     from . import experiments as X
     from . import tables as T
     from .io import write_json, write_text
@@ -258,10 +351,15 @@ def cmd_compare(args) -> int:
     source = _source(args)
     tuned = _load_tuned(args)
     ds = load_source(source)
-    X.validate_methods(args.methods or [], ds.num_modalities, ds.name)
-    out = _out_dir(args.out, f"compare-{_label(source)}", args.overwrite)
-    models_dir = os.path.join(out, "models")
+    methods = args.methods or default_methods(ds.num_modalities)
+    X.validate_methods(methods, ds.num_modalities, ds.name)
+    for name in methods:
+        X.check_config(name, tuned_config(name, tuned), f"configuration of {name}")
+    folder = _out_folder(args, f"compare-{_label(source)}", "compare")
+    out = folder.path
+    models_dir, runs_dir = os.path.join(out, "models"), os.path.join(out, "runs")
     os.makedirs(models_dir, exist_ok=True)
+    os.makedirs(runs_dir, exist_ok=True)
     result = X.compare(
         source,
         args.methods,
@@ -271,6 +369,8 @@ def cmd_compare(args) -> int:
         tuned=tuned,
         epochs=args.epochs,
         models_dir=models_dir,
+        runs_dir=runs_dir,
+        resume=args.resume is not None,
     )
     tables = (
         f"## mini-cal compare on {_described(source)}, seeds 0..{len(result['seeds']) - 1} "
@@ -284,23 +384,43 @@ def cmd_compare(args) -> int:
     )
     print(tables)
     figures = comparison_figures(result, out)
-    write_json(result, os.path.join(out, "results.json"))
     write_text(tables, os.path.join(out, "table.md"))
+    write_json(result, os.path.join(out, "results.json"))
+    folder.done()
+    if result["resumed_runs"]:
+        print(f"--resume: {result['resumed_runs']} finished runs were reused, the others were run")
     print(f"wrote {out}/results.json, table.md, {len(figures)} figures and the trained models in {models_dir}")
     return 0
 
 
 def _load_tuned(args):
+    """The configuration table of --hparams (checked: known methods, known keys, valid values), {} with
+    --untuned, None for the declared ones."""
+    from . import experiments as X
+
+    if args.untuned and args.hparams:
+        raise ValueError("--untuned and --hparams: give one of them")
     if args.untuned:
         return {}
-    if args.hparams:
-        with open(args.hparams) as fh:
+    if args.hparams is None:
+        return None  # each method's declared tuned configuration
+    where = f"--hparams {args.hparams!r}"
+    if not os.path.isfile(args.hparams):
+        raise ValueError(f"{where}: no such file")
+    try:
+        with open(args.hparams, encoding="utf-8") as fh:
             loaded = json.load(fh)
-        return loaded.get("chosen", loaded)
-    return None  # each method's declared tuned configuration
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{where}: not valid JSON ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{where}: not a UTF-8 text file ({exc})") from None
+    if isinstance(loaded, dict) and "chosen" in loaded:  # a sweep.json
+        loaded = loaded["chosen"]
+    return X.check_tuned(loaded, where)
 
 
 def cmd_robustness(args) -> int:
+    from ..methods import default_methods, tuned_config
     from . import experiments as X
     from . import tables as T
     from .io import write_json, write_text
@@ -308,15 +428,24 @@ def cmd_robustness(args) -> int:
     from .runs import load_source
 
     _select_device(args.device)
+    if args.models is not None and args.preset is None and args.data is None:
+        args.preset, args.data = _models_data(args.models)  # the data the models were trained on
     source = _source(args)
     ds = load_source(source)
-    from ..methods import default_methods
-
     methods = args.methods or default_methods(ds.num_modalities)
     X.validate_methods(methods, ds.num_modalities, ds.name)
-    X.check_saved_models(args.models, methods, args.seeds)
+    trained_on = X.check_saved_models(args.models, methods, args.seeds)
+    if trained_on is not None and X.json_key(trained_on) != X.json_key(source):
+        raise ValueError(
+            f"--models: the models in {args.models!r} were trained on {trained_on}, not on {source}; "
+            "leave out --preset/--data to use theirs"
+        )
     tuned = _load_tuned(args)
-    out = _out_dir(args.out, f"robustness-{_label(source)}", args.overwrite)
+    if args.models is None:
+        for name in methods:
+            X.check_config(name, tuned_config(name, tuned), f"configuration of {name}")
+    folder = _out_folder(args, f"robustness-{_label(source)}", "robustness")
+    out = folder.path
     result = X.robustness(
         source,
         methods,
@@ -340,8 +469,9 @@ def cmd_robustness(args) -> int:
     )
     print(text)
     figure = robustness_figure(result, os.path.join(out, "robustness.png"))
-    write_json(result, os.path.join(out, "robustness.json"))
     write_text(text, os.path.join(out, "robustness.md"))
+    write_json(result, os.path.join(out, "robustness.json"))
+    folder.done()
     print(f"wrote {out}/robustness.json, robustness.md and {figure}")
     return 0
 
@@ -356,15 +486,32 @@ def cmd_sweep(args) -> int:
     source = _source(args)
     ds = load_source(source)
     X.validate_methods(args.methods or [], ds.num_modalities, ds.name)
-    out = _out_dir(args.out, f"sweep-{_label(source)}", args.overwrite)
+    folder = _out_folder(args, f"sweep-{_label(source)}", "sweep")
+    out = folder.path
     result = X.sweep(
         source, args.methods, budget=args.budget, jobs=args.jobs, progress=not args.no_progress, epochs=args.epochs
     )
     print(sweep_table(result))
     print("\nchosen:\n" + json.dumps(result["chosen"], indent=1))
     write_json(result, os.path.join(out, "sweep.json"))
+    folder.done()
     print(f"wrote {out}/sweep.json (use it with: mini-cal compare --hparams {out}/sweep.json)")
     return 0
+
+
+def _models_data(models_dir) -> tuple:
+    """(preset, data file) that the models saved in ``models_dir`` were trained on (their files' meta)."""
+    from .checkpoint import read_npz
+
+    files = sorted(f for f in os.listdir(models_dir) if f.endswith(".npz")) if os.path.isdir(models_dir) else []
+    if not files:
+        raise ValueError(
+            f"--models: {models_dir!r} is not a folder of saved models (expected a compare run's OUT/models)"
+        )
+    data = read_npz(os.path.join(models_dir, files[0]))[0].get("data")
+    if not isinstance(data, dict) or not ({"preset", "file"} & set(data)):
+        raise ValueError(f"--models: {files[0]!r} does not say which data it was trained on; give --preset or --data")
+    return data.get("preset"), data.get("file")
 
 
 def cmd_gradcheck(args) -> int:
@@ -402,6 +549,8 @@ def cmd_data(args) -> int:
         return 0
     if args.data:
         raise ValueError("--data: only 'data describe' reads a data file; 'data generate' writes the presets")
+    if args.out is not None and (not args.out.strip() or (os.path.exists(args.out) and not os.path.isdir(args.out))):
+        raise ValueError(f"--out: expected a folder, got {args.out!r}")
     from .presets import write_presets
 
     write_presets(args.names or None, out_dir=args.out)
@@ -441,6 +590,12 @@ def build_parser() -> argparse.ArgumentParser:
         + "; the methods' declarations decide)",
     )
     p.add_argument("--seeds", type=_positive_int("--seeds"), default=10, help="number of seeds (default: %(default)s)")
+    p.add_argument(
+        "--resume",
+        metavar="OUT",
+        help="continue the interrupted comparison in folder OUT, with the same options: finished runs are kept "
+        "(their results are identical to a rerun's), the others are run",
+    )
     _add_tuning_options(p)
     _add_run_options(p, "compare")
     p.set_defaults(func=cmd_compare)
@@ -497,8 +652,18 @@ def build_parser() -> argparse.ArgumentParser:
         choices=_method_names(),
         help="training method, with its library defaults (mini-cal compare uses the tuned ones) (default: %(default)s)",
     )
-    p.add_argument("--modality", type=int, default=0, help="modality index for --method unimodal (default: 0)")
-    p.add_argument("--seed", type=int, default=0, help="seed of initialisation and batches (default: 0)")
+    p.add_argument(
+        "--modality",
+        type=_positive_int("--modality", low=0),
+        default=None,
+        help="modality index for --method unimodal (default: 0)",
+    )
+    p.add_argument(
+        "--seed",
+        type=_positive_int("--seed", low=0),
+        default=0,
+        help="seed of initialisation and batches (default: 0)",
+    )
     p.add_argument("--json", help="also write the metrics to this JSON file")
     p.add_argument(
         "--checkpoint",
@@ -531,7 +696,9 @@ def build_parser() -> argparse.ArgumentParser:
         "model loss (bottleneck with fixed eps, M = 2 and 3); prints the worst relative "
         "error of each (tensor-wise, see mini_cal/gradcheck.py).",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default: 0)")
+    p.add_argument(
+        "--seed", type=_positive_int("--seed", low=0), default=0, help="seed of the random inputs (default: 0)"
+    )
     p.set_defaults(func=cmd_gradcheck)
 
     p = sub.add_parser(
@@ -561,17 +728,54 @@ def main(argv=None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    _SIGNAL["received"] = None
+    previous = None
+    if threading_main():  # signal handlers can only be set in the main thread
+        previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         return args.func(args)
     except (ValueError, RuntimeError, OSError) as exc:  # CheckpointError is a ValueError; OSError: unwritable paths
-        print(f"mini-cal {args.command}: error: {exc}", file=sys.stderr)
+        _release(args)
+        where = (
+            f" ({exc.filename!r})" if isinstance(exc, OSError) and exc.filename and exc.filename not in str(exc) else ""
+        )
+        print(f"mini-cal {args.command}: error: {exc}{where}", file=sys.stderr)
         return 2
     except FloatingPointError as exc:  # train.DivergenceError: the message names the last good checkpoint
+        _release(args)
         print(f"mini-cal {args.command}: training diverged: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"mini-cal {args.command}: interrupted", file=sys.stderr)
-        return 130
+        _release(args)
+        print(f"mini-cal {args.command}: {_interruption()}{_how_to_continue(args)}", file=sys.stderr)
+        return _interrupt_code()
+    finally:
+        for s, handler in (previous or {}).items():
+            signal.signal(s, handler)
+
+
+def threading_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _release(args) -> None:
+    """An unfinished multi-run command: its --out folder keeps its RUNNING marker (it is incomplete)."""
+    folder = getattr(args, "out_folder", None)
+    if folder is not None:
+        folder.release()
+
+
+def _how_to_continue(args) -> str:
+    folder = getattr(args, "out_folder", None)
+    if folder is None:
+        return ""
+    text = f"; {folder.path!r} is incomplete (marked by its RUNNING file)"
+    if args.command == "compare":
+        return text + f"; continue with: {_resume_command(args, folder.path, drop=('--resume', '--out'))}"
+    again = _resume_command(args, folder.path, drop=("--out",), flags=("--overwrite",), tail=("--overwrite", "--out"))
+    return text + f"; start again with: {again}"
 
 
 if __name__ == "__main__":  # pragma: no cover

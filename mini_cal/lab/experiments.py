@@ -12,16 +12,19 @@ then trains every method with its tuned configuration on seeds 0..S-1 and report
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import itertools
 import os
 import time
 
 import numpy as np
 
-from ..methods import default_methods, make_method, spec_of, swept_methods, tuned_config
+from ..methods import default_methods, make_method, method_names, spec_of, split_config, swept_methods, tuned_config
 from ..noise import LEVELS
+from ..train import TrainConfig
 from . import stats
-from .runs import load_source, robust_one, run_one, run_tasks
+from .runs import BASE_TRAIN, finished_record, load_source, robust_one, run_one, run_tasks
 
 SWEEP_BUDGET = 8
 SWEEP_SEEDS = (1000, 1001)
@@ -47,6 +50,9 @@ def single_modality(name: str, M: int):
 
 def validate_methods(methods, M: int, where: str = "the data") -> None:
     """Fail before any training (or any output) on an unknown method or one the data's modalities cannot run."""
+    twice = sorted({n for n in methods if list(methods).count(n) > 1})
+    if twice:
+        raise ValueError(f"methods: {twice} given more than once (each method's runs write the same files)")
     for name in methods:
         spec = spec_of(name)
         if M < spec.min_modalities:
@@ -54,6 +60,49 @@ def validate_methods(methods, M: int, where: str = "the data") -> None:
         m = single_modality(name, M)
         if m is not None and m >= M:
             raise ValueError(f"methods: {name!r} needs modality {m}, {where} has {M}")
+
+
+# TrainConfig fields a configuration may not set: each run sets them itself (seed from the seed list, the rest
+# from what the command measures), so a value in a configuration would be silently ignored
+RUN_OWNED = ("seed", "progress", "probe", "shapley", "record_steps")
+
+
+def check_config(name: str, config, where: str = "configuration") -> None:
+    """Fail (ValueError naming ``where``, the method, the key and the value) unless ``config`` is a dict of the
+    method's keyword arguments (its ``__init__`` parameters) and ``train.<TrainConfig field>`` overrides, with
+    values the method and TrainConfig accept."""
+    if not isinstance(config, dict):
+        raise ValueError(f"{where}: {name!r}: expected an object of {{key: value}}, got {config!r}")
+    cls = spec_of(name).cls
+    known = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    fields = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in RUN_OWNED]
+    for key in config:
+        if not isinstance(key, str) or (
+            key not in known and not (key.startswith("train.") and key[len("train.") :] in fields)
+        ):
+            raise ValueError(
+                f"{where}: {name!r} has an unknown key {key!r}; expected one of {known} or train.<field> with a "
+                f"field of {fields}"
+            )
+    method_kw, train_kw = split_config(config)
+    try:
+        cls(**method_kw)  # the values as given (a variant's own flags would replace some of them)
+        make_method(name, **method_kw)
+        TrainConfig(**{**BASE_TRAIN, **train_kw}).validate()
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{where}: {name!r}: {exc}") from None
+
+
+def check_tuned(tuned, where: str = "hparams") -> dict:
+    """Check a table of configurations ``{method name: {key: value}}`` (every entry, by :func:`check_config`)
+    before anything runs; returns it."""
+    if not isinstance(tuned, dict):
+        raise ValueError(f"{where}: expected a JSON object {{method: {{key: value}}}}, got {type(tuned).__name__}")
+    for name, config in tuned.items():
+        if name not in method_names():
+            raise ValueError(f"{where}: unknown method {name!r}; expected one of {method_names()}")
+        check_config(name, config, where)
+    return tuned
 
 
 def _task(source: dict, name: str, config: dict, seed: int, epochs: int | None, **extra) -> dict:
@@ -77,6 +126,9 @@ def sweep(
     ds = load_source(source)
     methods = list(methods or swept_methods(ds.num_modalities))
     validate_methods(methods, ds.num_modalities, ds.name)
+    for name in methods:
+        for cfg in sample_configs(name, budget):
+            check_config(name, cfg, f"search space of {name}")
     untunable = [n for n in methods if not spec_of(n).search_space]
     if untunable:
         raise ValueError(f"methods: {untunable} declare no search space to sweep")
@@ -128,13 +180,23 @@ def compare(
     epochs: int | None = None,
     models_dir=None,
     reference: str = "cal",
+    runs_dir=None,
+    resume: bool = False,
 ) -> dict:
-    """Train every method with its tuned configuration on seeds 0..seeds-1; return all records and statistics."""
+    """Train every method with its tuned configuration on seeds 0..seeds-1; return all records and statistics.
+
+    ``runs_dir``: each finished run's record is also written there (``METHOD-seedS.json``); with ``resume``, a run
+    whose record is there for the very same task is not run again (its record is reused, so the results equal
+    those of an uninterrupted comparison)."""
     seeds = _seed_list(seeds)
     ds = load_source(source)
     M = ds.num_modalities
     methods = list(methods or default_methods(M))
     validate_methods(methods, M, ds.name)
+    if tuned is not None:
+        check_tuned(tuned)
+    for name in methods:
+        check_config(name, tuned_config(name, tuned), f"configuration of {name}")
     tasks = [
         _task(
             source,
@@ -143,12 +205,16 @@ def compare(
             seed,
             epochs,
             **({"save_model": os.path.join(models_dir, model_filename(name, seed))} if models_dir else {}),
+            **({"save_record": os.path.join(runs_dir, f"{name}-seed{seed}.json")} if runs_dir else {}),
         )
         for seed in seeds
         for name in methods
     ]
+    done = {i: r for i, r in enumerate(finished_record(t) for t in tasks) if r is not None} if resume else {}
     start = time.perf_counter()
-    records = run_tasks(tasks, jobs, progress, desc="compare")
+    todo = [t for i, t in enumerate(tasks) if i not in done]
+    fresh = iter(run_tasks(todo, jobs, progress, desc="compare") if todo else [])
+    records = [done[i] if i in done else next(fresh) for i in range(len(tasks))]
     wall = time.perf_counter() - start
     single = [n for n in methods if single_modality(n, M) is not None]
     return {
@@ -161,21 +227,43 @@ def compare(
         "single_modality": single,
         "records": records,
         "wall_time_s": wall,
+        "resumed_runs": len(done),
         "reference": reference,
         "significance": stats.significance(records, methods, reference, skip=single),
     }
 
 
 # ---------------------------------------------------------------------------------------------- robustness
-def check_saved_models(models_dir, methods, seeds) -> None:
-    """Fail early (before any output) when ``models_dir`` lacks a (method, seed) model."""
+def check_saved_models(models_dir, methods, seeds) -> dict | None:
+    """Fail early (before any output) when ``models_dir`` lacks a (method, seed) model, holds a damaged one
+    (CheckpointError), or models trained on different data; returns the data source the models were trained on
+    (their files' ``data``), or None without ``models_dir``."""
+    from .checkpoint import read_npz
+
     if not models_dir:
-        return
+        return None
+    if not os.path.isdir(models_dir):
+        raise ValueError(f"--models: {models_dir!r} is not a folder (expected the OUT/models of a compare run)")
+    sources = {}
     for seed in _seed_list(seeds):
         for name in methods:
             path = os.path.join(models_dir, model_filename(name, seed))
             if not os.path.exists(path):
                 raise ValueError(f"--models: no saved model {path!r} (run compare with the same methods and seeds)")
+            meta = read_npz(path)[0]
+            if meta.get("kind") != "model" or not isinstance(meta.get("data"), dict):
+                raise ValueError(f"--models: {path!r} is not a model file saved by compare")
+            sources.setdefault(json_key(meta["data"]), (meta["data"], path))
+    if len(sources) > 1:
+        (a, pa), (b, pb) = list(sources.values())[:2]
+        raise ValueError(f"--models: the models were trained on different data: {a} ({pa!r}) and {b} ({pb!r})")
+    return next(iter(sources.values()))[0]
+
+
+def json_key(obj) -> str:
+    import json
+
+    return json.dumps(obj, sort_keys=True)
 
 
 def robustness(
@@ -194,7 +282,11 @@ def robustness(
     ds = load_source(source)
     methods = list(methods or default_methods(ds.num_modalities))
     validate_methods(methods, ds.num_modalities, ds.name)
-    check_saved_models(models_dir, methods, seeds)
+    trained_on = check_saved_models(models_dir, methods, seeds)
+    if trained_on is not None and json_key(trained_on) != json_key(source):
+        raise ValueError(f"--models: the models were trained on {trained_on}, not on {source}")
+    if tuned is not None:
+        check_tuned(tuned)
     if models_dir:
         tasks = [
             {

@@ -57,7 +57,17 @@ def write_presets(names=None, out_dir=None, log=print) -> dict:
         raise ValueError(f"--out: {str(out)!r} is a file, expected a folder")
     out.mkdir(parents=True, exist_ok=True)
     manifest_path = out / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    try:
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+        if not isinstance(manifest, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, OSError) as exc:
+        if set(WRITTEN_PRESETS) - set(names):  # the other presets' checksums would be lost
+            raise ValueError(
+                f"manifest {str(manifest_path)!r} is damaged ({exc}); regenerate every preset with: "
+                "mini-cal data generate"
+            ) from None
+        manifest = {}  # every preset is written below, each with its entry
     for name in names:
         ds = synthetic.generate(synthetic.preset_config(name), name=name)
         path = out / f"{name}.npz"

@@ -19,7 +19,7 @@ import numpy as np
 from .. import backend as B
 from .. import layers as L
 from ..contribution import softmax_weights
-from .base import LossOutput, Method, MethodSpec, StepContext, cross_entropy_terms, scale_branches
+from .base import LossOutput, Method, MethodSpec, StepContext, check_number, cross_entropy_terms, scale_branches
 
 
 def arl_weights(c, H, temperature: float = 1.0, h_floor: float = 0.3) -> np.ndarray:
@@ -44,12 +44,13 @@ class ARL(Method):
         h_floor: float = 0.3,
         as_released: bool = False,
     ):
-        if not (isinstance(gamma, (int, float)) and gamma >= 0):
-            raise ValueError(f"gamma: expected a number >= 0, got {gamma!r}")
-        if not isinstance(warmup_epochs, int) or warmup_epochs < 0:
-            raise ValueError(f"warmup_epochs: expected an integer >= 0, got {warmup_epochs!r}")
-        self.gamma, self.temperature, self.warmup_epochs = float(gamma), float(temperature), warmup_epochs
-        self.h_floor, self.as_released = float(h_floor), bool(as_released)
+        self.gamma = check_number("gamma", gamma, low=0)
+        self.temperature = check_number("temperature", temperature, low=0)  # as CAL's: 0 gives equal weights
+        self.warmup_epochs = check_number("warmup_epochs", warmup_epochs, low=0, integer=True)
+        self.h_floor = check_number("h_floor", h_floor, low=0, high=1)  # a floor on entropies normalised to sum 1
+        if not isinstance(as_released, bool):
+            raise ValueError(f"as_released: expected true or false, got {as_released!r}")
+        self.as_released = as_released
 
     @property
     def name(self):

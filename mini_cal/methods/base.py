@@ -12,6 +12,8 @@ order on every step:
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field
 
 from .. import backend as B
@@ -44,6 +46,26 @@ class LossOutput:
     dsigma: list | None = None
     diagnostics: dict = field(default_factory=dict)  # per-step values for the history (JSON-ready)
     modulation: dict = field(default_factory=dict)  # what modify_gradients needs (e.g. CAL's W), measured here
+
+
+def check_number(name: str, value, *, low=None, high=None, low_open=False, high_open=False, integer=False):
+    """``value`` as a float (an int with ``integer=True``) after checking that it is a real number (not a bool,
+    NaN or inf) in the range [low, high] (``low_open``/``high_open``: the bound excluded); a ValueError naming
+    ``name``, the value and what was expected otherwise. Shared by the methods' and TrainConfig's checks."""
+    kind = "an integer" if integer else "a finite number"
+    ok = (
+        not isinstance(value, bool)
+        and isinstance(value, numbers.Integral if integer else numbers.Real)
+        and (integer or math.isfinite(value))
+        and (low is None or (value > low if low_open else value >= low))
+        and (high is None or (value < high if high_open else value <= high))
+    )
+    if not ok:
+        lo = "" if low is None else f"{'>' if low_open else '>='} {low}"
+        hi = "" if high is None else f"{'<' if high_open else '<='} {high}"
+        bounds = " and ".join(b for b in (lo, hi) if b)
+        raise ValueError(f"{name}: expected {kind}{' ' + bounds if bounds else ''}, got {value!r}")
+    return int(value) if integer else float(value)
 
 
 def cross_entropy_terms(ctx: StepContext, weighted_coalitions) -> tuple:

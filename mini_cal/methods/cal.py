@@ -23,7 +23,7 @@ import numpy as np
 from .. import backend as B
 from .. import layers as L
 from ..contribution import SCORE_MODES, ContributionMetric
-from .base import LossOutput, Method, MethodSpec, StepContext, cross_entropy_terms, scale_branches
+from .base import LossOutput, Method, MethodSpec, StepContext, check_number, cross_entropy_terms, scale_branches
 
 
 def acceleration_coefficients(W) -> np.ndarray:
@@ -61,16 +61,18 @@ class CAL(Method):
         name: str = "cal",
     ):
         for arg, value in (("gamma", gamma), ("beta0", beta0), ("temperature", temperature)):
-            if not (isinstance(value, (int, float)) and value >= 0):
-                raise ValueError(f"{arg}: expected a number >= 0, got {value!r}")
-        if not isinstance(warmup_epochs, int) or warmup_epochs < 0:
-            raise ValueError(f"warmup_epochs: expected an integer >= 0, got {warmup_epochs!r}")
+            check_number(arg, value, low=0)
+        check_number("warmup_epochs", warmup_epochs, low=0, integer=True)
+        check_number("ema", ema, low=0, high=1, high_open=True)
+        for arg, value in (("accelerate", accelerate), ("aib", aib), ("symmetric", symmetric)):
+            if not isinstance(value, bool):
+                raise ValueError(f"{arg}: expected true or false, got {value!r}")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"name: expected a non-empty string, got {name!r}")
         if score_mode not in SCORE_MODES:
             raise ValueError(f"score_mode: expected one of {SCORE_MODES}, got {score_mode!r}")
         if beta_direction not in ("low", "high"):
             raise ValueError(f"beta_direction: expected 'low' or 'high', got {beta_direction!r}")
-        if not 0 <= ema < 1:
-            raise ValueError(f"ema: expected a smoothing factor in [0, 1), got {ema!r}")
         self.gamma, self.beta0, self.temperature = float(gamma), float(beta0), float(temperature)
         self.warmup_epochs, self.ema, self.score_mode = warmup_epochs, float(ema), score_mode
         self.accelerate, self.aib, self.symmetric = bool(accelerate), bool(aib), bool(symmetric)

@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import backend as B
 from .. import layers as L
-from .base import Method, MethodSpec, StepContext
+from .base import Method, MethodSpec, StepContext, check_number
 
 VARIANTS = ("paper", "continuous")
 
@@ -67,8 +67,12 @@ class OGMGE(Method):
         modulation_start: int = 0,
         modulation_end: int | None = None,
     ):
-        if not (isinstance(alpha, (int, float)) and alpha >= 0):
-            raise ValueError(f"alpha: expected a number >= 0, got {alpha!r}")
+        check_number("alpha", alpha, low=0)
+        check_number("modulation_start", modulation_start, low=0, integer=True)
+        if modulation_end is not None:
+            check_number("modulation_end", modulation_end, low=modulation_start, integer=True)
+        if not isinstance(ge, bool):
+            raise ValueError(f"ge: expected true or false, got {ge!r}")
         if variant not in VARIANTS:
             raise ValueError(f"variant: expected one of {VARIANTS}, got {variant!r}")
         if modulation_end is not None and modulation_end < modulation_start:

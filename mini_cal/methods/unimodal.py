@@ -3,14 +3,12 @@
 Only branch m runs; its head block Wh[m] and the bias bh form its own linear head.
 """
 
-from .base import LossOutput, Method, MethodSpec, StepContext, cross_entropy_terms
+from .base import LossOutput, Method, MethodSpec, StepContext, check_number, cross_entropy_terms
 
 
 class Unimodal(Method):
     def __init__(self, modality: int = 0):
-        if not isinstance(modality, int) or modality < 0:
-            raise ValueError(f"modality: expected a modality index >= 0, got {modality!r}")
-        self.modality = modality
+        self.modality = check_number("modality", modality, low=0, integer=True)
 
     @property
     def name(self):
