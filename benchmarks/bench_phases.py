@@ -4,6 +4,7 @@
     python benchmarks/bench_phases.py runs --methods joint cal --seeds 3
     python benchmarks/bench_phases.py compare                    # one whole default compare (--jobs 2), in process
     python benchmarks/bench_phases.py compare -- --seeds 2 --epochs 5
+    python benchmarks/bench_phases.py step joint cal             # one training step, part by part (microseconds)
 
 CPU seconds (``time.process_time`` / ``resource.getrusage``), not wall time: on a machine shared with other jobs
 the wall clock measures the other jobs too. Both modes run mini_cal in this process, with its one-BLAS-thread
@@ -20,6 +21,10 @@ default (this script imports mini_cal before NumPy).
   ``epoch_means``; record building: the rest of ``run_one`` after ``train``;
 * training steps: the remainder of ``train`` (batches, forward, loss, backward, the method's gradient change,
   norms, clipping, the optimiser, the hooks).
+
+``step``: each part of one training step of the loop in :func:`mini_cal.train.train` (after warm-up, so that
+CAL's acceleration is on), repeated on the same batch: CPU microseconds per call. The parts are the loop's own
+calls; their sum is close to the step ``bench_step.py`` measures.
 
 ``compare``: `mini-cal compare` (``mini_cal.lab.cli.main``) in this process, split into the interpreter's start-up,
 imports, the runs (this process's share: the pool; the workers' CPU apart), the figures and results.json; the
@@ -236,6 +241,60 @@ def time_compare(compare_args) -> dict:
     }
 
 
+# ------------------------------------------------------------------------------------------------------ step
+def time_step(name: str, repeats: int = 2000, preset: str = "default") -> dict:
+    """{part: CPU microseconds per call} of one training step of method ``name`` (its tuned configuration, past
+    warm-up), each part repeated ``repeats`` times on the same batch."""
+    import math
+
+    from mini_cal import backend as B
+    from mini_cal import train as T
+    from mini_cal.lab.runs import load_source
+    from mini_cal.methods import make_method, split_config, tuned_config
+    from mini_cal.methods.base import StepContext
+    from mini_cal.optim import clip_by_global_norm, squared_norms
+
+    ds = load_source({"preset": preset})
+    method_kw, train_kw = split_config(tuned_config(name, None))
+    method = make_method(name, **method_kw)
+    config = T.TrainConfig(**{**train_kw, "progress": False})
+    run = T.start_run(method, ds, config)
+    model, xp = run.model, B.xp()
+    active = method.active_modalities(model.M)
+    x_train, Y = T.device_features(ds.x_train, config), T.device_onehot(ds.y_train, ds, config)
+    idx = next(T.batches(run.rng, len(ds.y_train), config.batch_size))
+    epoch = getattr(method, "warmup_epochs", 0)  # past any warm-up
+    parts = {}
+
+    def part(label, fn):
+        fn()
+        start = time.process_time()
+        for _ in range(repeats):
+            fn()
+        parts[label] = 1e6 * (time.process_time() - start) / repeats
+        return fn()
+
+    xb, yb = part("batch (take)", lambda: ([xp.take(x, idx, axis=0) for x in x_train], xp.take(Y, idx, axis=0)))
+    eps = None
+    if method.samples_noise:
+        eps = part("noise (sample_eps)", lambda: model.sample_eps(len(idx), run.rng, config.dtype, active))
+    out, cache = part("forward", lambda: model.forward(run.params, xb, eps=eps, modalities=active))
+    ctx = StepContext(model, run.params, out, yb, epoch, 0, run.rng, run.h_y)
+    lo = part("method.loss", lambda: method.loss(ctx))
+    grads = part("backward", lambda: model.backward(run.params, cache, lo.dlogits, lo.dmu, lo.dsigma))
+    copies = {k: B.astype(g, g.dtype) for k, g in grads.items()}
+    diag = part("method.modify_gradients", lambda: method.modify_gradients(dict(copies), ctx, lo))
+    sq = part("squared_norms", lambda: squared_norms(grads))
+    norm = math.sqrt(sum(sq.values()))
+    part("clip_by_global_norm", lambda: clip_by_global_norm(grads, config.clip_norm, norm=norm))
+    part("optimizer.step", lambda: run.optimizer.step(run.params, grads))
+    row = part("record_step", lambda: T.record_step(run, epoch, lo, diag, norm, sq, {}))
+    guard = T.FiniteGuard()
+    part("hooks (FiniteGuard.on_step)", lambda: guard.on_step(run, row))
+    parts["sum"] = sum(parts.values())
+    return parts
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="mode", required=True)
@@ -245,6 +304,10 @@ def main(argv=None) -> int:
     r.add_argument("--preset", default="default", help="data preset (default: %(default)s)")
     r.add_argument("--epochs", type=int, help="override the epochs (default: the recipe's 40)")
     r.add_argument("--json", metavar="OUT", help="also write the figures to this JSON file")
+    t = sub.add_parser("step", help="CPU microseconds of each part of one training step")
+    t.add_argument("methods", nargs="+", help="methods, e.g. joint cal")
+    t.add_argument("--repeats", type=int, default=2000, help="calls per part (default: %(default)s)")
+    t.add_argument("--json", metavar="OUT", help="also write the figures to this JSON file")
     c = sub.add_parser("compare", help="CPU seconds of one whole `mini-cal compare`, by phase and process")
     c.add_argument("--json", metavar="OUT", help="also write the figures to this JSON file")
     c.add_argument("compare_args", nargs=argparse.REMAINDER, help="options for mini-cal compare, after --")
@@ -258,6 +321,15 @@ def main(argv=None) -> int:
         methods = args.methods or default_methods(load_source({"preset": args.preset}).num_modalities)
         result = time_runs(methods, args.seeds, args.preset, args.epochs)
         print_runs(result, args.seeds)
+    elif args.mode == "step":
+        result = {name: time_step(name, args.repeats) for name in args.methods}
+        print(f"CPU microseconds per call, {args.repeats} calls each; load average {os.getloadavg()}")
+        print("| part | " + " | ".join(result) + " |")
+        print("|---|" + "---:|" * len(result))
+        for label in max(result.values(), key=len):  # the method with the most parts lists them in step order
+            print(
+                f"| {label} | " + " | ".join(f"{r[label]:.1f}" if label in r else "-" for r in result.values()) + " |"
+            )
     else:
         extra = args.compare_args[1:] if args.compare_args[:1] == ["--"] else args.compare_args
         if "--jobs" not in extra:
