@@ -36,7 +36,9 @@ setup(
     cmdclass={"build_py": BuildWithPresets},
     install_requires=["numpy>=1.26", "scipy>=1.11", "matplotlib>=3.7", "tqdm>=4.60"],
     extras_require={
-        "gpu": ["cupy-cuda12x>=13"],
+        "gpu": ["cupy-cuda12x>=13"],  # NVIDIA driver for CUDA 12.x
+        "gpu-cuda13": ["cupy-cuda13x"],  # NVIDIA driver for CUDA 13.x (the GPU code is the same)
+        "bench": ["torch"],  # benchmarks/bench_torch.py only
         "notebooks": ["jupyter", "nbclient>=0.9", "nbformat>=5.9", "ipykernel>=6"],
         "test": ["pytest>=7", "array-api-strict>=2.2", "nbclient>=0.9", "nbformat>=5.9", "ipykernel>=6"],
         "lint": ["ruff==0.17.5"],

@@ -23,14 +23,11 @@ def macro_f1(pred, y, num_classes: int) -> float:
     ``pred`` is skipped."""
     _same_length(pred, y)
     pred, y = np.asarray(pred), np.asarray(y)
-    scores = []
-    for k in range(num_classes):
-        tp = np.sum((pred == k) & (y == k))
-        fp = np.sum((pred == k) & (y != k))
-        fn = np.sum((pred != k) & (y == k))
-        if tp + fp + fn == 0:
-            continue
-        scores.append(2 * tp / (2 * tp + fp + fn))
+    confusion = np.bincount(y * num_classes + pred, minlength=num_classes**2).reshape(num_classes, num_classes)
+    tp = np.diag(confusion)  # (K,): row = true class, column = predicted class
+    fp = confusion.sum(axis=0) - tp
+    fn = confusion.sum(axis=1) - tp
+    scores = [2 * tp[k] / (2 * tp[k] + fp[k] + fn[k]) for k in range(num_classes) if tp[k] + fp[k] + fn[k] > 0]
     return float(np.mean(scores)) if scores else 0.0
 
 

@@ -111,7 +111,8 @@ def sigmoid(a):
     """1 / (1 + exp(-a)), stable for large |a|; the derivative of softplus."""
     xp = B.xp()
     e = xp.exp(-xp.abs(a))
-    return xp.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    d = 1.0 + e
+    return xp.where(a >= 0, 1.0 / d, e / d)
 
 
 # --------------------------------------------------------------------------------------- gaussian bottleneck
@@ -129,7 +130,7 @@ def gaussian_bottleneck_forward(h, w_mu, b_mu, w_s, b_s, eps=None, sigma_min=1e-
     """
     mu, mu_cache = linear_forward(h, w_mu, b_mu)  # (N, Z)
     a, s_cache = linear_forward(h, w_s, b_s)  # (N, Z)
-    a = a - shift
+    a -= shift  # in place, as in linear_forward
     sigma = softplus(a) + sigma_min  # (N, Z)
     z = mu if eps is None else mu + sigma * eps
     return (z, mu, sigma), (mu_cache, s_cache, a, eps)

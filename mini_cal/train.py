@@ -267,8 +267,9 @@ def record_step(run: Run, epoch: int, lo, diag: dict, norm: float, sq: dict, sum
         "branch_grad_norm": branch_norms,
     }
     if run.config.record_steps:
-        run.history["steps"].append(_jsonable(row))
-    return {**row, "terms": lo.terms}
+        run.history["steps"].append(_jsonable(row))  # a copy: the "terms" added below stay out of the history
+    row["terms"] = lo.terms
+    return row
 
 
 @contextlib.contextmanager

@@ -1,0 +1,33 @@
+"""The parts of benchmarks/bench_torch.py that run without PyTorch: the weight mapping and the skip message."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+bench_torch = pytest.importorskip("bench_torch")
+
+
+@pytest.mark.parametrize("hidden", [(64, 32), (8, 8, 4)])
+def test_torch_layout_is_the_same_network(hidden):
+    model, params = bench_torch.initial_params(hidden)
+    g = np.random.default_rng(0)
+    xs = [g.standard_normal((5, d)).astype(np.float32) for d in model.config.input_dims]
+    tparams = bench_torch.torch_layout(model, params)
+    assert all(v.flags["C_CONTIGUOUS"] for v in tparams.values())
+    assert tparams["b0.1.weight"].shape == (hidden[0], model.config.input_dims[0])  # nn.Linear: (out, in)
+    expected = model.logits(params, xs)
+    np.testing.assert_allclose(bench_torch.logits_torch_layout(tparams, xs, hidden), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_skips_with_a_clear_message_without_torch(monkeypatch, capsys):
+    monkeypatch.setattr(bench_torch, "torch_available", lambda: False)
+    assert bench_torch.main(["--models", "default", "--steps", "2", "--repeats", "1"]) == 0
+    assert "skipped, PyTorch is not installed" in capsys.readouterr().out
+
+
+def test_rejects_bad_arguments():
+    with pytest.raises(SystemExit):
+        bench_torch.main(["--steps", "1"])
