@@ -93,6 +93,12 @@ def _defaults(M: int) -> list:
     return default_methods(M)
 
 
+def _suites() -> list:
+    from .experiments import SUITES
+
+    return sorted(SUITES)
+
+
 def _swept(M: int) -> list:
     from ..methods import swept_methods
 
@@ -258,13 +264,16 @@ def cmd_compare(args) -> int:
     source = _source(args)
     tuned = _load_tuned(args)
     ds = load_source(source)
-    X.validate_methods(args.methods or [], ds.num_modalities, ds.name)
+    if args.methods and args.suite:
+        raise ValueError("--suite: give a suite or --methods, not both")
+    methods = args.methods or X.suite_methods(args.suite or "peers", ds.num_modalities)
+    X.validate_methods(methods or [], ds.num_modalities, ds.name)
     out = _out_dir(args.out, f"compare-{_label(source)}", args.overwrite)
     models_dir = os.path.join(out, "models")
     os.makedirs(models_dir, exist_ok=True)
     result = X.compare(
         source,
-        args.methods,
+        methods,
         seeds=args.seeds,
         jobs=args.jobs,
         progress=not args.no_progress,
@@ -278,6 +287,12 @@ def cmd_compare(args) -> int:
         + T.results_table(result)
         + "\n\n### Paired significance of CAL against each method (test accuracy, over seeds)\n\n"
         + T.significance_table(result)
+        + "".join(
+            f"\n\n### Paired significance of {ref.upper()} against each method\n\n"
+            + T.significance_table({"rows": rows}, key="rows", reference=ref)
+            for ref, rows in result["significance_vs"].items()
+        )
+        + T.contribution_table(result)
         + "\n\n### Configurations\n\n"
         + T.config_table(result)
         + f"\n\nwall time {result['wall_time_s']:.1f} s with --jobs {args.jobs}\n"
@@ -432,6 +447,13 @@ def build_parser() -> argparse.ArgumentParser:
         + " (default, for two modalities: "
         + " ".join(_defaults(2))
         + "; the methods' declarations decide)",
+    )
+    p.add_argument(
+        "--suite",
+        choices=_suites(),
+        default=None,
+        help="a named set of methods: peers (the default set above) or cal-design (CAL's design space, "
+        "docs/method.md §3.8, with ARL); not with --methods",
     )
     p.add_argument("--seeds", type=_positive_int("--seeds"), default=10, help="number of seeds (default: %(default)s)")
     _add_tuning_options(p)
