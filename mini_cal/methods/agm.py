@@ -153,7 +153,8 @@ SPEC = MethodSpec(
     variants={"agm-feature": {"masking": "feature", "name": "agm-feature"}},
     compare_default=("agm",),
     search_space={"train.lr": [0.02, 0.05, 0.1], "alpha": [0.05, 0.1, 0.3, 0.5, 1.0]},
-    tuned={},
+    # tuned by `mini-cal sweep --preset default --methods gblending agm mmpareto pmr --jobs 2` (docs/results/peers.md)
+    tuned={"agm": {"alpha": 1.0, "train.lr": 0.1}},
     diagnostics=("coef", "s", "r", "r_target", "branch_grad_norm"),
     gradcheck={"agm": {}},
     description="Shapley mono-modal responses; each encoder's gradients scaled by exp(alpha (target - current ratio))",

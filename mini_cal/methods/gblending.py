@@ -153,7 +153,8 @@ SPEC = MethodSpec(
     variants={"gblending-abs": {"negative": "abs", "name": "gblending-abs"}},
     compare_default=("gblending",),
     search_space={"train.lr": [0.02, 0.05, 0.1], "super_epoch": [5, 10], "scale": ["sum", "fused"]},
-    tuned={},
+    # tuned by `mini-cal sweep --preset default --methods gblending agm mmpareto pmr --jobs 2` (docs/results/peers.md)
+    tuned={"gblending": {"scale": "sum", "super_epoch": 5, "train.lr": 0.05}},
     diagnostics=("gb_w", "gb_G", "gb_O", "branch_grad_norm"),
     gradcheck={"gblending": {}},
     description="unimodal and fused loss weights from each term's generalisation / overfitting^2, on held-out data",

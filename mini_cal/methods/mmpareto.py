@@ -53,14 +53,17 @@ def combine(g_mm: dict, g_m: dict, a: float, b: float, boost: float) -> tuple:
 
 
 class MMPareto(Method):
-    def __init__(self, boost: float = 1.5, modulation_start: int = 0):
+    def __init__(self, boost: float = 1.5, modulation_start: int = 0, name: str = "mmpareto"):
         if not (isinstance(boost, (int, float)) and boost > 0):
             raise ValueError(f"boost: expected a number > 0, got {boost!r}")
         if not isinstance(modulation_start, int) or modulation_start < 0:
             raise ValueError(f"modulation_start: expected an integer >= 0, got {modulation_start!r}")
         self.boost, self.modulation_start = float(boost), modulation_start
+        self._name = name
 
-    name = "mmpareto"
+    @property
+    def name(self):
+        return self._name
 
     def setup(self, model, h_y):
         if model.M < 2:
@@ -111,10 +114,11 @@ SPEC = MethodSpec(
     cls=MMPareto,
     order=37,
     min_modalities=2,
-    variants={"mmpareto-paper": {"boost": 1.0}},
+    variants={"mmpareto-released": {"boost": 1.5, "name": "mmpareto-released"}},
     compare_default=("mmpareto",),
     search_space={"train.lr": [0.02, 0.05, 0.1], "boost": [1.0, 1.5], "modulation_start": [0, 5]},
-    tuned={},
+    # tuned by `mini-cal sweep --preset default --methods gblending agm mmpareto pmr --jobs 2` (docs/results/peers.md)
+    tuned={"mmpareto": {"boost": 1.0, "modulation_start": 0, "train.lr": 0.1}},
     diagnostics=("coef", "cos", "a_fused", "branch_grad_norm"),
     gradcheck={"mmpareto": {}},
     description="fused and unimodal gradients on each encoder combined by Pareto (min-norm) weights when they conflict",

@@ -196,7 +196,8 @@ SPEC = MethodSpec(
     variants={"pmr-per": {"entropy_weight": 0.1, "name": "pmr-per"}},
     compare_default=("pmr",),
     search_space={"train.lr": [0.02, 0.05, 0.1], "alpha": [0.3, 0.6, 1.0, 2.0], "momentum": [0.0, 0.5]},
-    tuned={},
+    # tuned by `mini-cal sweep --preset default --methods gblending agm mmpareto pmr --jobs 2` (docs/results/peers.md)
+    tuned={"pmr": {"alpha": 2.0, "momentum": 0.0, "train.lr": 0.1}},
     diagnostics=("beta", "rho", "s_proto", "branch_grad_norm"),
     gradcheck={"pmr": {"prototype_seed": 0}, "pmr-per": {"prototype_seed": 0, "entropy_epochs": 20}},
     description="class prototypes per modality; a prototypical CE term speeds up the modality behind",
