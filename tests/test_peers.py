@@ -286,3 +286,15 @@ def test_resume_is_bit_identical(tiny, tmp_path, name):
     )
     assert_same_result(full, resumed)
     assert_same_checkpoint(full_path, part_path)
+
+
+@pytest.mark.parametrize("name", ["agm", "gblending", "pmr"])
+def test_peer_state_matters_for_resume(tiny, tmp_path, name):
+    """Without its saved state the resumed run differs: the bit-identical test above has teeth."""
+    path = tmp_path / "part.npz"
+    full = train_resumable(make_method(name, **RESUMABLE[name]), tiny, config(4))
+    train_resumable(make_method(name, **RESUMABLE[name]), tiny, config(2, checkpoint_path=path))
+    forgetful = type(make_method(name))(**RESUMABLE[name])
+    forgetful.load_state_dict = lambda state: None
+    resumed = train_resumable(forgetful, tiny, config(4), resume=path)
+    assert any(full.params[k].tobytes() != resumed.params[k].tobytes() for k in full.params)
