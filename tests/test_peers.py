@@ -19,6 +19,7 @@ from mini_cal.methods import agm as A
 from mini_cal.methods import gblending as G
 from mini_cal.methods import mmpareto as P
 from mini_cal.methods import pmr as R
+from mini_cal.methods.base import add_unimodal_gradient, unimodal_logits
 from mini_cal.model import Model, ModelConfig
 from mini_cal.train import TrainConfig, start_run
 
@@ -90,6 +91,22 @@ def test_branch_backward_separates_the_loss_terms():
         for k in model.branch_keys(m):
             assert np.allclose(g_mm[k] + g_m[k], total[k], atol=1e-12), k
             assert not np.allclose(g_m[k], 0)
+
+
+def test_slice_convention_by_hand():
+    """Weight-slice unimodal logits z^m Wh[m] + bh / M: the bias receives d / M, the branch the same as {m}'s."""
+    model, params, xs, Y, out, cache, _ = small_problem(M=3)
+    params["head.b"] = np.array([0.3, -0.6, 0.9])
+    sliced = unimodal_logits(model, params, out, 1, "slice")
+    assert np.allclose(sliced, model.coalition_logits(params, out, (1,)) - params["head.b"] * (1 - 1 / 3))
+    d = np.random.default_rng(0).standard_normal(sliced.shape)
+    dlogits = {}
+    add_unimodal_gradient(dlogits, 1, d, "slice", 3)
+    grads = model.backward(params, cache, dlogits)
+    assert np.allclose(grads["head.b"], d.sum(axis=0) / 3)
+    reference = model.backward(params, cache, {(1,): d})
+    for k in model.branch_keys(1) + ["head.W1"]:
+        assert np.allclose(grads[k], reference[k]), k
 
 
 # ------------------------------------------------------------------------------------------- G-Blending

@@ -3,7 +3,7 @@ networks hard?"), online version, as METHOD.md §4.5 defines it, following its p
 (BalanceBenchmark's ``GBlending_trainer.py``):
 
 * loss L = w_fused CE(logits(all), y) + sum_m w_m CE(logits({m}), y)  (unimodal logits through the coalition, our
-  convention; the paper uses a separate head per modality);
+  convention; ``unimodal_logits="slice"``: z^m Wh[m] + bh / M; the paper uses a separate head per modality);
 * every ``super_epoch`` epochs (and before the first), the weights are estimated: for each of the M + 1 terms k,
   a copy of the current model is trained on term k alone for ``probe_epochs`` epochs (SGD, the run's learning rate,
   momentum and weight decay, its own shuffling); with L^T and L^V the term's mean loss on the training and the
@@ -25,7 +25,17 @@ import numpy as np
 from .. import backend as B
 from .. import layers as L
 from ..optim import SGD, clip_by_global_norm
-from .base import LossOutput, Method, MethodSpec, StepContext, cross_entropy_terms
+from .base import (
+    UNIMODAL_LOGITS,
+    LossOutput,
+    Method,
+    MethodSpec,
+    StepContext,
+    add_unimodal_gradient,
+    cross_entropy_terms,
+    unimodal_cross_entropy_terms,
+    unimodal_logits,
+)
 
 NEGATIVE = ("clip", "abs")
 SCALES = ("sum", "fused")
@@ -44,10 +54,17 @@ def blending_weights(G, O, negative: str = "clip", scale: str = "sum", eps: floa
     return raw, w
 
 
-def split_loss(model, params, xs, Y, S) -> float:
-    """Mean CE of coalition S's deterministic logits over a whole split."""
+def term_logits(model, params, out, S, convention: str = "coalition"):
+    """The logits of term S: the fused coalition, or modality m's own logits for S = (m,)."""
+    if len(S) == 1 and model.M > 1:
+        return unimodal_logits(model, params, out, S[0], convention)
+    return model.coalition_logits(params, out, S)
+
+
+def split_loss(model, params, xs, Y, S, convention: str = "coalition") -> float:
+    """Mean CE of term S's deterministic logits over a whole split."""
     out, _ = model.forward(params, xs, modalities=S)
-    return B.to_float(L.softmax_ce_forward(model.coalition_logits(params, out, S), Y)[0])
+    return B.to_float(L.softmax_ce_forward(term_logits(model, params, out, S, convention), Y)[0])
 
 
 class GBlending(Method):
@@ -57,6 +74,7 @@ class GBlending(Method):
         probe_epochs: int = 1,
         negative: str = "clip",
         scale: str = "sum",
+        unimodal_logits: str = "coalition",
         name: str = "gblending",
     ):
         for arg, value in (("super_epoch", super_epoch), ("probe_epochs", probe_epochs)):
@@ -66,7 +84,10 @@ class GBlending(Method):
             raise ValueError(f"negative: expected one of {NEGATIVE}, got {negative!r}")
         if scale not in SCALES:
             raise ValueError(f"scale: expected one of {SCALES}, got {scale!r}")
+        if unimodal_logits not in UNIMODAL_LOGITS:
+            raise ValueError(f"unimodal_logits: expected one of {UNIMODAL_LOGITS}, got {unimodal_logits!r}")
         self.super_epoch, self.probe_epochs, self.negative, self.scale = super_epoch, probe_epochs, negative, scale
+        self.unimodal_logits = unimodal_logits
         self._name = name
 
     @property
@@ -86,8 +107,9 @@ class GBlending(Method):
 
     def loss(self, ctx: StepContext) -> LossOutput:
         M = ctx.model.M
-        coalitions = [(name, S, float(w)) for (name, S), w in zip(self.terms(M), self.weights)]
-        total, terms, dlogits = cross_entropy_terms(ctx, coalitions)
+        total, terms, dlogits = cross_entropy_terms(ctx, [("ce_fused", tuple(range(M)), float(self.weights[0]))])
+        uni = unimodal_cross_entropy_terms(ctx, [float(w) for w in self.weights[1:]], self.unimodal_logits)
+        total, terms, dlogits = total + uni[0], {**terms, **uni[1]}, {**dlogits, **uni[2]}
         last = self.estimates[-1] if self.estimates else {"G": [], "O": [], "w_raw": []}
         diag = {"gb_w": self.weights.tolist(), "gb_G": last["G"], "gb_O": last["O"], "gb_w_raw": last["w_raw"]}
         return LossOutput(total, terms, dlogits, diagnostics=diag)
@@ -111,17 +133,18 @@ class GBlending(Method):
         G, O = [], []
         for k, (_, S) in enumerate(self.terms(model.M)):
             params = {key: B.astype(v, v.dtype) for key, v in run.params.items()}  # a copy
-            before = split_loss(model, params, x_tr, Y_tr, S), split_loss(model, params, x_va, Y_va, S)
+            c = self.unimodal_logits
+            before = split_loss(model, params, x_tr, Y_tr, S, c), split_loss(model, params, x_va, Y_va, S, c)
             rng = np.random.default_rng([cfg.seed, run.epoch, k])  # its own stream: the run's is untouched
             self.train_copy(run, params, x_tr, Y_tr, S, rng)
-            after = split_loss(model, params, x_tr, Y_tr, S), split_loss(model, params, x_va, Y_va, S)
+            after = split_loss(model, params, x_tr, Y_tr, S, c), split_loss(model, params, x_va, Y_va, S, c)
             G.append(before[1] - after[1])
             O.append((after[1] - after[0]) - (before[1] - before[0]))
         raw, self.weights = blending_weights(G, O, self.negative, self.scale)
         self.estimates.append({"epoch": run.epoch, "G": G, "O": O, "w_raw": raw.tolist(), "w": self.weights.tolist()})
 
     def train_copy(self, run, params, x_tr, Y_tr, S, rng) -> None:
-        """``probe_epochs`` epochs of SGD on CE(logits(S)) alone, in place on ``params``."""
+        """``probe_epochs`` epochs of SGD on term S's CE alone, in place on ``params``."""
         cfg, model, xp = run.config, run.model, B.xp()
         opt = SGD(cfg.lr, cfg.momentum, cfg.weight_decay)
         n = Y_tr.shape[0]
@@ -131,8 +154,13 @@ class GBlending(Method):
                 idx = B.asarray(perm[start : min(start + cfg.batch_size, n)])
                 xb, yb = [xp.take(x, idx, axis=0) for x in x_tr], xp.take(Y_tr, idx, axis=0)
                 out, cache = model.forward(params, xb, modalities=S)
-                _, ce_cache = L.softmax_ce_forward(model.coalition_logits(params, out, S), yb)
-                grads = model.backward(params, cache, {S: L.softmax_ce_backward(1.0, ce_cache)})
+                _, ce_cache = L.softmax_ce_forward(term_logits(model, params, out, S, self.unimodal_logits), yb)
+                d, dlogits = L.softmax_ce_backward(1.0, ce_cache), {}
+                if len(S) == 1:
+                    add_unimodal_gradient(dlogits, S[0], d, self.unimodal_logits, model.M)
+                else:
+                    dlogits[S] = d
+                grads = model.backward(params, cache, dlogits)
                 clip_by_global_norm(grads, cfg.clip_norm)
                 opt.step(params, grads)
 
@@ -150,12 +178,15 @@ SPEC = MethodSpec(
     cls=GBlending,
     order=36,
     min_modalities=2,
-    variants={"gblending-abs": {"negative": "abs", "name": "gblending-abs"}},
+    variants={
+        "gblending-abs": {"negative": "abs", "name": "gblending-abs"},
+        "gblending-slice": {"unimodal_logits": "slice", "name": "gblending-slice"},
+    },
     compare_default=("gblending",),
     search_space={"train.lr": [0.02, 0.05, 0.1], "super_epoch": [5, 10], "scale": ["sum", "fused"]},
     # tuned by `mini-cal sweep --preset default --methods gblending agm mmpareto pmr --jobs 2` (docs/results/peers.md)
     tuned={"gblending": {"scale": "sum", "super_epoch": 5, "train.lr": 0.05}},
     diagnostics=("gb_w", "gb_G", "gb_O", "branch_grad_norm"),
-    gradcheck={"gblending": {}},
+    gradcheck={"gblending": {}, "gblending-slice": {}},
     description="unimodal and fused loss weights from each term's generalisation / overfitting^2, on held-out data",
 )

@@ -3,7 +3,7 @@
 As METHOD.md §4.7 defines it (following the paper and its released code, GeWu-Lab/MMPareto_ICML2024):
 
 * loss L = CE(logits(all), y) + sum_m CE(logits({m}), y)  (unimodal logits through the coalition, our convention;
-  the paper and its code use a separate unimodal head per modality);
+  ``unimodal_logits="slice"``: z^m Wh[m] + bh / M; the paper and its code use a separate unimodal head per modality);
 * on each encoder m, the gradients of its two loss terms are taken apart: g_mm (fused term) and g_m (unimodal term),
   each the concatenation of every parameter of branch m;
 * if cos(g_mm, g_m) > 0 the two are combined with equal weights (a, b) = (1/2, 1/2); otherwise with the min-norm
@@ -23,7 +23,15 @@ import math
 import numpy as np
 
 from .. import backend as B
-from .base import LossOutput, Method, MethodSpec, StepContext, cross_entropy_terms
+from .base import (
+    UNIMODAL_LOGITS,
+    LossOutput,
+    Method,
+    MethodSpec,
+    StepContext,
+    cross_entropy_terms,
+    unimodal_cross_entropy_terms,
+)
 
 
 def pareto_weights(gg_mm: float, gg_mu: float, gg_uu: float) -> tuple:
@@ -53,12 +61,16 @@ def combine(g_mm: dict, g_m: dict, a: float, b: float, boost: float) -> tuple:
 
 
 class MMPareto(Method):
-    def __init__(self, boost: float = 1.5, modulation_start: int = 0, name: str = "mmpareto"):
+    def __init__(
+        self, boost: float = 1.5, modulation_start: int = 0, unimodal_logits: str = "coalition", name: str = "mmpareto"
+    ):
         if not (isinstance(boost, (int, float)) and boost > 0):
             raise ValueError(f"boost: expected a number > 0, got {boost!r}")
         if not isinstance(modulation_start, int) or modulation_start < 0:
             raise ValueError(f"modulation_start: expected an integer >= 0, got {modulation_start!r}")
-        self.boost, self.modulation_start = float(boost), modulation_start
+        if unimodal_logits not in UNIMODAL_LOGITS:
+            raise ValueError(f"unimodal_logits: expected one of {UNIMODAL_LOGITS}, got {unimodal_logits!r}")
+        self.boost, self.modulation_start, self.unimodal_logits = float(boost), modulation_start, unimodal_logits
         self._name = name
 
     @property
@@ -72,9 +84,9 @@ class MMPareto(Method):
 
     def loss(self, ctx: StepContext) -> LossOutput:
         M = ctx.model.M
-        coalitions = [("ce_fused", tuple(range(M)), 1.0)] + [(f"ce_{m}", (m,), 1.0) for m in range(M)]
-        total, terms, dlogits = cross_entropy_terms(ctx, coalitions)
-        return LossOutput(total, terms, dlogits)
+        total, terms, dlogits = cross_entropy_terms(ctx, [("ce_fused", tuple(range(M)), 1.0)])
+        uni_total, uni_terms, uni_dlogits = unimodal_cross_entropy_terms(ctx, [1.0] * M, self.unimodal_logits)
+        return LossOutput(total + uni_total, {**terms, **uni_terms}, {**dlogits, **uni_dlogits})
 
     def branch_gradients(self, ctx: StepContext, lo: LossOutput, m: int) -> tuple:
         """(g_mm, g_m): branch m's gradients of the fused term and of its own unimodal term, taken apart."""
@@ -114,12 +126,15 @@ SPEC = MethodSpec(
     cls=MMPareto,
     order=37,
     min_modalities=2,
-    variants={"mmpareto-released": {"boost": 1.5, "name": "mmpareto-released"}},
+    variants={
+        "mmpareto-released": {"boost": 1.5, "name": "mmpareto-released"},
+        "mmpareto-slice": {"unimodal_logits": "slice", "name": "mmpareto-slice"},
+    },
     compare_default=("mmpareto",),
     search_space={"train.lr": [0.02, 0.05, 0.1], "boost": [1.0, 1.5], "modulation_start": [0, 5]},
     # tuned by `mini-cal sweep --preset default --methods gblending agm mmpareto pmr --jobs 2` (docs/results/peers.md)
     tuned={"mmpareto": {"boost": 1.0, "modulation_start": 0, "train.lr": 0.1}},
     diagnostics=("coef", "cos", "a_fused", "branch_grad_norm"),
-    gradcheck={"mmpareto": {}},
+    gradcheck={"mmpareto": {}, "mmpareto-slice": {}},
     description="fused and unimodal gradients on each encoder combined by Pareto (min-norm) weights when they conflict",
 )
