@@ -134,7 +134,7 @@ class AGM(Method):
         if not self.active(ctx.epoch):
             return {"coef": [1.0] * M}
         kappa = lo.modulation["kappa"]
-        scale_branches(ctx.model, grads, kappa)
+        scale_branches(ctx.model, grads, kappa.tolist())  # Python floats: any backend multiplies by them
         return {"coef": kappa.tolist()}
 
     def state_dict(self):

@@ -108,8 +108,10 @@ class GBlending(Method):
     def loss(self, ctx: StepContext) -> LossOutput:
         M = ctx.model.M
         total, terms, dlogits = cross_entropy_terms(ctx, [("ce_fused", tuple(range(M)), float(self.weights[0]))])
-        uni = unimodal_cross_entropy_terms(ctx, [float(w) for w in self.weights[1:]], self.unimodal_logits)
-        total, terms, dlogits = total + uni[0], {**terms, **uni[1]}, {**dlogits, **uni[2]}
+        uni_total, uni_terms, uni_dlogits = unimodal_cross_entropy_terms(
+            ctx, self.weights[1:].tolist(), self.unimodal_logits
+        )
+        total, terms, dlogits = total + uni_total, {**terms, **uni_terms}, {**dlogits, **uni_dlogits}
         last = self.estimates[-1] if self.estimates else {"G": [], "O": [], "w_raw": []}
         diag = {"gb_w": self.weights.tolist(), "gb_G": last["G"], "gb_O": last["O"], "gb_w_raw": last["w_raw"]}
         return LossOutput(total, terms, dlogits, diagnostics=diag)

@@ -54,7 +54,7 @@ def combine(g_mm: dict, g_m: dict, a: float, b: float, boost: float) -> tuple:
     sums = [xp.sqrt(xp.sum((g_mm[k] + g_m[k]) ** 2)) for k in keys]
     norms = B.to_numpy(xp.stack(sums + [xp.sqrt(xp.sum(new[k] ** 2)) for k in keys]))  # one device transfer
     summed, combined = norms[: len(keys)], norms[len(keys) :]  # per tensor: ||g_mm + g_m||, ||2 (a g_mm + b g_m)||
-    scales = [boost * (s / c if c > 0 and s > c else 1.0) for s, c in zip(summed, combined)]
+    scales = [boost * float(s / c if c > 0 and s > c else 1.0) for s, c in zip(summed, combined)]
     out = {k: new[k] * scale for k, scale in zip(keys, scales)}
     final = math.sqrt(sum((scale * c) ** 2 for scale, c in zip(scales, combined)))
     return out, final / max(math.sqrt(float(np.sum(summed**2))), 1e-30)

@@ -72,7 +72,7 @@ def pmr_coefficients(s, alpha: float) -> tuple:
 def class_means(z, y_onehot, previous=None):
     """Class means of z (N, Z) -> (K, Z) host float64; a class absent from y keeps ``previous`` (else zeros)."""
     sums = B.to_numpy(y_onehot.T @ z).astype(np.float64)
-    counts = B.to_numpy(y_onehot.sum(axis=0)).astype(np.float64)
+    counts = B.to_numpy(B.xp().sum(y_onehot, axis=0)).astype(np.float64)
     means = sums / np.maximum(counts, 1.0)[:, None]
     if previous is not None:
         means[counts == 0] = previous[counts == 0]
