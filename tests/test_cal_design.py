@@ -187,3 +187,18 @@ def test_suites():
     with pytest.raises(ValueError, match="suite"):
         suite_methods("nope", 2)
     assert set(SUITES) >= {"peers", "cal-design"}
+
+
+def test_compare_suite_on_the_command_line(tmp_path, capsys):
+    from mini_cal.lab.cli import main
+
+    assert main(["compare", "--suite", "cal-design", "--methods", "cal", "--preset", "tiny", "--no-progress"]) == 2
+    assert "--suite" in capsys.readouterr().err
+    out = tmp_path / "design"
+    args = ["compare", "--suite", "cal-design", "--preset", "tiny", "--seeds", "2", "--epochs", "1", "--jobs", "1"]
+    assert main([*args, "--no-progress", "--out", str(out)]) == 0
+    table = (out / "table.md").read_text()
+    for name in ("arl", *DESIGN_SPACE):
+        assert f"| {name} |" in table
+    assert "Paired significance of ARL against each method" in table
+    assert "Contribution weights" in table and "| cal-W-val-batch |" in table
