@@ -128,20 +128,26 @@ class ContributionMetric:
         self.W = np.full(num_modalities, 1.0 / num_modalities)
         self.steps = 0
 
-    def __call__(self, model, params, out, y_onehot, known_ce: dict | None = None) -> dict:
-        """Compute I, D, s and W for this batch; returns them (host NumPy arrays) with the coalition values.
-        ``known_ce``: cross-entropies of some coalitions already computed on this batch (see coalition_values)."""
+    def measure(self, model, params, out, y_onehot, known_ce: dict | None = None) -> dict:
+        """I, D, s and W of this batch alone (host NumPy arrays) with the coalition values; changes no state
+        (no EMA step). ``known_ce``: cross-entropies of some coalitions already computed on this batch."""
         values = coalition_values(model, params, out, y_onehot, self.h_y, known_ce)
         I = shapley(values, self.M)
         D = np.array([confidence(model.coalition_logits(params, out, (m,)), self.K) for m in range(self.M)])
         s = score(I, D, self.mode)
         W_batch = softmax_weights(s, self.temperature)
+        return {"v": values, "I": I, "D": D, "s": s, "W_batch": W_batch, "W": W_batch.copy()}
+
+    def __call__(self, model, params, out, y_onehot, known_ce: dict | None = None) -> dict:
+        """:meth:`measure` this batch, then one EMA step: ``W`` is the smoothed weight (``W_batch`` the batch's)."""
+        res = self.measure(model, params, out, y_onehot, known_ce)
         if self.ema and self.steps:
-            self.W = self.ema * self.W + (1 - self.ema) * W_batch
+            self.W = self.ema * self.W + (1 - self.ema) * res["W_batch"]
         else:
-            self.W = W_batch
+            self.W = res["W_batch"]
         self.steps += 1
-        return {"v": values, "I": I, "D": D, "s": s, "W_batch": W_batch, "W": self.W.copy()}
+        res["W"] = self.W.copy()
+        return res
 
     def state_dict(self) -> dict:
         return {"W": self.W.tolist(), "steps": self.steps}

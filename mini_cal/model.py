@@ -66,9 +66,10 @@ class Forward:
 
     u: list  # u[m] = z^m Wh[m], (N, K): modality m's additive share of every coalition's logits
     z: list  # (N, Z)
-    mu: list = field(default_factory=list)  # (N, Z), bottleneck only
+    mu: list = field(default_factory=list)  # (N, Z): the deterministic representation (z itself without bottleneck)
     sigma: list = field(default_factory=list)  # (N, Z), bottleneck only
     h: list = field(default_factory=list)  # encoder outputs (N, H_last)
+    caches: list = field(default_factory=list)  # per-branch layer caches, for backward (see branch_backward)
 
 
 class Model:
@@ -149,10 +150,9 @@ class Model:
         c = self.config
         self.check_inputs(xs)
         active = list(range(self.M)) if modalities is None else list(modalities)
-        out = Forward(
-            u=[None] * self.M, z=[None] * self.M, mu=[None] * self.M, sigma=[None] * self.M, h=[None] * self.M
-        )
-        caches = [None] * self.M
+        none = [None] * self.M
+        out = Forward(u=list(none), z=list(none), mu=list(none), sigma=list(none), h=list(none), caches=list(none))
+        caches = out.caches
         for m in active:
             h = xs[m]
             enc_caches = []
@@ -175,7 +175,7 @@ class Model:
                 )
                 out.mu[m], out.sigma[m] = mu, sigma
             else:
-                z = h
+                z = out.mu[m] = h  # deterministic: the representation is its own mean
             out.z[m] = z
             out.u[m] = z @ params[f"head.W{m}"]  # (N, K)
             caches[m] = (enc_caches, bn_cache)
@@ -201,13 +201,14 @@ class Model:
 
     # -------------------------------------------------------------------------------------------- backward
     def backward(self, params: dict, cache, dlogits: dict, dmu=None, dsigma=None) -> dict:
-        """Gradients of a loss that reached the coalition logits and, optionally, mu and sigma (the KL).
+        """Gradients of a loss that reached the coalition logits and, optionally, mu and sigma.
 
-        dlogits: {S (tuple of modalities): dL/dlogits(S), (N, K)}. dmu, dsigma: per-modality lists or None.
+        dlogits: {S (tuple of modalities): dL/dlogits(S), (N, K)}. dmu, dsigma: per-modality lists or None; dmu is
+        the gradient on the representation mu^m (the bottleneck's mean; z^m itself without a bottleneck), through
+        which a loss on the features (the KL, PMR's prototypes) reaches the encoder.
         Returns a gradient dict with the same keys as ``params`` (zeros for inactive branches).
         """
         xp = B.xp()
-        c = self.config
         active, caches, out = cache
         du = [None] * self.M
         dbh = xp.zeros_like(params["head.b"])
@@ -218,26 +219,32 @@ class Model:
         grads = {"head.b": dbh}
         for m in range(self.M):
             w = params[f"head.W{m}"]
-            if m not in active or du[m] is None:
+            if m not in active:
                 grads[f"head.W{m}"] = xp.zeros_like(w)
-                if m in active:
-                    du[m] = xp.zeros_like(out.u[m])
-                else:
-                    for k in self.branch_keys(m):
-                        grads[k] = xp.zeros_like(params[k])
-                    continue
-            else:
-                grads[f"head.W{m}"] = out.z[m].T @ du[m]  # (Z, K)
+                grads.update({k: xp.zeros_like(params[k]) for k in self.branch_keys(m)})
+                continue
+            if du[m] is None:
+                du[m] = xp.zeros_like(out.u[m])
+            grads[f"head.W{m}"] = out.z[m].T @ du[m]  # (Z, K)
             dz = du[m] @ w.T  # (N, Z)
-            enc_caches, bn_cache = caches[m]
-            if c.bottleneck:
-                dh, grads[f"b{m}.Wmu"], grads[f"b{m}.bmu"], grads[f"b{m}.Ws"], grads[f"b{m}.bs"] = (
-                    L.gaussian_bottleneck_backward(
-                        dz, bn_cache, None if dmu is None else dmu[m], None if dsigma is None else dsigma[m]
-                    )
-                )
-            else:
-                dh = dz
-            for l in range(len(c.hidden), 0, -1):
-                dh, grads[f"b{m}.W{l}"], grads[f"b{m}.b{l}"] = L.linear_relu_backward(dh, enc_caches[l - 1])
+            grads.update(
+                self.branch_backward(out, m, dz, None if dmu is None else dmu[m], None if dsigma is None else dsigma[m])
+            )
         return {k: grads[k] for k in params}
+
+    def branch_backward(self, out: Forward, m: int, dz, dmu=None, dsigma=None) -> dict:
+        """Gradients of branch m's parameters (encoder and bottleneck) from dL/dz^m (N, Z) and, optionally, dL/dmu^m
+        and dL/dsigma^m; ``out`` is the forward pass that produced z^m. A method can backpropagate one loss term
+        through one branch with it (MMPareto's per-loss gradients)."""
+        c = self.config
+        enc_caches, bn_cache = out.caches[m]
+        grads = {}
+        if c.bottleneck:
+            dh, grads[f"b{m}.Wmu"], grads[f"b{m}.bmu"], grads[f"b{m}.Ws"], grads[f"b{m}.bs"] = (
+                L.gaussian_bottleneck_backward(dz, bn_cache, dmu, dsigma)
+            )
+        else:
+            dh = dz if dmu is None else dz + dmu  # z = mu = h
+        for l in range(len(c.hidden), 0, -1):
+            dh, grads[f"b{m}.W{l}"], grads[f"b{m}.b{l}"] = L.linear_relu_backward(dh, enc_caches[l - 1])
+        return grads

@@ -105,3 +105,19 @@ def test_compare_rejects_unknown_method(capsys, tmp_path):
     assert main(["compare", "--methods", "magic", "--no-progress", "--out", str(tmp_path / "x")]) == 2
     assert "method: expected one of" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()  # nothing half-written
+
+
+def test_compare_default_set_comes_from_the_declarations(tmp_path, capsys):
+    """No --methods and no --suite: every declaration's default rows (the peers included), in table order."""
+    import json as _json
+
+    from mini_cal.methods import default_methods
+
+    out = tmp_path / "default"
+    argv = ["compare", "--preset", "tiny", "--seeds", "1", "--epochs", "1", "--jobs", "1", "--no-progress"]
+    assert main(argv + ["--out", str(out)]) == 0
+    ran = _json.loads((out / "results.json").read_text())["methods"]
+    assert ran == default_methods(2) and {"joint", "cal", "arl", "gblending"} <= set(ran)
+    assert main(argv + ["--suite", "cal-design", "--out", str(tmp_path / "design")]) == 0
+    design = _json.loads((tmp_path / "design" / "results.json").read_text())["methods"]
+    assert "cal-lr-control" in design and "gblending" not in design

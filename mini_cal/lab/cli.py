@@ -102,6 +102,12 @@ def _defaults(M: int) -> list:
     return default_methods(M)
 
 
+def _suites() -> list:
+    from .experiments import SUITES
+
+    return sorted(SUITES)
+
+
 def _swept(M: int) -> list:
     from ..methods import swept_methods
 
@@ -351,7 +357,10 @@ def cmd_compare(args) -> int:
     source = _source(args)
     tuned = _load_tuned(args)
     ds = load_source(source)
-    methods = args.methods or default_methods(ds.num_modalities)
+    if args.methods and args.suite:
+        raise ValueError("--suite: give a suite or --methods, not both")
+    methods = args.methods or X.suite_methods(args.suite or "peers", ds.num_modalities)
+    methods = methods or default_methods(ds.num_modalities)  # the "peers" suite: every declaration's default rows
     X.validate_methods(methods, ds.num_modalities, ds.name)
     for name in methods:
         X.check_config(name, tuned_config(name, tuned), f"configuration of {name}")
@@ -362,7 +371,7 @@ def cmd_compare(args) -> int:
     os.makedirs(runs_dir, exist_ok=True)
     result = X.compare(
         source,
-        args.methods,
+        methods,
         seeds=args.seeds,
         jobs=args.jobs,
         progress=not args.no_progress,
@@ -378,6 +387,12 @@ def cmd_compare(args) -> int:
         + T.results_table(result)
         + "\n\n### Paired significance of CAL against each method (test accuracy, over seeds)\n\n"
         + T.significance_table(result)
+        + "".join(
+            f"\n\n### Paired significance of {ref.upper()} against each method\n\n"
+            + T.significance_table({"rows": rows}, key="rows", reference=ref)
+            for ref, rows in result["significance_vs"].items()
+        )
+        + T.contribution_table(result)
         + "\n\n### Configurations\n\n"
         + T.config_table(result)
         + f"\n\nwall time {result['wall_time_s']:.1f} s with --jobs {args.jobs}\n"
@@ -588,6 +603,13 @@ def build_parser() -> argparse.ArgumentParser:
         + " (default, for two modalities: "
         + " ".join(_defaults(2))
         + "; the methods' declarations decide)",
+    )
+    p.add_argument(
+        "--suite",
+        choices=_suites(),
+        default=None,
+        help="a named set of methods: peers (the default set above) or cal-design (CAL's design space, "
+        "docs/method.md §3.8, with ARL); not with --methods",
     )
     p.add_argument("--seeds", type=_positive_int("--seeds"), default=10, help="number of seeds (default: %(default)s)")
     p.add_argument(

@@ -21,6 +21,7 @@ import time
 import numpy as np
 
 from ..methods import default_methods, make_method, method_names, spec_of, split_config, swept_methods, tuned_config
+from ..methods.cal import DESIGN_SPACE
 from ..noise import LEVELS
 from ..train import TrainConfig
 from . import stats
@@ -159,6 +160,21 @@ def sweep(
 
 
 # ------------------------------------------------------------------------------------------------- compare
+# Named method sets of `mini-cal compare --suite NAME`; None: the methods' declared default set (default_methods).
+SUITES = {
+    "peers": None,  # CAL, its ablations and its peers
+    "cal-design": ("arl", *DESIGN_SPACE),  # CAL's design space (docs/method.md §3.8), ARL as the reference peer
+}
+SIGNIFICANCE_REFERENCES = ("cal", "arl")  # every comparison tests each method against both, where present
+
+
+def suite_methods(suite: str, M: int = 2):
+    """The methods of a named suite for data with M modalities (None: the declared default set)."""
+    if suite not in SUITES:
+        raise ValueError(f"suite: expected one of {sorted(SUITES)}, got {suite!r}")
+    return None if SUITES[suite] is None else list(SUITES[suite])
+
+
 def _seed_list(seeds) -> list:
     seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     if not seeds:
@@ -230,6 +246,12 @@ def compare(
         "resumed_runs": len(done),
         "reference": reference,
         "significance": stats.significance(records, methods, reference, skip=single),
+        # the same paired tests against the other references (ARL: the peer CAL must beat), {reference: rows}
+        "significance_vs": {
+            ref: stats.significance(records, methods, ref, skip=single)
+            for ref in SIGNIFICANCE_REFERENCES
+            if ref != reference and ref in methods
+        },
     }
 
 

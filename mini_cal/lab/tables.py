@@ -102,6 +102,37 @@ def significance_table(result: dict, key: str = "significance", reference: str =
     return markdown_table([f"{reference} vs", "mean diff (acc)", "wins/losses/ties", "paired t p", "Wilcoxon p"], rows)
 
 
+def contribution_table(result: dict) -> str:
+    """CAL-family rows: the contribution weight W^m that steered training (``W``), the metric's measurement
+    (``W_metric``: on held-out data for the held-out variants) and the training batch's (``W_train``), each the
+    mean over seeds of the mean over post-warm-up epochs of the per-step values. Empty when no row records W."""
+    names = result["modality_names"]
+    rows = []
+    for name in result["methods"]:
+        recs = [r for r in result["records"] if r["method"] == name and "W_metric" in r.get("step_means", {})]
+        if not recs:
+            continue
+        row = [name]
+        for key in ("W", "W_metric", "W_train"):
+            per_seed = []
+            for r in recs:
+                series = r["step_means"].get(key)
+                if series:
+                    start = min(int(r.get("hparams", {}).get("warmup_epochs", 0)), len(series) - 1)
+                    per_seed.append(np.mean(np.asarray(series[start:], dtype=float), axis=0))
+            row.append(" / ".join(f"{v:.3f}" for v in np.mean(per_seed, axis=0)) if per_seed else "-")
+        rows.append(row)
+    if not rows:
+        return ""
+    who = " / ".join(names)
+    return (
+        "\n\n### Contribution weights (mean over seeds and post-warm-up epochs, "
+        + who
+        + ")\n\n"
+        + markdown_table(["method", "W used", "W measured (held-out for W-val rows)", "W on the training batch"], rows)
+    )
+
+
 def config_table(result: dict) -> str:
     rows = []
     for name in result["methods"]:
