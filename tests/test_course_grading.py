@@ -1,0 +1,162 @@
+"""tutorials/course/grading.py: Result, call_student, hide and diagnose."""
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tutorials"))
+
+from course import grading as G  # noqa: E402
+from mini_cal import layers as L  # noqa: E402
+from mini_cal.layers import linear_backward as imported_linear_backward  # noqa: E402
+
+HINTS = {"scale_n": "MEAN-HINT", "transpose": "SHAPE-HINT"}
+
+
+@pytest.fixture
+def arrays():
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((4, 3)), rng.standard_normal((3, 3)), rng.standard_normal(5)
+
+
+def test_result_prints_only_its_message():
+    r = G.Result(False, "FAILED: dW is transposed.", {"errors": [1, 2]})
+    assert repr(r) == str(r) == "FAILED: dW is transposed."
+    assert not r and G.Result(True, "PASSED") and G.failed("x").message == "FAILED: x"
+
+
+def test_diagnose_accepts_a_match_and_tiny_noise(arrays):
+    a, _, _ = arrays
+    assert G.diagnose(a, a) is None
+    assert G.diagnose(a + 1e-12, a) is None
+    assert G.diagnose(np.zeros(3), np.zeros(3)) is None
+
+
+@pytest.mark.parametrize("make, expected_words", [
+    (lambda a: a * 4, "N = 4 times too large"),
+    (lambda a: a / 4, "N = 4 times too small"),
+    (lambda a: -a, "wrong sign"),
+    (lambda a: 2.5 * a, "2.5 times"),
+    (lambda a: a[::-1], "reversed order"),
+    (lambda a: a[[1, 0, 3, 2]], "wrong order"),
+    (lambda a: a[:, ::-1], "columns in reversed order"),
+    (lambda a: a.T, "transposed"),
+    (lambda a: a[None].repeat(2, 0) / 2, "batch"),
+    (lambda a: a.ravel(), "shape (12,)"),
+    (lambda a: np.where(np.arange(12).reshape(4, 3) == 5, np.nan, a), "NaN"),
+])
+def test_diagnose_names_the_mistake(arrays, make, expected_words):
+    a, _, _ = arrays
+    message = G.diagnose(make(a), a, name="dW", n=4, hints=HINTS)
+    assert message is not None and "dW" in message and expected_words in message, message
+
+
+def test_diagnose_square_transpose_and_partial(arrays):
+    _, sq, vec = arrays
+    assert "transposed" in G.diagnose(sq.T, sq, name="dW", hints=HINTS)
+    assert G.diagnose(sq.T, sq, name="dW", hints=HINTS).endswith("SHAPE-HINT")
+    wrong = sq.copy()
+    wrong[1, 2] += 1.0
+    message = G.diagnose(wrong, sq, name="dW")
+    assert "1 of 9 entries of dW differ" in message and "(1, 2)" in message
+    assert "reversed" in G.diagnose(vec[::-1], vec, name="db")
+    assert "N = 4 times too large" in G.diagnose(vec * 4, vec, name="db", n=4, hints=HINTS)
+    assert G.diagnose(vec * 4, vec, name="db", n=4, hints=HINTS).endswith("MEAN-HINT")
+    assert "wrong in every entry" in G.diagnose(vec + 1, vec, name="db")
+    assert "None" in G.diagnose(None, vec, name="db")
+
+
+def test_messages_differ_between_mistakes(arrays):
+    a, _, _ = arrays
+    messages = {G.diagnose(f(a), a, name="dW", n=4) for f in (lambda x: 4 * x, lambda x: x / 4, lambda x: -x,
+                                                                 lambda x: x.T, lambda x: x[::-1])}
+    assert len(messages) == 5
+
+
+def test_compare_outputs_reports_the_first_wrong_output(arrays):
+    a, sq, vec = arrays
+    assert G.compare_outputs((a, sq, vec), (a, sq, vec), ("dx", "dw", "db")) is None
+    message = G.compare_outputs((a, sq, -vec), (a, sq, vec), ("dx", "dw", "db"), where="in case 'x'")
+    assert message.startswith("FAILED in case 'x': db has the wrong sign")
+    assert "expected 3 values" in G.compare_outputs((a, sq), (a, sq, vec), ("dx", "dw", "db"))
+
+
+def test_call_student_never_raises():
+    def stub(x):
+        raise NotImplementedError("write the forward pass")
+
+    def buggy(x):
+        return x[10]
+
+    assert G.call_student(lambda x: x + 1, 1) == (2, None)
+    value, message = G.call_student(stub, 1)
+    assert value is None and "not implemented yet" in message
+    value, message = G.call_student(buggy, [1], where="in case 'a'")
+    assert "IndexError" in message and "in case 'a'" in message
+    assert "expected a function" in G.call_student(3, 1)[1]
+
+
+def test_hide_makes_the_library_function_unavailable_and_restores_it():
+    rng = np.random.default_rng(1)
+    x, w, dout = rng.standard_normal((2, 3)), rng.standard_normal((3, 4)), rng.standard_normal((2, 4))
+    original = L.linear_backward
+    reference = L.linear_backward(dout, (x, w))
+    with G.hide((L, "linear_backward")):
+        with pytest.raises(G.LibraryHidden):
+            L.linear_backward(dout, (x, w))
+        with pytest.raises(G.LibraryHidden):  # imported by name before the block: disabled too
+            imported_linear_backward(dout, (x, w))
+        value, message = G.call_student(lambda d, c: L.linear_backward(d, c), dout, (x, w))
+        assert value is None and "hidden" in message
+        value, message = G.call_student(imported_linear_backward, dout, (x, w))
+        assert value is None and "library's own function mini_cal.layers.linear_backward" in message
+        value, message = G.call_student(original, dout, (x, w))
+        assert "library's own function" in message
+    assert L.linear_backward is original
+    for got, want in zip(imported_linear_backward(dout, (x, w)), reference):
+        np.testing.assert_array_equal(got, want)
+    assert G.call_student(original, dout, (x, w))[1] is None  # outside hide(): allowed
+
+
+def test_hide_restores_after_an_exception():
+    original = L.relu_backward
+    with pytest.raises(ZeroDivisionError):
+        with G.hide("mini_cal.layers.relu_backward", ("mini_cal.layers", "softmax_ce_backward")):
+            1 / 0
+    assert L.relu_backward is original
+    out = L.relu_backward(np.ones(3), np.array([1.0, -1.0, 2.0]))
+    np.testing.assert_array_equal(out, [1.0, 0.0, 1.0])
+    assert G.library_function_passed(original) is None
+
+
+def test_grade_notebook_reports_stubs_and_accepts_the_answer_key(tmp_path):
+    """The autograder on notebook 02: the handed-out stubs are NOT YET; with each stub replaced by the solution,
+    every exercise PASSES end to end (checker, hide() and all, inside a real kernel)."""
+    nbformat = pytest.importorskip("nbformat")
+    pytest.importorskip("nbclient")
+    import shutil
+
+    tutorials = os.path.join(os.path.dirname(__file__), "..", "tutorials")
+    work = tmp_path / "tutorials"
+    shutil.copytree(tutorials, work, ignore=shutil.ignore_patterns("*.ipynb", "__pycache__"))
+    nb = nbformat.read(os.path.join(tutorials, "02_backprop_by_hand.ipynb"), as_version=4)
+    nbformat.write(nb, work / "stubs.ipynb")
+    answers = {"my_linear_backward": "linear_backward", "my_relu_backward": "relu_backward",
+               "my_softmax_ce_backward": "softmax_ce_backward", "my_bottleneck_backward": "bottleneck_backward"}
+    for cell in nb.cells:
+        for mine, solution in answers.items():
+            if cell.cell_type == "code" and f"def {mine}(" in cell.source:
+                cell.source = f"from solutions.{solution} import {solution} as {mine}"
+    nbformat.write(nb, work / "solved.ipynb")
+    os.environ.setdefault("PYTHONPATH", "")
+    root = os.path.abspath(os.path.join(tutorials, ".."))
+    old = os.environ["PYTHONPATH"]
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [root, old]))
+    try:
+        stubs = G.grade_notebook(work / "stubs.ipynb")
+        solved = G.grade_notebook(work / "solved.ipynb")
+    finally:
+        os.environ["PYTHONPATH"] = old
+    assert list(stubs) == list(answers.values()) and set(stubs.values()) == {"NOT YET"}, stubs
+    assert set(solved.values()) == {"PASSED"}, solved

@@ -1,0 +1,428 @@
+"""Shared machinery for the course's checkers: a verdict type, a safe way to call a student's function, a way to make
+a library function unavailable while grading, and a diagnosis of a wrong array in one sentence.
+
+A checker never raises on a wrong or unfinished answer: it returns a :class:`Result`, so that a notebook runs top to
+bottom whatever the student has written so far. Typical shape of a checker::
+
+    @checker                                          # an unforeseen error becomes a FAILED Result
+    def check_linear_backward(fn):
+        expected = reference(*args)                   # computed BEFORE hiding the library function
+        with hide((mini_cal.layers, "linear_backward")):
+            got, failure = call_student(fn, *args, where="in case 'batch of 4'")
+        if failure:
+            return failed(failure)
+        message = compare_outputs(got, expected, ("dx", "dw", "db"), n=4, hints=HINTS)
+        return failed(message) if message else passed("dx, dw and db are right.")
+
+``python -m course.grading NOTEBOOK.ipynb ...`` executes notebooks and prints each exercise's verdict (the
+autograder of ``tutorials/TEACHING.md``).
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import traceback
+from dataclasses import dataclass, field
+
+import numpy as np
+
+TOLERANCE = 1e-6  # ||a - b|| / (||a|| + ||b||): a correct float64 answer agrees to ~1e-9 with finite differences
+
+
+# ------------------------------------------------------------------------------------------------------- Result
+@dataclass
+class Result:
+    """A checker's verdict: ``passed``, a ``message`` (one verdict line, then at most a few lines of detail) and
+    ``details`` (anything a test or a curious student may want: relative errors per case, the failing case...).
+
+    Printing a Result (or leaving it as a cell's last value) shows only the message. ``bool(result)`` is ``passed``.
+    """
+    passed: bool
+    message: str
+    details: dict = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return self.message
+
+    __str__ = __repr__
+
+    def _repr_pretty_(self, p, cycle) -> None:  # IPython's display of a cell's last value
+        p.text(self.message)
+
+    def __bool__(self) -> bool:
+        return bool(self.passed)
+
+
+def passed(message: str, **details) -> Result:
+    """A passing Result; the message gets a "PASSED: " prefix unless it has one."""
+    return Result(True, message if message.startswith("PASSED") else f"PASSED: {message}", details)
+
+
+def failed(message: str, **details) -> Result:
+    """A failing Result; the message gets a "FAILED" prefix unless it starts with FAILED or NOT YET."""
+    if not message.startswith(("FAILED", "NOT YET")):
+        message = f"FAILED: {message}"
+    return Result(False, message, details)
+
+
+# ------------------------------------------------------------------------------------------------ hiding
+class LibraryHidden(RuntimeError):
+    """Raised by a library function that a checker has made unavailable while it grades the student's version."""
+
+
+_HIDDEN: dict = {}  # id(original function) -> (original, "module.name") while a hide() block is active
+
+
+def _raising_code(name: str, qualname: str):
+    """A code object that raises LibraryHidden, to swap onto a hidden function. It runs with the globals of the
+    library module it is swapped into, so it reaches this module through sys.modules rather than by name."""
+    message = (f"{qualname} is hidden while the checker grades your answer: write it yourself rather than "
+               f"calling the library's own function.")
+    source = (f"def {name}(*args, **kwargs):\n"
+              f"    import sys\n"
+              f"    raise sys.modules[{__name__!r}].LibraryHidden({message!r})\n")
+    namespace = {}
+    exec(compile(source, f"<hidden {qualname}>", "exec"), namespace)
+    return namespace[name].__code__
+
+
+def _resolve(target):
+    """``(module, "name")``, ``("module.path", "name")`` or ``"module.path.name"`` -> (module, name)."""
+    if isinstance(target, str):
+        module_name, _, name = target.rpartition(".")
+        return importlib.import_module(module_name), name
+    module, name = target
+    if isinstance(module, str):
+        module = importlib.import_module(module)
+    return module, name
+
+
+def _unwrap(fn):
+    seen = set()
+    while fn is not None and id(fn) not in seen:
+        seen.add(id(fn))
+        yield fn
+        fn = getattr(fn, "__wrapped__", None)
+
+
+def library_function_passed(fn):
+    """The qualified name of the hidden library function that ``fn`` is (or wraps, or shares code with), else None.
+
+    Only meaningful inside a :func:`hide` block."""
+    for f in _unwrap(fn):
+        code = getattr(f, "__code__", None)
+        for original, qualname, original_code in _HIDDEN.values():
+            if f is original or (code is not None and code is original_code):
+                return qualname
+    return None
+
+
+@contextlib.contextmanager
+def hide(*targets):
+    """Make library functions unavailable inside the block; restore them afterwards, even after an exception.
+
+    Each target is ``(module, "name")`` (e.g. ``(mini_cal.layers, "linear_backward")``), ``("mini_cal.layers",
+    "linear_backward")`` or ``"mini_cal.layers.linear_backward"``. Inside the block, calling the function raises
+    :class:`LibraryHidden`, whichever way the student reached it: through the module attribute, or through a name
+    imported earlier with ``from mini_cal.layers import linear_backward`` (the function object itself is disabled by
+    swapping its code). Passing the library function itself to a checker is caught by :func:`call_student` with a
+    clearer message. Library code that calls a hidden function fails too, so compute reference values first.
+    """
+    patched = []  # (module, name, original attribute, function whose code was swapped or None, its code)
+    try:
+        for target in targets:
+            module, name = _resolve(target)
+            original = getattr(module, name)
+            qualname = f"{module.__name__}.{name}"
+            func = next((f for f in _unwrap(original) if hasattr(f, "__code__")), None)
+            entry = [module, name, original, None, None]
+            patched.append(entry)
+            if func is not None:
+                _HIDDEN[id(func)] = (func, qualname, func.__code__)
+                if func.__closure__ is None:
+                    entry[3], entry[4] = func, func.__code__
+                    func.__code__ = _raising_code(name, qualname)
+
+            def stand_in(*args, _qualname=qualname, **kwargs):
+                raise LibraryHidden(f"{_qualname} is hidden while the checker grades your answer: write it "
+                                    f"yourself rather than calling the library's own function.")
+            setattr(module, name, stand_in)
+        yield
+    finally:
+        for module, name, original, func, code in reversed(patched):
+            if func is not None:
+                func.__code__ = code
+            setattr(module, name, original)
+            for f in _unwrap(original):
+                _HIDDEN.pop(id(f), None)
+
+
+# ------------------------------------------------------------------------------------------- calling a student
+def call_student(fn, *args, where: str = "", **kwargs):
+    """Call the student's ``fn(*args, **kwargs)``; return ``(value, None)`` or ``(None, failure message)``.
+
+    The failure message is one line: "NOT YET: not implemented yet ..." for a stub that still raises
+    NotImplementedError, "FAILED ...: you passed the library's own function" inside a :func:`hide` block, "FAILED
+    ...: your function calls <library function>, which is hidden ..." when it calls a hidden function, or "FAILED
+    ...: your function raised <error> (line ...)" for any other exception.
+    """
+    at = f" {where}" if where else ""
+    if not callable(fn):
+        return None, f"FAILED{at}: expected a function, got {type(fn).__name__}."
+    library = library_function_passed(fn)
+    if library is not None:
+        return None, (f"FAILED{at}: you passed the library's own function {library}; the exercise is to write "
+                      f"it yourself.")
+    try:
+        return fn(*args, **kwargs), None
+    except NotImplementedError as exc:
+        detail = f" ({exc})" if str(exc) else ""
+        return None, f"NOT YET: not implemented yet{detail}. Fill in the stub and run the check again."
+    except LibraryHidden as exc:
+        return None, f"FAILED{at}: your function calls the library's own answer. {exc}"
+    except Exception as exc:  # the student's bug, reported rather than raised
+        return None, f"FAILED{at}: your function raised {type(exc).__name__}: {exc}{_where_raised(exc)}"
+
+
+def checker(fn):
+    """Decorator for a checker: whatever goes wrong inside it (an answer of a form nobody foresaw) becomes a failing
+    Result rather than a traceback, so that a notebook always runs on."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - a checker must never raise
+            frame = traceback.extract_tb(exc.__traceback__)[-1]
+            return Result(False, f"FAILED: the checker could not grade this answer ({type(exc).__name__}: {exc}, "
+                                 f"line {frame.lineno}). Check the form of what your function returns.",
+                          {"exception": exc})
+    return wrapper
+
+
+def _where_raised(exc) -> str:
+    """" (line L: source)" of the last frame in the student's own code (not NumPy's, nor the library's)."""
+    frames = traceback.extract_tb(exc.__traceback__)[1:]  # [0] is call_student itself
+    library = ("site-packages", "/numpy/", "/mini_cal/", "/course/")
+    own = [f for f in frames if not any(part in f.filename for part in library)] or frames
+    if not own:
+        return ""
+    frame = own[-1]
+    return f" (line {frame.lineno}: {frame.line})" if frame.line else f" (line {frame.lineno})"
+
+
+# --------------------------------------------------------------------------------------------- diagnosis
+def rel_error(a, b) -> float:
+    """``||a - b|| / (||a|| + ||b||)`` in float64 (0 when both are zero)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        return float("inf")
+    denom = np.linalg.norm(a) + np.linalg.norm(b)
+    return 0.0 if denom == 0 else float(np.linalg.norm(a - b) / denom)
+
+
+def _close(a, b, tol) -> bool:
+    return np.shape(a) == np.shape(b) and rel_error(a, b) < tol
+
+
+def _hint(hints, key) -> str:
+    text = (hints or {}).get(key)
+    return f" {text}" if text else ""
+
+
+def _near(c, target, tol=1e-3) -> bool:
+    return target != 0 and abs(c - target) <= tol * abs(target)
+
+
+def _permutation(got, expected, tol):
+    """If the rows of ``got`` are those of ``expected`` in another order: the permutation (got[i] = expected[p[i]])."""
+    k = expected.shape[0]
+    scale = np.linalg.norm(expected) + np.linalg.norm(got)
+    if scale == 0:
+        return None
+    perm, used = [], set()
+    for i in range(k):
+        match = next((j for j in range(k) if j not in used
+                      and np.linalg.norm(got[i] - expected[j]) / scale < tol), None)
+        if match is None:
+            return None
+        perm.append(match)
+        used.add(match)
+    return perm
+
+
+def diagnose(got, expected, name: str = "the output", n: int | None = None, hints: dict | None = None,
+             tol: float = TOLERANCE):
+    """``None`` if ``got`` matches ``expected`` (relative error ``||a-b|| / (||a|| + ||b||) < tol``), else ONE
+    sentence naming ``name`` and the likely mistake, followed by the caller's pointer to the concept.
+
+    Recognised, in this order: not an array; a batch axis not summed; transposed shape; wrong shape; NaN or inf;
+    transposed values (square arrays); sign flipped (x -1); a factor N or 1/N (``n``, the batch size); another
+    constant factor; rows (or the entries of a 1-D array, or columns) reversed or permuted; some entries wrong
+    ("k of K entries differ, the largest at index ...").
+
+    ``hints`` maps a kind of mistake to a pointer appended to the sentence; keys: ``"not_array"``, ``"sum_batch"``,
+    ``"shape"``, ``"nan"``, ``"transpose"``, ``"sign"``, ``"scale_n"`` (x N), ``"scale_inv_n"`` (x 1/N), ``"scale"``
+    (another factor), ``"reversed"``, ``"permutation"``, ``"partial"``, and ``"default"`` (used when the specific
+    key is absent).
+    """
+    hints = dict(hints or {})
+    default = hints.get("default", "")
+
+    def say(key, sentence):
+        text = hints.get(key, default)
+        return f"{sentence}{(' ' + text) if text else ''}"
+
+    expected = np.asarray(expected, dtype=np.float64)
+    if got is None:
+        return say("not_array", f"{name} is None: return an array of shape {expected.shape}.")
+    try:
+        got = np.asarray(got, dtype=np.float64)
+    except (TypeError, ValueError):
+        return say("not_array", f"{name} is a {type(got).__name__}, not an array of numbers of shape "
+                                f"{expected.shape}.")
+    if got.shape != expected.shape:
+        if got.ndim == expected.ndim + 1 and got.shape[1:] == expected.shape:
+            summed = _close(got.sum(axis=0), expected, tol)
+            return say("sum_batch", f"{name} has shape {got.shape} but should have shape {expected.shape}: "
+                                    f"{'its sum over the first (batch) axis is right' if summed else 'it has an extra first axis'}.")
+        if got.ndim == 2 and got.shape == expected.shape[::-1]:
+            values = " and its transpose is right" if _close(got.T, expected, tol) else ""
+            return say("transpose", f"{name} has shape {got.shape} but should have shape {expected.shape}: it is "
+                                    f"transposed{values}.")
+        if got.size == expected.size and _close(got.reshape(expected.shape), expected, tol):
+            return say("shape", f"{name} has the right values but shape {got.shape} instead of {expected.shape}.")
+        return say("shape", f"{name} has shape {got.shape} but should have shape {expected.shape}.")
+    bad = ~np.isfinite(got)
+    if bad.any():
+        return say("nan", f"{name} contains {int(bad.sum())} NaN or inf entr{'y' if bad.sum() == 1 else 'ies'} "
+                          f"(first at index {tuple(int(i) for i in np.argwhere(bad)[0])}).")
+    if _close(got, expected, tol):
+        return None
+    if got.ndim == 2 and got.shape[0] == got.shape[1] and _close(got.T, expected, tol):
+        return say("transpose", f"{name} is transposed: its transpose is right.")
+    ee = float(np.sum(expected * expected))
+    if ee > 0:
+        c = float(np.sum(got * expected)) / ee
+        if c != 0 and _close(got, c * expected, tol * 10):
+            if _near(c, -1.0):
+                return say("sign", f"{name} has the wrong sign: it is -1 times the right answer.")
+            if n is not None and n > 1 and _near(c, float(n)):
+                return say("scale_n", f"{name} is N = {n} times too large.")
+            if n is not None and n > 1 and _near(c, 1.0 / n):
+                return say("scale_inv_n", f"{name} is N = {n} times too small (1/N times the right answer).")
+            if n is not None and n > 1 and _near(c, -float(n)):
+                return say("scale_n", f"{name} is -N = -{n} times the right answer (wrong sign and x N).")
+            if n is not None and n > 1 and _near(c, -1.0 / n):
+                return say("scale_inv_n", f"{name} is -1/N times the right answer (wrong sign and / N, N = {n}).")
+            return say("scale", f"{name} is off by a constant factor: it is {c:.3g} times the right answer.")
+    if got.ndim >= 1 and got.shape[0] > 1:
+        axis_word = "rows" if got.ndim >= 2 else "entries"
+        if _close(got[::-1], expected, tol):
+            return say("reversed", f"{name} has its {axis_word} in reversed order.")
+        perm = _permutation(got, expected, tol)
+        if perm is not None:
+            return say("permutation", f"{name} has the right {axis_word} in the wrong order (position i holds "
+                                      f"the answer's entry {perm}[i]).")
+        if got.ndim == 2 and got.shape[1] > 1:
+            if _close(got[:, ::-1], expected, tol):
+                return say("reversed", f"{name} has its columns in reversed order.")
+            perm = _permutation(got.T, expected.T, tol)
+            if perm is not None:
+                return say("permutation", f"{name} has the right columns in the wrong order (column j holds "
+                                          f"the answer's column {perm}[j]).")
+    scale = max(float(np.max(np.abs(expected))), float(np.max(np.abs(got))), 1e-12)
+    diff = np.abs(got - expected)
+    wrong = diff > 1e-6 * scale
+    k = int(wrong.sum())
+    worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape))
+    if 0 < k < got.size:
+        return say("partial", f"{k} of {got.size} entries of {name} differ, the largest at index {worst} "
+                              f"(got {got[worst]:.4g}, expected {expected[worst]:.4g}).")
+    return say("default_all", f"{name} is wrong in every entry (relative error {rel_error(got, expected):.1e}; "
+                              f"at index {worst} got {got[worst]:.4g}, expected {expected[worst]:.4g}).")
+
+
+def compare_outputs(got, expected, names, n: int | None = None, hints: dict | None = None, where: str = "",
+                    tol: float = TOLERANCE):
+    """Check a tuple of outputs ``got`` against ``expected`` (same length as ``names``).
+
+    Returns ``None`` when every output matches, else one "FAILED <where>: <diagnosis>" line for the first wrong
+    output (in the order of ``names``). ``hints`` may be ``{kind: text}`` for all outputs or ``{output name:
+    {kind: text}}`` per output.
+    """
+    at = f" {where}" if where else ""
+    names = tuple(names)
+    if len(names) == 1:  # a single output may come bare or as a 1-tuple
+        got = got if isinstance(got, (tuple, list)) else (got,)
+        expected = expected if isinstance(expected, (tuple, list)) else (expected,)
+    if not isinstance(got, (tuple, list)) or len(got) != len(names):
+        form = f"{len(got)} values" if isinstance(got, (tuple, list)) else f"a {type(got).__name__}"
+        return f"FAILED{at}: expected {len(names)} values {names}, got {form}."
+    for name, g, e in zip(names, got, expected):
+        h = hints.get(name, hints) if isinstance(hints, dict) and isinstance(hints.get(name), dict) else hints
+        message = diagnose(g, e, name=name, n=n, hints=h, tol=tol)
+        if message is not None:
+            return f"FAILED{at}: {message}"
+    return None
+
+
+# ------------------------------------------------------------------------------------------- autograder
+def grade_notebook(path, fast: bool = True, timeout: int = 600) -> dict:
+    """Execute a (student's) notebook in its own folder and collect the verdict of every checker cell.
+
+    Returns ``{exercise: "PASSED" | "FAILED" | "NOT YET" | "no output" | "ERROR"}``, in notebook order; a checker
+    cell is a code cell that calls ``nbXX.check_<exercise>(``. ``fast`` sets MINI_CAL_FAST=1 (the checkers do not
+    depend on it; only the training cells get shorter). The notebook's folder must hold ``course/`` (as the handout
+    does) and mini_cal must be importable.
+    """
+    import os
+    import re
+    from pathlib import Path
+
+    import nbclient
+    import nbformat
+
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    env = {k: v for k, v in os.environ.items() if k != "MINI_CAL_FAST"}
+    if fast:
+        env["MINI_CAL_FAST"] = "1"
+    client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+                                     resources={"metadata": {"path": str(path.parent)}})
+    client.execute(env=env)
+    verdicts = {}
+    for cell in nb.cells:
+        names = re.findall(r"\bnb\d\d\.check_(\w+)\(", cell.source) if cell.cell_type == "code" else []
+        for name in names:
+            text = "".join(o.get("text", "") or o.get("data", {}).get("text/plain", "") for o in cell.outputs)
+            if any(o.get("output_type") == "error" for o in cell.outputs):
+                verdicts[name] = "ERROR"
+            else:
+                verdicts[name] = next((v for v in ("PASSED", "NOT YET", "FAILED") if text.startswith(v)),
+                                      "no output")
+    return verdicts
+
+
+def main(argv=None) -> int:
+    """``python -m course.grading NOTEBOOK.ipynb ...`` (from the notebooks' folder): one line per exercise."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Grade the exercises of executed student notebooks.")
+    parser.add_argument("notebooks", nargs="+")
+    parser.add_argument("--full", action="store_true", help="run in default mode instead of MINI_CAL_FAST=1")
+    args = parser.parse_args(argv)
+    total = passed_count = 0
+    for nb_path in args.notebooks:
+        verdicts = grade_notebook(nb_path, fast=not args.full)
+        for name, verdict in verdicts.items():
+            print(f"{nb_path}\t{name}\t{verdict}")
+        total += len(verdicts)
+        passed_count += sum(v == "PASSED" for v in verdicts.values())
+    print(f"passed {passed_count} of {total} exercises")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
