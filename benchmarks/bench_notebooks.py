@@ -11,6 +11,7 @@ mini_cal runs single-threaded; and the number of code cells), the total, and the
 shared machine the load says more about a wall time than the wall time itself. Budget (issue 13): at most 60 s per
 notebook in default mode on an idle 2-core machine, and 5 minutes for the whole course. Exits 1 if any cell raised.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,8 +55,13 @@ def run(path: Path, workdir: Path, fast: bool, timeout: float):
     if fast:
         env["MINI_CAL_FAST"] = "1"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    client = nbclient.NotebookClient(nb, timeout=int(timeout), kernel_name="python3", allow_errors=True,
-                                     resources={"metadata": {"path": str(workdir)}})
+    client = nbclient.NotebookClient(
+        nb,
+        timeout=int(timeout),
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(workdir)}},
+    )
     t0, c0 = time.perf_counter(), os.times()
     errors = []
     try:
@@ -76,8 +82,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fast", action="store_true", help="set MINI_CAL_FAST=1 (fewer seeds and epochs)")
     parser.add_argument("--only", default="", help="comma-separated notebook name prefixes, e.g. 01,04")
-    parser.add_argument("--no-solutions", action="store_true",
-                        help="run a copy without tutorials/solutions, answers/ and TEACHING.md (the handout)")
+    parser.add_argument(
+        "--no-solutions",
+        action="store_true",
+        help="run a copy without tutorials/solutions, answers/ and TEACHING.md (the handout)",
+    )
     parser.add_argument("--timeout", type=float, default=600, help="seconds allowed per cell (default 600)")
     args = parser.parse_args(argv)
 
@@ -87,10 +96,13 @@ def main(argv=None) -> int:
         print("no notebooks matched", file=sys.stderr)
         return 2
     mode = "fast (MINI_CAL_FAST=1)" if args.fast else "default"
-    print(f"mode: {mode}{', without solutions/' if args.no_solutions else ''}; cores: {os.cpu_count()}; "
-          f"load average before: {load()}")
-    skip = ("__pycache__", ".ipynb_checkpoints") + (("solutions", "answers", "TEACHING.md") if args.no_solutions
-                                                   else ())
+    print(
+        f"mode: {mode}{', without solutions/' if args.no_solutions else ''}; cores: {os.cpu_count()}; "
+        f"load average before: {load()}"
+    )
+    skip = ("__pycache__", ".ipynb_checkpoints") + (
+        ("solutions", "answers", "TEACHING.md") if args.no_solutions else ()
+    )
     rows, failed = [], False
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp) / "tutorials"
@@ -104,8 +116,10 @@ def main(argv=None) -> int:
             for e in errors:
                 print(f"    {e}")
             if numpy_first(path):
-                print("    note: its first cell loads NumPy before mini_cal, so BLAS runs multi-threaded "
-                      "(2 to 4 times the CPU); import mini_cal first")
+                print(
+                    "    note: its first cell loads NumPy before mini_cal, so BLAS runs multi-threaded "
+                    "(2 to 4 times the CPU); import mini_cal first"
+                )
             failed |= bool(errors)
             rows.append((wall, cpu))
     total, total_cpu = sum(r[0] for r in rows), sum(r[1] for r in rows)

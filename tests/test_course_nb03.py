@@ -1,5 +1,6 @@
 """tutorials/course/nb03.py: every checker of notebook 03 accepts its solution, says "not implemented" for the stub,
 refuses the library's own function, and names typical wrong answers, each with its own message."""
+
 import math
 import os
 import sys
@@ -10,17 +11,22 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tutorials"))
 
 from course import nb03  # noqa: E402
-from mini_cal import contribution as C  # noqa: E402
-from mini_cal import layers as L  # noqa: E402
 from solutions.coalition_values import coalition_values  # noqa: E402
 from solutions.confidence import confidence  # noqa: E402
 from solutions.contribution_weights import contribution_weights  # noqa: E402
 from solutions.shapley_three import shapley_three  # noqa: E402
 from solutions.shapley_two import shapley_two  # noqa: E402
 
-CHECKS = [(nb03.check_coalition_values, coalition_values), (nb03.check_shapley_two, shapley_two),
-          (nb03.check_shapley_three, shapley_three), (nb03.check_confidence, confidence),
-          (nb03.check_contribution_weights, contribution_weights)]
+from mini_cal import contribution as C  # noqa: E402
+from mini_cal import layers as L  # noqa: E402
+
+CHECKS = [
+    (nb03.check_coalition_values, coalition_values),
+    (nb03.check_shapley_two, shapley_two),
+    (nb03.check_shapley_three, shapley_three),
+    (nb03.check_confidence, confidence),
+    (nb03.check_contribution_weights, contribution_weights),
+]
 
 
 def stub(*args):
@@ -36,15 +42,23 @@ def test_solution_passes_stub_is_not_implemented(check, solution):
     assert not result.passed and "not implemented" in result.message
 
 
-@pytest.mark.parametrize("check, library", [
-    (nb03.check_coalition_values, lambda shares, b, y, h: {S: C.coalition_value(
-        sum((shares[m] for m in S), np.zeros_like(shares[0])) + b, y, h) for S in C.all_coalitions(len(shares))}),
-    (nb03.check_shapley_two, lambda v: C.shapley(v, 2)),
-    (nb03.check_shapley_three, lambda v: C.shapley(v, 3)),
-    (nb03.check_confidence, C.confidence),
-    (nb03.check_confidence, lambda logits, k: 1 - float(np.mean(L.entropy(logits))) / math.log(k)),
-    (nb03.check_contribution_weights, lambda I, D, T: C.softmax_weights(np.asarray(I) * D, T)),
-])
+@pytest.mark.parametrize(
+    "check, library",
+    [
+        (
+            nb03.check_coalition_values,
+            lambda shares, b, y, h: {
+                S: C.coalition_value(sum((shares[m] for m in S), np.zeros_like(shares[0])) + b, y, h)
+                for S in C.all_coalitions(len(shares))
+            },
+        ),
+        (nb03.check_shapley_two, lambda v: C.shapley(v, 2)),
+        (nb03.check_shapley_three, lambda v: C.shapley(v, 3)),
+        (nb03.check_confidence, C.confidence),
+        (nb03.check_confidence, lambda logits, k: 1 - float(np.mean(L.entropy(logits))) / math.log(k)),
+        (nb03.check_contribution_weights, lambda I, D, T: C.softmax_weights(np.asarray(I) * D, T)),
+    ],
+)
 def test_library_function_fails(check, library):
     result = check(library)
     assert not result.passed
@@ -58,6 +72,7 @@ def test_library_is_restored_after_grading():
 
 def _with(fn, **changes):
     """A wrong coalition_values: the solution's formula with one piece changed."""
+
     def wrong(shares, bias, y, h_y):
         values = {}
         M = len(shares)
@@ -72,18 +87,25 @@ def _with(fn, **changes):
             ce = -np.sum(y * logp) / (1 if changes.get("sum") else logits.shape[0])
             values[S] = fn(h_y, ce)
         return values
+
     return wrong
 
 
-@pytest.mark.parametrize("wrong, words", [
-    (_with(lambda h, ce: ce - h), "wrong sign"),
-    (_with(lambda h, ce: -ce), "left out H(Y)"),
-    (_with(lambda h, ce: h - ce, bits=True), "in bits"),
-    (_with(lambda h, ce: h - ce, sum=True), "SUM over the samples"),
-    (_with(lambda h, ce: h - ce, no_bias=True), "leave out the head's bias"),
-    (_with(lambda h, ce: h - ce, reversed=True), "reversed order"),
-    (lambda shares, b, y, h: {str(k): v for k, v in coalition_values(shares, b, y, h).items()}, "lacks the coalition"),
-])
+@pytest.mark.parametrize(
+    "wrong, words",
+    [
+        (_with(lambda h, ce: ce - h), "wrong sign"),
+        (_with(lambda h, ce: -ce), "left out H(Y)"),
+        (_with(lambda h, ce: h - ce, bits=True), "in bits"),
+        (_with(lambda h, ce: h - ce, sum=True), "SUM over the samples"),
+        (_with(lambda h, ce: h - ce, no_bias=True), "leave out the head's bias"),
+        (_with(lambda h, ce: h - ce, reversed=True), "reversed order"),
+        (
+            lambda shares, b, y, h: {str(k): v for k, v in coalition_values(shares, b, y, h).items()},
+            "lacks the coalition",
+        ),
+    ],
+)
 def test_coalition_values_mistakes(wrong, words):
     result = nb03.check_coalition_values(wrong)
     assert not result.passed and words in result.message, result.message
@@ -97,32 +119,39 @@ def _shapley_weighted(M, weight, sign=1.0):
                 if m not in S:
                     phi[m] += weight(len(S)) * sign * (v[tuple(sorted(S + (m,)))] - v[S])
         return phi
+
     return fn
 
 
-@pytest.mark.parametrize("wrong, words", [
-    (lambda v: shapley_two(v)[::-1], "reversed modality order"),
-    (_shapley_weighted(2, lambda s: 1.0), "M! times too large"),
-    (lambda v: [-x for x in shapley_two(v)], "wrong sign"),
-    (lambda v: [v[(m,)] - v[()] for m in range(2)], "worth alone"),
-    (lambda v: [v[(0, 1)] - v[(1 - m,)] for m in range(2)], "leave-one-out"),
-    (lambda v: [0.5 * v[(m,)] + 0.5 * (v[(0, 1)] - v[(1 - m,)]) for m in range(2)], "left out v({})"),
-    (lambda v: [0.3 * x for x in shapley_two(v)], "Efficiency fails"),
-    (lambda v: [1.0], "expected 2 numbers"),
-])
+@pytest.mark.parametrize(
+    "wrong, words",
+    [
+        (lambda v: shapley_two(v)[::-1], "reversed modality order"),
+        (_shapley_weighted(2, lambda s: 1.0), "M! times too large"),
+        (lambda v: [-x for x in shapley_two(v)], "wrong sign"),
+        (lambda v: [v[(m,)] - v[()] for m in range(2)], "worth alone"),
+        (lambda v: [v[(0, 1)] - v[(1 - m,)] for m in range(2)], "leave-one-out"),
+        (lambda v: [0.5 * v[(m,)] + 0.5 * (v[(0, 1)] - v[(1 - m,)]) for m in range(2)], "left out v({})"),
+        (lambda v: [0.3 * x for x in shapley_two(v)], "Efficiency fails"),
+        (lambda v: [1.0], "expected 2 numbers"),
+    ],
+)
 def test_shapley_two_mistakes(wrong, words):
     result = nb03.check_shapley_two(wrong)
     assert not result.passed and words in result.message, result.message
 
 
-@pytest.mark.parametrize("wrong, words", [
-    (lambda v: shapley_three(v)[::-1], "reversed modality order"),
-    (lambda v: [shapley_three(v)[i] for i in (2, 0, 1)], "permuted"),
-    (_shapley_weighted(3, lambda s: 1 / 4), "equal weights"),
-    (_shapley_weighted(3, lambda s: math.factorial(s) * math.factorial(2 - s)), "M! times too large"),
-    (_shapley_weighted(3, lambda s: 1.0), "without the Shapley weights"),
-    (_shapley_weighted(3, lambda s: math.factorial(s) * math.factorial(2 - s) / 6, sign=-1.0), "wrong sign"),
-])
+@pytest.mark.parametrize(
+    "wrong, words",
+    [
+        (lambda v: shapley_three(v)[::-1], "reversed modality order"),
+        (lambda v: [shapley_three(v)[i] for i in (2, 0, 1)], "permuted"),
+        (_shapley_weighted(3, lambda s: 1 / 4), "equal weights"),
+        (_shapley_weighted(3, lambda s: math.factorial(s) * math.factorial(2 - s)), "M! times too large"),
+        (_shapley_weighted(3, lambda s: 1.0), "without the Shapley weights"),
+        (_shapley_weighted(3, lambda s: math.factorial(s) * math.factorial(2 - s) / 6, sign=-1.0), "wrong sign"),
+    ],
+)
 def test_shapley_three_mistakes(wrong, words):
     result = nb03.check_shapley_three(wrong)
     assert not result.passed and words in result.message, result.message
@@ -134,16 +163,42 @@ def _entropy(logits, log=np.log):
     return -np.sum(np.where(p > 0, p * log(np.where(p > 0, p, 1)), 0), axis=1)
 
 
-@pytest.mark.parametrize("wrong, words", [
-    (lambda lg, k: float(_entropy(lg).mean() / math.log(k)), "ONE MINUS"),
-    (lambda lg, k: float(1 - _entropy(lg).mean()), "not normalised"),
-    (lambda lg, k: float(1 - _entropy(lg, np.log2).mean() / math.log(k)), "mixes logarithm bases"),
-    (lambda lg, k: 1 - _entropy(lg) / math.log(k), "average the per-sample"),
-    (lambda lg, k: float(1 - np.mean(-np.sum(np.exp(lg) / np.exp(lg).sum(1, keepdims=True) * np.log(
-        np.exp(lg) / np.exp(lg).sum(1, keepdims=True)), axis=1)) / math.log(k)), "NaN"),
-    (lambda lg, k: float(np.mean(np.max(np.exp(lg - lg.max(1, keepdims=True)) / np.exp(
-        lg - lg.max(1, keepdims=True)).sum(1, keepdims=True), axis=1))), "largest probability"),
-])
+@pytest.mark.parametrize(
+    "wrong, words",
+    [
+        (lambda lg, k: float(_entropy(lg).mean() / math.log(k)), "ONE MINUS"),
+        (lambda lg, k: float(1 - _entropy(lg).mean()), "not normalised"),
+        (lambda lg, k: float(1 - _entropy(lg, np.log2).mean() / math.log(k)), "mixes logarithm bases"),
+        (lambda lg, k: 1 - _entropy(lg) / math.log(k), "average the per-sample"),
+        (
+            lambda lg, k: float(
+                1
+                - np.mean(
+                    -np.sum(
+                        np.exp(lg)
+                        / np.exp(lg).sum(1, keepdims=True)
+                        * np.log(np.exp(lg) / np.exp(lg).sum(1, keepdims=True)),
+                        axis=1,
+                    )
+                )
+                / math.log(k)
+            ),
+            "NaN",
+        ),
+        (
+            lambda lg, k: float(
+                np.mean(
+                    np.max(
+                        np.exp(lg - lg.max(1, keepdims=True))
+                        / np.exp(lg - lg.max(1, keepdims=True)).sum(1, keepdims=True),
+                        axis=1,
+                    )
+                )
+            ),
+            "largest probability",
+        ),
+    ],
+)
 def test_confidence_mistakes(wrong, words):
     with np.errstate(all="ignore"):
         result = nb03.check_confidence(wrong)
@@ -155,15 +210,18 @@ def _softmax(a):
     return e / e.sum()
 
 
-@pytest.mark.parametrize("wrong, words", [
-    (lambda I, D, T: _softmax(np.asarray(I) * D), "ignores the temperature"),
-    (lambda I, D, T: _softmax(np.asarray(I) * D / T), "divided the score by the temperature"),
-    (lambda I, D, T: _softmax(T * (np.asarray(I) + D)), "I + D"),
-    (lambda I, D, T: _softmax(-T * np.asarray(I) * D), "LOWER score"),
-    (lambda I, D, T: contribution_weights(I, D, T)[::-1], "reversed modality order"),
-    (lambda I, D, T: np.exp(T * np.asarray(I) * D), "do not sum to 1"),
-    (lambda I, D, T: np.exp(T * np.asarray(I) * D) / np.exp(T * np.asarray(I) * D).sum(), "NaN"),
-])
+@pytest.mark.parametrize(
+    "wrong, words",
+    [
+        (lambda I, D, T: _softmax(np.asarray(I) * D), "ignores the temperature"),
+        (lambda I, D, T: _softmax(np.asarray(I) * D / T), "divided the score by the temperature"),
+        (lambda I, D, T: _softmax(T * (np.asarray(I) + D)), "I + D"),
+        (lambda I, D, T: _softmax(-T * np.asarray(I) * D), "LOWER score"),
+        (lambda I, D, T: contribution_weights(I, D, T)[::-1], "reversed modality order"),
+        (lambda I, D, T: np.exp(T * np.asarray(I) * D), "do not sum to 1"),
+        (lambda I, D, T: np.exp(T * np.asarray(I) * D) / np.exp(T * np.asarray(I) * D).sum(), "NaN"),
+    ],
+)
 def test_contribution_weights_mistakes(wrong, words):
     with np.errstate(all="ignore"):
         result = nb03.check_contribution_weights(wrong)

@@ -1,6 +1,7 @@
 """tutorials/course/nb04.py: every checker of notebook 04 accepts its solution, says "not implemented" for the stub,
 refuses the library's own function, and names typical wrong answers, each with its own message; the
 learning-rate experiment and the results file behave as notebook 04 says."""
+
 import math
 import os
 import sys
@@ -11,15 +12,20 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tutorials"))
 
 from course import nb04  # noqa: E402
-from mini_cal.data import load_preset  # noqa: E402
-from mini_cal.methods import arl, ogm_ge  # noqa: E402
 from solutions.arl_weights import arl_weights  # noqa: E402
 from solutions.cal_coefficients import accelerate  # noqa: E402
 from solutions.ge_noise import ge_noise  # noqa: E402
 from solutions.ogm_k import ogm_k  # noqa: E402
 
-CHECKS = [(nb04.check_acceleration, accelerate), (nb04.check_ogm_k, ogm_k), (nb04.check_ge_noise, ge_noise),
-          (nb04.check_arl_weights, arl_weights)]
+from mini_cal.data import load_preset  # noqa: E402
+from mini_cal.methods import arl, ogm_ge  # noqa: E402
+
+CHECKS = [
+    (nb04.check_acceleration, accelerate),
+    (nb04.check_ogm_k, ogm_k),
+    (nb04.check_ge_noise, ge_noise),
+    (nb04.check_arl_weights, arl_weights),
+]
 
 
 def stub(*args, **kwargs):
@@ -34,13 +40,16 @@ def test_solution_passes_stub_is_not_implemented(check, solution):
     assert not result.passed and "not implemented" in result.message
 
 
-@pytest.mark.parametrize("check, library", [
-    (nb04.check_acceleration, nb04.library_accelerate),
-    (nb04.check_ogm_k, ogm_ge.modulation_coefficient),
-    (nb04.check_ogm_k, lambda rho, alpha, variant="paper": ogm_ge.modulation_coefficient(rho, alpha, variant)),
-    (nb04.check_arl_weights, arl.arl_weights),
-    (nb04.check_arl_weights, lambda c, H, T=1.0, h=0.3: arl.arl_weights(c, H, T, h)),
-])
+@pytest.mark.parametrize(
+    "check, library",
+    [
+        (nb04.check_acceleration, nb04.library_accelerate),
+        (nb04.check_ogm_k, ogm_ge.modulation_coefficient),
+        (nb04.check_ogm_k, lambda rho, alpha, variant="paper": ogm_ge.modulation_coefficient(rho, alpha, variant)),
+        (nb04.check_arl_weights, arl.arl_weights),
+        (nb04.check_arl_weights, lambda c, H, T=1.0, h=0.3: arl.arl_weights(c, H, T, h)),
+    ],
+)
 def test_library_function_fails(check, library):
     result = check(library)
     assert not result.passed and "library's own" in result.message, result.message
@@ -53,6 +62,7 @@ def _scale(coef):
             for key in keys:
                 out[key] = grads[key] * coef(np.asarray(W), m)
         return out
+
     return fn
 
 
@@ -61,13 +71,16 @@ def _head_too(grads, branch_keys, W):
     return {k: (v if any(k in keys for keys in branch_keys) else 1.5 * v) for k, v in out.items()}
 
 
-@pytest.mark.parametrize("wrong, words", [
-    (_scale(lambda W, m: W[m]), "multiplied branch m by W^m"),
-    (_scale(lambda W, m: 1 - W[m]), "1 - W^m"),
-    (_scale(lambda W, m: 1 + W[::-1][m]), "reversed modality order"),
-    (_head_too, "head"),
-    (lambda g, bk, W: {k: v for k, v in accelerate(g, bk, W).items() if k.startswith("b")}, "lacks the key"),
-])
+@pytest.mark.parametrize(
+    "wrong, words",
+    [
+        (_scale(lambda W, m: W[m]), "multiplied branch m by W^m"),
+        (_scale(lambda W, m: 1 - W[m]), "1 - W^m"),
+        (_scale(lambda W, m: 1 + W[::-1][m]), "reversed modality order"),
+        (_head_too, "head"),
+        (lambda g, bk, W: {k: v for k, v in accelerate(g, bk, W).items() if k.startswith("b")}, "lacks the key"),
+    ],
+)
 def test_acceleration_mistakes(wrong, words):
     result = nb04.check_acceleration(wrong)
     assert not result.passed and words in result.message, result.message
@@ -76,32 +89,39 @@ def test_acceleration_mistakes(wrong, words):
 def _k(rule):
     def fn(rho, alpha, variant="paper"):
         return rule(rho, alpha, variant)
+
     return fn
 
 
-@pytest.mark.parametrize("wrong, words", [
-    (_k(lambda r, a, v: 1.0 if r <= 1 else 1 - math.tanh(a * (r - 1))), "no jump"),
-    (_k(lambda r, a, v: 1.0 if r <= 1 else 1 - math.tanh(a * r)), "jumps at rho = 1"),
-    (_k(lambda r, a, v: 1 - math.tanh(a * (r if v == "paper" else r - 1))), "rho <= 1 too"),
-    (_k(lambda r, a, v: 1.0 if r < 1 else 1 - math.tanh(a * (r if v == "paper" else r - 1))), "at rho = 1 exactly"),
-    (_k(lambda r, a, v: 1.0 if r <= 1 else math.tanh(a * (r if v == "paper" else r - 1))), "fraction REMOVED"),
-    (_k(lambda r, a, v: 1.0 if r <= 1 else 1 - math.tanh(r if v == "paper" else r - 1)), "ignores alpha"),
-    (_k(lambda r, a, v: [1.0, 2.0]), "expected one number"),
-])
+@pytest.mark.parametrize(
+    "wrong, words",
+    [
+        (_k(lambda r, a, v: 1.0 if r <= 1 else 1 - math.tanh(a * (r - 1))), "no jump"),
+        (_k(lambda r, a, v: 1.0 if r <= 1 else 1 - math.tanh(a * r)), "jumps at rho = 1"),
+        (_k(lambda r, a, v: 1 - math.tanh(a * (r if v == "paper" else r - 1))), "rho <= 1 too"),
+        (_k(lambda r, a, v: 1.0 if r < 1 else 1 - math.tanh(a * (r if v == "paper" else r - 1))), "at rho = 1 exactly"),
+        (_k(lambda r, a, v: 1.0 if r <= 1 else math.tanh(a * (r if v == "paper" else r - 1))), "fraction REMOVED"),
+        (_k(lambda r, a, v: 1.0 if r <= 1 else 1 - math.tanh(r if v == "paper" else r - 1)), "ignores alpha"),
+        (_k(lambda r, a, v: [1.0, 2.0]), "expected one number"),
+    ],
+)
 def test_ogm_k_mistakes(wrong, words):
     result = nb04.check_ogm_k(wrong)
     assert not result.passed and words in result.message, result.message
 
 
-@pytest.mark.parametrize("wrong, words", [
-    (lambda g, k, e: k * g + np.std(k * g) * e, "UN-modulated"),
-    (lambda g, k, e: k * g + np.var(g) * e, "VARIANCE"),
-    (lambda g, k, e: g + np.std(g) * e, "instead of k g"),
-    (lambda g, k, e: k * g, "without noise"),
-    (lambda g, k, e: k * g + e, "eps itself"),
-    (lambda g, k, e: k * g + np.abs(g) * e, "ONE standard deviation"),
-    (lambda g, k, e: (k * g + np.std(g) * e).ravel(), "shape"),
-])
+@pytest.mark.parametrize(
+    "wrong, words",
+    [
+        (lambda g, k, e: k * g + np.std(k * g) * e, "UN-modulated"),
+        (lambda g, k, e: k * g + np.var(g) * e, "VARIANCE"),
+        (lambda g, k, e: g + np.std(g) * e, "instead of k g"),
+        (lambda g, k, e: k * g, "without noise"),
+        (lambda g, k, e: k * g + e, "eps itself"),
+        (lambda g, k, e: k * g + np.abs(g) * e, "ONE standard deviation"),
+        (lambda g, k, e: (k * g + np.std(g) * e).ravel(), "shape"),
+    ],
+)
 def test_ge_noise_mistakes(wrong, words):
     result = nb04.check_ge_noise(wrong)
     assert not result.passed and words in result.message, result.message
@@ -110,17 +130,21 @@ def test_ge_noise_mistakes(wrong, words):
 def _arl(**kw):
     def fn(c, H, temperature=1.0, h_floor=0.3):
         return nb04._arl_variant(c, H, temperature, h_floor, **kw)
+
     return fn
 
 
-@pytest.mark.parametrize("wrong, words", [
-    (_arl(own=True), "OWN logit size"),
-    (_arl(floor=False), "not clamped"),
-    (_arl(floor_raw=True), "clamped the raw"),
-    (_arl(inverse=False), "INVERSE"),
-    (_arl(use_T=False), "ignores the temperature"),
-    (lambda c, H, T=1.0, h=0.3: arl_weights(c, H, T, h)[::-1], "reversed modality order"),
-])
+@pytest.mark.parametrize(
+    "wrong, words",
+    [
+        (_arl(own=True), "OWN logit size"),
+        (_arl(floor=False), "not clamped"),
+        (_arl(floor_raw=True), "clamped the raw"),
+        (_arl(inverse=False), "INVERSE"),
+        (_arl(use_T=False), "ignores the temperature"),
+        (lambda c, H, T=1.0, h=0.3: arl_weights(c, H, T, h)[::-1], "reversed modality order"),
+    ],
+)
 def test_arl_weights_mistakes(wrong, words):
     result = nb04.check_arl_weights(wrong)
     assert not result.passed and words in result.message, result.message
@@ -143,6 +167,7 @@ def test_gradient_scaling_is_learning_rate_scaling_only_under_plain_sgd():
 
     def in_place(grads, branch_keys, W):  # a student's scaling that changes grads and returns None
         grads.update(accelerate(grads, branch_keys, W))
+
     assert nb04.lr_experiment(in_place, ds, "SGD, momentum 0.9", steps=10)["max_rel_diff"] < 1e-12
 
 

@@ -1,5 +1,6 @@
 """Notebook 05's checkers: each accepts its solution, reports a stub as unfinished, refuses the library's own
 function, and tells typical wrong answers apart with different messages."""
+
 import sys
 from pathlib import Path
 
@@ -35,7 +36,7 @@ def fwd_no_shift(h, w_mu, b_mu, w_s, b_s, eps=None, sigma_min=1e-4, shift=5.0):
 
 def fwd_variance(h, w_mu, b_mu, w_s, b_s, eps=None, sigma_min=1e-4, shift=5.0):
     mu, sigma = h @ w_mu + b_mu, softplus(h @ w_s + b_s - shift) + sigma_min
-    return (mu if eps is None else mu + sigma ** 2 * eps), mu, sigma
+    return (mu if eps is None else mu + sigma**2 * eps), mu, sigma
 
 
 def fwd_noise_in_eval(h, w_mu, b_mu, w_s, b_s, eps=None, sigma_min=1e-4, shift=5.0):
@@ -55,27 +56,27 @@ def fwd_unstable(h, w_mu, b_mu, w_s, b_s, eps=None, sigma_min=1e-4, shift=5.0):
 
 
 def kl_sum_batch(mu, sigma):
-    return 0.5 * np.sum(mu ** 2 + sigma ** 2 - np.log(sigma ** 2) - 1.0)
+    return 0.5 * np.sum(mu**2 + sigma**2 - np.log(sigma**2) - 1.0)
 
 
 def kl_mean_all(mu, sigma):
-    return 0.5 * np.mean(mu ** 2 + sigma ** 2 - np.log(sigma ** 2) - 1.0)
+    return 0.5 * np.mean(mu**2 + sigma**2 - np.log(sigma**2) - 1.0)
 
 
 def kl_no_half(mu, sigma):
-    return np.sum(mu ** 2 + sigma ** 2 - np.log(sigma ** 2) - 1.0) / mu.shape[0]
+    return np.sum(mu**2 + sigma**2 - np.log(sigma**2) - 1.0) / mu.shape[0]
 
 
 def kl_log_sigma(mu, sigma):
-    return 0.5 * np.sum(mu ** 2 + sigma ** 2 - np.log(sigma) - 1.0) / mu.shape[0]
+    return 0.5 * np.sum(mu**2 + sigma**2 - np.log(sigma) - 1.0) / mu.shape[0]
 
 
 def kl_no_minus_one(mu, sigma):
-    return 0.5 * np.sum(mu ** 2 + sigma ** 2 - np.log(sigma ** 2)) / mu.shape[0]
+    return 0.5 * np.sum(mu**2 + sigma**2 - np.log(sigma**2)) / mu.shape[0]
 
 
 def kl_per_sample(mu, sigma):
-    return 0.5 * np.sum(mu ** 2 + sigma ** 2 - np.log(sigma ** 2) - 1.0, axis=1)
+    return 0.5 * np.sum(mu**2 + sigma**2 - np.log(sigma**2) - 1.0, axis=1)
 
 
 def klb_no_n(dkl, cache):
@@ -90,7 +91,7 @@ def klb_no_dkl(dkl, cache):
 
 def klb_dkl_squared(dkl, cache):
     mu, sigma = cache
-    return dkl ** 2 * mu / len(mu), dkl ** 2 * (sigma - 1 / sigma) / len(mu)
+    return dkl**2 * mu / len(mu), dkl**2 * (sigma - 1 / sigma) / len(mu)
 
 
 def klb_forgot_term(dkl, cache):
@@ -139,20 +140,58 @@ def betas_reversed(W, beta0):
 
 
 CHECKS = [
-    (nb05.check_bottleneck_forward, bottleneck_forward, L.gaussian_bottleneck_forward, [
-        (fwd_no_shift, "ignores the shift"), (fwd_variance, "sigma^2 * eps"), (fwd_noise_in_eval, "must be the mean"),
-        (fwd_hardcoded, "in case 'shift 1 and sigma_min 0.01'"), (fwd_unstable, "NaN or inf")]),
-    (nb05.check_kl_forward, kl_forward, L.gaussian_kl_forward, [
-        (kl_sum_batch, "N = 4 times too large"), (kl_mean_all, "Z = 3 times too small"), (kl_no_half, "twice"),
-        (kl_log_sigma, "log sigma^2"), (kl_no_minus_one, "misses the -1"), (kl_per_sample, "expected one number")]),
-    (nb05.check_kl_backward, kl_backward, L.gaussian_kl_backward, [
-        (klb_no_n, "N = 4 times too large"), (klb_no_dkl, "not multiplied by the upstream gradient"),
-        (klb_dkl_squared, "dkl squared"), (klb_forgot_term, "misses a term"), (klb_sign, "wrong sign"),
-        (klb_swapped, "(dsigma, dmu)"), (klb_log_sigma, "differentiated log sigma"), (klb_plus, "minus sign"),
-        (klb_twice_mu, "dmu is twice")]),
-    (nb05.check_bottleneck_betas, bottleneck_betas, cal.bottleneck_betas, [
-        (betas_high, "HIGH-contribution"), (betas_no_norm, "too small by M/(M-1)"),
-        (betas_no_div, "M-1 times too large"), (betas_reversed, "reversed order")]),
+    (
+        nb05.check_bottleneck_forward,
+        bottleneck_forward,
+        L.gaussian_bottleneck_forward,
+        [
+            (fwd_no_shift, "ignores the shift"),
+            (fwd_variance, "sigma^2 * eps"),
+            (fwd_noise_in_eval, "must be the mean"),
+            (fwd_hardcoded, "in case 'shift 1 and sigma_min 0.01'"),
+            (fwd_unstable, "NaN or inf"),
+        ],
+    ),
+    (
+        nb05.check_kl_forward,
+        kl_forward,
+        L.gaussian_kl_forward,
+        [
+            (kl_sum_batch, "N = 4 times too large"),
+            (kl_mean_all, "Z = 3 times too small"),
+            (kl_no_half, "twice"),
+            (kl_log_sigma, "log sigma^2"),
+            (kl_no_minus_one, "misses the -1"),
+            (kl_per_sample, "expected one number"),
+        ],
+    ),
+    (
+        nb05.check_kl_backward,
+        kl_backward,
+        L.gaussian_kl_backward,
+        [
+            (klb_no_n, "N = 4 times too large"),
+            (klb_no_dkl, "not multiplied by the upstream gradient"),
+            (klb_dkl_squared, "dkl squared"),
+            (klb_forgot_term, "misses a term"),
+            (klb_sign, "wrong sign"),
+            (klb_swapped, "(dsigma, dmu)"),
+            (klb_log_sigma, "differentiated log sigma"),
+            (klb_plus, "minus sign"),
+            (klb_twice_mu, "dmu is twice"),
+        ],
+    ),
+    (
+        nb05.check_bottleneck_betas,
+        bottleneck_betas,
+        cal.bottleneck_betas,
+        [
+            (betas_high, "HIGH-contribution"),
+            (betas_no_norm, "too small by M/(M-1)"),
+            (betas_no_div, "M-1 times too large"),
+            (betas_reversed, "reversed order"),
+        ],
+    ),
 ]
 
 

@@ -1,5 +1,6 @@
 """Notebook 06's checkers: each accepts its solution, reports a stub as unfinished, refuses the library's own
 function, and tells typical wrong answers apart with different messages."""
+
 import sys
 from pathlib import Path
 
@@ -27,8 +28,14 @@ def library_attack(x, eps, seed=0, p_attack=0.5):
     return xs[0], mask
 
 
-def make_attack(scale=lambda x: x.std(axis=0, keepdims=True), level=lambda eps: eps / 10 * C, reseed=False,
-                p_fixed=None, in_place=False, draw=lambda rng, shape: rng.standard_normal(shape)):
+def make_attack(
+    scale=lambda x: x.std(axis=0, keepdims=True),
+    level=lambda eps: eps / 10 * C,
+    reseed=False,
+    p_fixed=None,
+    in_place=False,
+    draw=lambda rng, shape: rng.standard_normal(shape),
+):
     def fn(x, eps, seed=0, p_attack=0.5):
         rng = np.random.default_rng([seed, eps] if reseed else seed)
         attacked = rng.random(len(x)) < (p_fixed if p_fixed is not None else p_attack)
@@ -36,6 +43,7 @@ def make_attack(scale=lambda x: x.std(axis=0, keepdims=True), level=lambda eps: 
         out = x if in_place else x.copy()
         out[attacked] = (x + level(eps) * scale(x) * z)[attacked]
         return out, attacked
+
     return fn
 
 
@@ -82,13 +90,23 @@ def auc_unit_steps(levels, accs):
     return float(np.sum((accs[1:] + accs[:-1]) / 2) / (levels[-1] - levels[0]))
 
 
-WRONG_AUCS = [(auc_raw, "raw area"), (auc_mean, "mean of the accuracies"), (auc_by_count, "number of levels"),
-              (auc_left, "left rectangles"), (auc_unit_steps, "ignores the spacing")]
+WRONG_AUCS = [
+    (auc_raw, "raw area"),
+    (auc_mean, "mean of the accuracies"),
+    (auc_by_count, "number of levels"),
+    (auc_left, "left rectangles"),
+    (auc_unit_steps, "ignores the spacing"),
+]
 
 
-@pytest.mark.parametrize("check, solution, library, wrong", [
-    (nb06.check_gaussian_attack, gaussian_attack, library_attack, WRONG_ATTACKS),
-    (nb06.check_auc, auc, noise.auc, WRONG_AUCS)], ids=["gaussian_attack", "auc"])
+@pytest.mark.parametrize(
+    "check, solution, library, wrong",
+    [
+        (nb06.check_gaussian_attack, gaussian_attack, library_attack, WRONG_ATTACKS),
+        (nb06.check_auc, auc, noise.auc, WRONG_AUCS),
+    ],
+    ids=["gaussian_attack", "auc"],
+)
 def test_checker(check, solution, library, wrong):
     result = check(solution)
     assert result.passed, result.message

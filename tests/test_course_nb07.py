@@ -1,5 +1,6 @@
 """Notebook 07's checker: accepts the solution, reports a stub as unfinished, refuses the library's own function,
 and tells typical wrong answers apart with different messages."""
+
 import sys
 from pathlib import Path
 
@@ -51,8 +52,14 @@ def to_host(logits):  # right values, but copies to the host and returns a NumPy
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
-WRONG = [(unstable, "NaN or inf"), (softmax_only, "softmax (probabilities)"), (over_columns, "axis 0"),
-         (numpy_only, "NumPy functions"), (methods, "NumPy functions"), (to_host, "left the device")]
+WRONG = [
+    (unstable, "NaN or inf"),
+    (softmax_only, "softmax (probabilities)"),
+    (over_columns, "axis 0"),
+    (numpy_only, "NumPy functions"),
+    (methods, "NumPy functions"),
+    (to_host, "left the device"),
+]
 
 
 def test_checker():

@@ -1,6 +1,7 @@
 """Notebook 08 (capstone): the assembly checkers accept their solutions and name typical mistakes; collect() falls
 back to the library for unfinished pieces; MyCAL with every piece from the library reproduces the library's CAL
 exactly, and with the solutions' pieces trains to a close accuracy."""
+
 import sys
 from pathlib import Path
 
@@ -27,9 +28,11 @@ def weights_with(score):
     def fn(P, model, params, out, y_onehot, h_y, temperature):
         v = P.coalition_values(out.u, params["head.b"], y_onehot, h_y)
         I = np.asarray(P.shapley_two(v), dtype=float)
-        D = np.array([P.confidence(model.coalition_logits(params, out, (m,)), model.config.num_classes)
-                      for m in range(model.M)])
+        D = np.array(
+            [P.confidence(model.coalition_logits(params, out, (m,)), model.config.num_classes) for m in range(model.M)]
+        )
         return score(P, I, D, temperature)
+
     return fn
 
 
@@ -48,6 +51,7 @@ def kl_with(weight=lambda betas, m: betas[m], reduce=sum, grad_weight=lambda bet
         terms = [float(weight(betas, m)) * float(P.kl_forward(out.mu[m], out.sigma[m])) for m in range(M)]
         grads = [P.kl_backward(float(grad_weight(betas, m)), (out.mu[m], out.sigma[m])) for m in range(M)]
         return reduce(terms), [g[0] for g in grads], [g[1] for g in grads]
+
     return fn
 
 
@@ -61,8 +65,10 @@ WRONG_KL = [
 
 
 def test_assembly_checkers():
-    for check, solution, wrong in ((nb08.check_weights_assembly, weights_of_batch, WRONG_WEIGHTS),
-                                   (nb08.check_kl_assembly, kl_loss, WRONG_KL)):
+    for check, solution, wrong in (
+        (nb08.check_weights_assembly, weights_of_batch, WRONG_WEIGHTS),
+        (nb08.check_kl_assembly, kl_loss, WRONG_KL),
+    ):
         assert check(solution).passed, check(solution).message
         assert "not implemented" in check(stub).message
         messages = set()
@@ -76,18 +82,37 @@ def test_assembly_checkers():
 
 
 def solution_namespace():
-    from solutions import (bottleneck_backward, bottleneck_betas, bottleneck_forward, cal_coefficients,
-                           coalition_values, confidence, contribution_weights, kl_backward, kl_forward,
-                           linear_backward, relu_backward, shapley_two, softmax_ce_backward)
-    return {"my_linear_backward": linear_backward.linear_backward, "my_relu_backward": relu_backward.relu_backward,
-            "my_softmax_ce_backward": softmax_ce_backward.softmax_ce_backward,
-            "my_bottleneck_backward": bottleneck_backward.bottleneck_backward,
-            "my_coalition_values": coalition_values.coalition_values, "my_shapley_two": shapley_two.shapley_two,
-            "my_confidence": confidence.confidence,
-            "my_contribution_weights": contribution_weights.contribution_weights,
-            "my_accelerate": cal_coefficients.accelerate,
-            "my_bottleneck_forward": bottleneck_forward.bottleneck_forward, "my_kl_forward": kl_forward.kl_forward,
-            "my_kl_backward": kl_backward.kl_backward, "my_bottleneck_betas": bottleneck_betas.bottleneck_betas}
+    from solutions import (
+        bottleneck_backward,
+        bottleneck_betas,
+        bottleneck_forward,
+        cal_coefficients,
+        coalition_values,
+        confidence,
+        contribution_weights,
+        kl_backward,
+        kl_forward,
+        linear_backward,
+        relu_backward,
+        shapley_two,
+        softmax_ce_backward,
+    )
+
+    return {
+        "my_linear_backward": linear_backward.linear_backward,
+        "my_relu_backward": relu_backward.relu_backward,
+        "my_softmax_ce_backward": softmax_ce_backward.softmax_ce_backward,
+        "my_bottleneck_backward": bottleneck_backward.bottleneck_backward,
+        "my_coalition_values": coalition_values.coalition_values,
+        "my_shapley_two": shapley_two.shapley_two,
+        "my_confidence": confidence.confidence,
+        "my_contribution_weights": contribution_weights.contribution_weights,
+        "my_accelerate": cal_coefficients.accelerate,
+        "my_bottleneck_forward": bottleneck_forward.bottleneck_forward,
+        "my_kl_forward": kl_forward.kl_forward,
+        "my_kl_backward": kl_backward.kl_backward,
+        "my_bottleneck_betas": bottleneck_betas.bottleneck_betas,
+    }
 
 
 def test_collect_uses_yours_or_the_library():

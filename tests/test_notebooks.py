@@ -1,6 +1,7 @@
 """The tutorials as handed out: every notebook runs top to bottom in fast mode from a copy of tutorials/ without
 solutions/ and without the teacher's answer key, and every notebook is stored without outputs. The checkers
 themselves are tested in tests/test_course_*.py."""
+
 import os
 import re
 import shutil
@@ -22,8 +23,7 @@ TEACHER_ONLY = ("solutions", "answers", "TEACHING.md")  # what a teacher withhol
 def handout(tmp_path_factory):
     """A copy of tutorials/ as a student receives it: no solutions/, no answers/, no TEACHING.md."""
     dest = tmp_path_factory.mktemp("course") / "tutorials"
-    shutil.copytree(TUTORIALS, dest, ignore=shutil.ignore_patterns(*TEACHER_ONLY, "__pycache__",
-                                                                     ".ipynb_checkpoints"))
+    shutil.copytree(TUTORIALS, dest, ignore=shutil.ignore_patterns(*TEACHER_ONLY, "__pycache__", ".ipynb_checkpoints"))
     assert not (dest / "solutions").exists()
     return dest
 
@@ -43,11 +43,13 @@ def test_notebook_runs_without_solutions(path, handout, monkeypatch):
     # path, so `import solutions` cannot succeed
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     nb = nbformat.read(handout / path.name, as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3",
-                                     resources={"metadata": {"path": str(handout)}})
+    client = nbclient.NotebookClient(
+        nb, timeout=CELL_TIMEOUT_S, kernel_name="python3", resources={"metadata": {"path": str(handout)}}
+    )
     client.execute()  # raises CellExecutionError, naming the cell, on any error
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-              if o.get("output_type") == "error"]
+    errors = [
+        o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"
+    ]
     assert not errors
 
 
@@ -55,8 +57,11 @@ def test_notebook_runs_without_solutions(path, handout, monkeypatch):
 def test_notebook_stored_without_outputs(path):
     nb = nbformat.read(path, as_version=4)
     nbformat.validate(nb)
-    dirty = [i for i, c in enumerate(nb.cells)
-             if c.cell_type == "code" and (c.get("outputs") or c.get("execution_count") is not None)]
+    dirty = [
+        i
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code" and (c.get("outputs") or c.get("execution_count") is not None)
+    ]
     assert not dirty, f"{path.name}: cells {dirty} have outputs or execution counts; strip them before committing"
 
 
@@ -66,8 +71,12 @@ def test_notebook_never_reveals_an_answer(path):
     nb = nbformat.read(path, as_version=4)
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     assert not re.search(r"^\s*(from|import)\s+solutions\b", code, re.M), f"{path.name} imports solutions/"
-    stubs = {name for c in nb.cells if c.cell_type == "code" and "YOUR CODE HERE" in c.source
-             for name in re.findall(r"def (\w+)\(", c.source)}
+    stubs = {
+        name
+        for c in nb.cells
+        if c.cell_type == "code" and "YOUR CODE HERE" in c.source
+        for name in re.findall(r"def (\w+)\(", c.source)
+    }
     for name in stubs | {"my_"}:
         assert f"getsource({name}" not in code, f"{path.name} prints the source of {name}, an exercise"
 

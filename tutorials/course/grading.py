@@ -17,6 +17,7 @@ bottom whatever the student has written so far. Typical shape of a checker::
 ``python -m course.grading NOTEBOOK.ipynb ...`` executes notebooks and prints each exercise's verdict (the
 autograder of ``tutorials/TEACHING.md``).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -37,6 +38,7 @@ class Result:
 
     Printing a Result (or leaving it as a cell's last value) shows only the message. ``bool(result)`` is ``passed``.
     """
+
     passed: bool
     message: str
     details: dict = field(default_factory=dict)
@@ -76,11 +78,15 @@ _HIDDEN: dict = {}  # id(original function) -> (original, "module.name") while a
 def _raising_code(name: str, qualname: str):
     """A code object that raises LibraryHidden, to swap onto a hidden function. It runs with the globals of the
     library module it is swapped into, so it reaches this module through sys.modules rather than by name."""
-    message = (f"{qualname} is hidden while the checker grades your answer: write it yourself rather than "
-               f"calling the library's own function.")
-    source = (f"def {name}(*args, **kwargs):\n"
-              f"    import sys\n"
-              f"    raise sys.modules[{__name__!r}].LibraryHidden({message!r})\n")
+    message = (
+        f"{qualname} is hidden while the checker grades your answer: write it yourself rather than "
+        f"calling the library's own function."
+    )
+    source = (
+        f"def {name}(*args, **kwargs):\n"
+        f"    import sys\n"
+        f"    raise sys.modules[{__name__!r}].LibraryHidden({message!r})\n"
+    )
     namespace = {}
     exec(compile(source, f"<hidden {qualname}>", "exec"), namespace)
     return namespace[name].__code__
@@ -144,8 +150,11 @@ def hide(*targets):
                     func.__code__ = _raising_code(name, qualname)
 
             def stand_in(*args, _qualname=qualname, **kwargs):
-                raise LibraryHidden(f"{_qualname} is hidden while the checker grades your answer: write it "
-                                    f"yourself rather than calling the library's own function.")
+                raise LibraryHidden(
+                    f"{_qualname} is hidden while the checker grades your answer: write it "
+                    f"yourself rather than calling the library's own function."
+                )
+
             setattr(module, name, stand_in)
         yield
     finally:
@@ -171,8 +180,9 @@ def call_student(fn, *args, where: str = "", **kwargs):
         return None, f"FAILED{at}: expected a function, got {type(fn).__name__}."
     library = library_function_passed(fn)
     if library is not None:
-        return None, (f"FAILED{at}: you passed the library's own function {library}; the exercise is to write "
-                      f"it yourself.")
+        return None, (
+            f"FAILED{at}: you passed the library's own function {library}; the exercise is to write it yourself."
+        )
     try:
         return fn(*args, **kwargs), None
     except NotImplementedError as exc:
@@ -195,14 +205,18 @@ def checker(fn):
             return fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - a checker must never raise
             frame = traceback.extract_tb(exc.__traceback__)[-1]
-            return Result(False, f"FAILED: the checker could not grade this answer ({type(exc).__name__}: {exc}, "
-                                 f"line {frame.lineno}). Check the form of what your function returns.",
-                          {"exception": exc})
+            return Result(
+                False,
+                f"FAILED: the checker could not grade this answer ({type(exc).__name__}: {exc}, "
+                f"line {frame.lineno}). Check the form of what your function returns.",
+                {"exception": exc},
+            )
+
     return wrapper
 
 
 def _where_raised(exc) -> str:
-    """" (line L: source)" of the last frame in the student's own code (not NumPy's, nor the library's)."""
+    """ " (line L: source)" of the last frame in the student's own code (not NumPy's, nor the library's)."""
     frames = traceback.extract_tb(exc.__traceback__)[1:]  # [0] is call_student itself
     library = ("site-packages", "/numpy/", "/mini_cal/", "/course/")
     own = [f for f in frames if not any(part in f.filename for part in library)] or frames
@@ -243,8 +257,9 @@ def _permutation(got, expected, tol):
         return None
     perm, used = [], set()
     for i in range(k):
-        match = next((j for j in range(k) if j not in used
-                      and np.linalg.norm(got[i] - expected[j]) / scale < tol), None)
+        match = next(
+            (j for j in range(k) if j not in used and np.linalg.norm(got[i] - expected[j]) / scale < tol), None
+        )
         if match is None:
             return None
         perm.append(match)
@@ -252,8 +267,9 @@ def _permutation(got, expected, tol):
     return perm
 
 
-def diagnose(got, expected, name: str = "the output", n: int | None = None, hints: dict | None = None,
-             tol: float = TOLERANCE):
+def diagnose(
+    got, expected, name: str = "the output", n: int | None = None, hints: dict | None = None, tol: float = TOLERANCE
+):
     """``None`` if ``got`` matches ``expected`` (relative error ``||a-b|| / (||a|| + ||b||) < tol``), else ONE
     sentence naming ``name`` and the likely mistake, followed by the caller's pointer to the concept.
 
@@ -280,24 +296,31 @@ def diagnose(got, expected, name: str = "the output", n: int | None = None, hint
     try:
         got = np.asarray(got, dtype=np.float64)
     except (TypeError, ValueError):
-        return say("not_array", f"{name} is a {type(got).__name__}, not an array of numbers of shape "
-                                f"{expected.shape}.")
+        return say("not_array", f"{name} is a {type(got).__name__}, not an array of numbers of shape {expected.shape}.")
     if got.shape != expected.shape:
         if got.ndim == expected.ndim + 1 and got.shape[1:] == expected.shape:
             summed = _close(got.sum(axis=0), expected, tol)
-            return say("sum_batch", f"{name} has shape {got.shape} but should have shape {expected.shape}: "
-                                    f"{'its sum over the first (batch) axis is right' if summed else 'it has an extra first axis'}.")
+            return say(
+                "sum_batch",
+                f"{name} has shape {got.shape} but should have shape {expected.shape}: "
+                f"{'its sum over the first (batch) axis is right' if summed else 'it has an extra first axis'}.",
+            )
         if got.ndim == 2 and got.shape == expected.shape[::-1]:
             values = " and its transpose is right" if _close(got.T, expected, tol) else ""
-            return say("transpose", f"{name} has shape {got.shape} but should have shape {expected.shape}: it is "
-                                    f"transposed{values}.")
+            return say(
+                "transpose",
+                f"{name} has shape {got.shape} but should have shape {expected.shape}: it is transposed{values}.",
+            )
         if got.size == expected.size and _close(got.reshape(expected.shape), expected, tol):
             return say("shape", f"{name} has the right values but shape {got.shape} instead of {expected.shape}.")
         return say("shape", f"{name} has shape {got.shape} but should have shape {expected.shape}.")
     bad = ~np.isfinite(got)
     if bad.any():
-        return say("nan", f"{name} contains {int(bad.sum())} NaN or inf entr{'y' if bad.sum() == 1 else 'ies'} "
-                          f"(first at index {tuple(int(i) for i in np.argwhere(bad)[0])}).")
+        return say(
+            "nan",
+            f"{name} contains {int(bad.sum())} NaN or inf entr{'y' if bad.sum() == 1 else 'ies'} "
+            f"(first at index {tuple(int(i) for i in np.argwhere(bad)[0])}).",
+        )
     if _close(got, expected, tol):
         return None
     if got.ndim == 2 and got.shape[0] == got.shape[1] and _close(got.T, expected, tol):
@@ -323,29 +346,40 @@ def diagnose(got, expected, name: str = "the output", n: int | None = None, hint
             return say("reversed", f"{name} has its {axis_word} in reversed order.")
         perm = _permutation(got, expected, tol)
         if perm is not None:
-            return say("permutation", f"{name} has the right {axis_word} in the wrong order (position i holds "
-                                      f"the answer's entry {perm}[i]).")
+            return say(
+                "permutation",
+                f"{name} has the right {axis_word} in the wrong order (position i holds the answer's entry {perm}[i]).",
+            )
         if got.ndim == 2 and got.shape[1] > 1:
             if _close(got[:, ::-1], expected, tol):
                 return say("reversed", f"{name} has its columns in reversed order.")
             perm = _permutation(got.T, expected.T, tol)
             if perm is not None:
-                return say("permutation", f"{name} has the right columns in the wrong order (column j holds "
-                                          f"the answer's column {perm}[j]).")
+                return say(
+                    "permutation",
+                    f"{name} has the right columns in the wrong order (column j holds the answer's column {perm}[j]).",
+                )
     scale = max(float(np.max(np.abs(expected))), float(np.max(np.abs(got))), 1e-12)
     diff = np.abs(got - expected)
     wrong = diff > 1e-6 * scale
     k = int(wrong.sum())
     worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape))
     if 0 < k < got.size:
-        return say("partial", f"{k} of {got.size} entries of {name} differ, the largest at index {worst} "
-                              f"(got {got[worst]:.4g}, expected {expected[worst]:.4g}).")
-    return say("default_all", f"{name} is wrong in every entry (relative error {rel_error(got, expected):.1e}; "
-                              f"at index {worst} got {got[worst]:.4g}, expected {expected[worst]:.4g}).")
+        return say(
+            "partial",
+            f"{k} of {got.size} entries of {name} differ, the largest at index {worst} "
+            f"(got {got[worst]:.4g}, expected {expected[worst]:.4g}).",
+        )
+    return say(
+        "default_all",
+        f"{name} is wrong in every entry (relative error {rel_error(got, expected):.1e}; "
+        f"at index {worst} got {got[worst]:.4g}, expected {expected[worst]:.4g}).",
+    )
 
 
-def compare_outputs(got, expected, names, n: int | None = None, hints: dict | None = None, where: str = "",
-                    tol: float = TOLERANCE):
+def compare_outputs(
+    got, expected, names, n: int | None = None, hints: dict | None = None, where: str = "", tol: float = TOLERANCE
+):
     """Check a tuple of outputs ``got`` against ``expected`` (same length as ``names``).
 
     Returns ``None`` when every output matches, else one "FAILED <where>: <diagnosis>" line for the first wrong
@@ -389,8 +423,13 @@ def grade_notebook(path, fast: bool = True, timeout: int = 600) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "MINI_CAL_FAST"}
     if fast:
         env["MINI_CAL_FAST"] = "1"
-    client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
-                                     resources={"metadata": {"path": str(path.parent)}})
+    client = nbclient.NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(path.parent)}},
+    )
     client.execute(env=env)
     verdicts = {}
     for cell in nb.cells:
@@ -400,8 +439,7 @@ def grade_notebook(path, fast: bool = True, timeout: int = 600) -> dict:
             if any(o.get("output_type") == "error" for o in cell.outputs):
                 verdicts[name] = "ERROR"
             else:
-                verdicts[name] = next((v for v in ("PASSED", "NOT YET", "FAILED") if text.startswith(v)),
-                                      "no output")
+                verdicts[name] = next((v for v in ("PASSED", "NOT YET", "FAILED") if text.startswith(v)), "no output")
     return verdicts
 
 

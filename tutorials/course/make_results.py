@@ -9,6 +9,7 @@ each modality, the Shapley values of accuracy and the mean coefficient applied t
 method the per-epoch means over seeds of the validation accuracies and coefficients; CAL's paired tests. The file
 records the command that made it, the library version and the wall time.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,9 +31,11 @@ METHODS = X.DEFAULT_METHODS + ("ogm-ge-no-ge",)
 SEEDS = 10
 JOBS = 2
 WARMUP = 5  # ARL's and CAL's warm-up epochs: the coefficients are averaged over the epochs after it
-COMMAND = (f"python tutorials/course/make_results.py   (= mini_cal.experiments.compare('default', "
-           f"methods={list(METHODS)}, seeds={SEEDS}, jobs={JOBS}); the same runs as "
-           f"`mini-cal compare --seeds {SEEDS} --jobs {JOBS} --methods {' '.join(METHODS)}`)")
+COMMAND = (
+    f"python tutorials/course/make_results.py   (= mini_cal.experiments.compare('default', "
+    f"methods={list(METHODS)}, seeds={SEEDS}, jobs={JOBS}); the same runs as "
+    f"`mini-cal compare --seeds {SEEDS} --jobs {JOBS} --methods {' '.join(METHODS)}`)"
+)
 
 
 def _r(x, digits=4):
@@ -46,25 +49,44 @@ def summarise(result: dict) -> dict:
     per_seed, curves = {}, {}
     for name in result["methods"]:
         rows = sorted((r for r in result["records"] if r["method"] == name), key=lambda r: r["seed"])
-        per_seed[name] = [{"seed": r["seed"], "test_acc": _r(r["test"]["acc"]),
-                           "coalition_acc": _r(r["test"]["coalition_acc"]), "probe_acc": _r(r["probe_acc"]),
-                           "shapley_acc": _r(r["test"].get("shapley_acc")), "best_epoch": r["best_epoch"] + 1,
-                           "coef_after_warmup": _r(np.mean(r["step_means"]["coef"][WARMUP:], axis=0).tolist())}
-                          for r in rows]
+        per_seed[name] = [
+            {
+                "seed": r["seed"],
+                "test_acc": _r(r["test"]["acc"]),
+                "coalition_acc": _r(r["test"]["coalition_acc"]),
+                "probe_acc": _r(r["probe_acc"]),
+                "shapley_acc": _r(r["test"].get("shapley_acc")),
+                "best_epoch": r["best_epoch"] + 1,
+                "coef_after_warmup": _r(np.mean(r["step_means"]["coef"][WARMUP:], axis=0).tolist()),
+            }
+            for r in rows
+        ]
         curves[name] = {
             "val_acc": _r(np.mean([[e["val_acc"] for e in r["epochs"]] for r in rows], axis=0).tolist()),
-            "val_coalition_acc": _r(np.mean([[e["val_coalition_acc"] for e in r["epochs"]] for r in rows],
-                                            axis=0).tolist()),
-            "coef": _r(np.mean([r["step_means"]["coef"] for r in rows], axis=0).tolist())}
-    return {"what": "mini_cal compare on the default preset: tuned configurations, test split, seeds 0..9",
-            "command": COMMAND, "mini_cal_version": mini_cal.__version__, "python": platform.python_version(),
-            "made": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "wall_time_s": round(result["wall_time_s"], 1),
-            "preset": result["preset"], "seeds": result["seeds"], "modality_names": result["modality_names"],
-            "bayes": {k: _r(v) for k, v in result["bayes"].items()}, "methods": result["methods"],
-            "configs": {name: X.tuned_config(name) for name in result["methods"]},
-            "per_seed": per_seed, "per_epoch_mean_over_seeds": curves,
-            "significance_cal_vs": [{k: (_r(v) if isinstance(v, float) else v) for k, v in row.items()}
-                                    for row in result["significance"]]}
+            "val_coalition_acc": _r(
+                np.mean([[e["val_coalition_acc"] for e in r["epochs"]] for r in rows], axis=0).tolist()
+            ),
+            "coef": _r(np.mean([r["step_means"]["coef"] for r in rows], axis=0).tolist()),
+        }
+    return {
+        "what": "mini_cal compare on the default preset: tuned configurations, test split, seeds 0..9",
+        "command": COMMAND,
+        "mini_cal_version": mini_cal.__version__,
+        "python": platform.python_version(),
+        "made": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "wall_time_s": round(result["wall_time_s"], 1),
+        "preset": result["preset"],
+        "seeds": result["seeds"],
+        "modality_names": result["modality_names"],
+        "bayes": {k: _r(v) for k, v in result["bayes"].items()},
+        "methods": result["methods"],
+        "configs": {name: X.tuned_config(name) for name in result["methods"]},
+        "per_seed": per_seed,
+        "per_epoch_mean_over_seeds": curves,
+        "significance_cal_vs": [
+            {k: (_r(v) if isinstance(v, float) else v) for k, v in row.items()} for row in result["significance"]
+        ],
+    }
 
 
 def main() -> None:

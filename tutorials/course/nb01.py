@@ -1,5 +1,6 @@
 """Notebook 01 (the imbalance problem): the checker of its exercise (the effective learning rate of a branch whose
 inputs are scaled by s), a results-file loader, and its figures."""
+
 from __future__ import annotations
 
 import json
@@ -47,18 +48,25 @@ def check_effective_lr(fn, seed: int = 0) -> G.Result:
         measured[(lr, s)] = ratio
         if abs(ratio - 1.0) > 1e-6:
             return G.failed(f"FAILED {where}: {_effective_lr_mistake(got, lr, s, ratio)}", measured=measured)
-    return G.passed(f"in all {len(cases)} cases a step with your learning rate on the unscaled inputs changes the "
-                    f"output exactly as much as a step with lr on the scaled ones.", measured=measured)
+    return G.passed(
+        f"in all {len(cases)} cases a step with your learning rate on the unscaled inputs changes the "
+        f"output exactly as much as a step with lr on the scaled ones.",
+        measured=measured,
+    )
 
 
 def _effective_lr_mistake(got, lr, s, ratio):
     tell = f"your {got:.3g} changes the output {ratio:.3g} times as much as lr = {lr} on inputs scaled by {s}"
     if np.isclose(got, lr * s):
-        return (f"{tell}: you have one factor s, the one in the gradient (dL/dw = (s x)^T dout). The step dw "
-                f"reaches the output through the scaled input too.")
-    if np.isclose(got, lr / s ** 2) or np.isclose(got, lr / s):
-        return (f"{tell}: the factor is inverted. Smaller inputs give smaller gradients, and a weight change "
-                f"fed smaller inputs moves the output less.")
+        return (
+            f"{tell}: you have one factor s, the one in the gradient (dL/dw = (s x)^T dout). The step dw "
+            f"reaches the output through the scaled input too."
+        )
+    if np.isclose(got, lr / s**2) or np.isclose(got, lr / s):
+        return (
+            f"{tell}: the factor is inverted. Smaller inputs give smaller gradients, and a weight change "
+            f"fed smaller inputs moves the output less."
+        )
     if np.isclose(got, lr):
         return f"{tell}: the scale s changes both the gradient and how much a weight change moves the output."
     return f"{tell}. Follow s through the gradient of w, then through the effect of the step on the output."
@@ -98,8 +106,10 @@ def print_table(runs):
     n = len(next(iter(runs.values())))
     print(f"test accuracy, mean over {n} seed(s); '-' where a branch was not trained")
     width = max(len(label) for label in runs) + 2
-    print(f"{'run':<{width}}{'prediction':>11}{'coal. A':>9}{'coal. V':>9}{'probe A':>9}{'probe V':>9}"
-          f"{'kept epochs':>13}{'s/run':>7}")
+    print(
+        f"{'run':<{width}}{'prediction':>11}{'coal. A':>9}{'coal. V':>9}{'probe A':>9}{'probe V':>9}"
+        f"{'kept epochs':>13}{'s/run':>7}"
+    )
     for label, results in runs.items():
         trained = [m for m in range(2) if results[0].probe_acc[m] is not None]
         mean = lambda get: f"{np.mean([get(r) for r in results]):.3f}"
@@ -116,9 +126,11 @@ def plot_projections(proj_a, proj_v, y, num_classes, path=None):
     """Figure 1: A in the plane of its class means; V on the same axes; V zoomed in."""
     fig, axes = plots.figure(ncols=3, width=10, height=3.9)
     colors = [f"C{k}" for k in range(num_classes)]
-    panels = [(proj_a, "A, in the plane of its class means", ("A: class-mean direction 1", "A: direction 2")),
-              (proj_v, "V, on the same axes as A", ("V: class-0 spread direction", "V: class-1 direction")),
-              (proj_v, "V, zoomed in", ("V: class-0 spread direction", "V: class-1 direction"))]
+    panels = [
+        (proj_a, "A, in the plane of its class means", ("A: class-mean direction 1", "A: direction 2")),
+        (proj_v, "V, on the same axes as A", ("V: class-0 spread direction", "V: class-1 direction")),
+        (proj_v, "V, zoomed in", ("V: class-0 spread direction", "V: class-1 direction")),
+    ]
     lim_a, lim_v = 1.05 * np.abs(proj_a).max(), 1.05 * np.abs(proj_v).max()
     for ax, (p, title, (xlabel, ylabel)), lim in zip(axes, panels, (lim_a, lim_a, lim_v)):
         for k in range(num_classes):
@@ -170,14 +182,19 @@ def plot_mechanism(x_epochs, grads, epochs, losses, log_k, path=None):
     fig, (left, right) = plots.figure(ncols=2, width=10, height=4.8)
     for label, (values, color, ls) in grads.items():
         left.plot(x_epochs, values, color=color, ls=ls, label=label)
-    left.set(yscale="log", xlabel="epoch", ylabel="gradient norm of the branch's parameters",
-             title="branch gradient norms (20-step average)")
+    left.set(
+        yscale="log",
+        xlabel="epoch",
+        ylabel="gradient norm of the branch's parameters",
+        title="branch gradient norms (20-step average)",
+    )
     left.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=2)
     for label, (values, color, ls) in losses.items():
         right.plot(epochs, values, color=color, ls=ls, label=label)
     right.axhline(log_k, ls=":", color="grey", lw=1, label="log K (uniform guess)")
-    right.set(xlabel="epoch", ylabel="training loss (mean over the epoch)", title="training loss per epoch",
-              ylim=(0, None))
+    right.set(
+        xlabel="epoch", ylabel="training loss (mean over the epoch)", title="training loss per epoch", ylim=(0, None)
+    )
     right.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=2)
     fig.suptitle("Figure 3. The mechanism: V's gradients are small, and A drives the shared loss down without V")
     plots.finish(fig, path)

@@ -4,6 +4,7 @@ Each checker grades a student's backward pass against the library's own (compute
 hidden) on a few cases, and names the first wrong output and the likely mistake in one sentence. A checker never
 raises: it returns a :class:`course.grading.Result`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,45 +18,62 @@ from . import plots
 # -------------------------------------------------------------------------------------------- hints (concepts)
 SHAPE = "Each gradient has the shape of the input it belongs to."
 LINEAR_HINTS = {
-    "dx": {"default": "Write out one entry out[n, j] and see which entries of w multiply x[n, d]; "
-                      + SHAPE,
-           "transpose": SHAPE, "shape": SHAPE,
-           "scale_inv_n": "A layer's backward does not average: the 1/N lives in the loss, and dout already "
-                          "carries it.",
-           "sign": "Nothing in out = x w + b has a minus sign."},
-    "dw": {"default": "w[d, j] touches out[n, j] for every sample n: sum those contributions. " + SHAPE,
-           "transpose": "dw must be shaped like w, (D, H). " + SHAPE, "shape": SHAPE,
-           "scale_inv_n": "A layer's backward does not average: the 1/N lives in the loss, and dout already "
-                          "carries it.",
-           "scale_n": "Sum over the batch once, not N times.",
-           "sign": "Nothing in out = x w + b has a minus sign."},
-    "db": {"sum_batch": "b is added to every sample's output, so its gradient collects the contributions of all N "
-                        "samples into one vector shaped like b.",
-           "scale_inv_n": "A sum, not a mean: the 1/N lives in the loss, and dout already carries it.",
-           "default": "b is added to every sample's output: collect each sample's contribution. " + SHAPE,
-           "shape": SHAPE, "sign": "Nothing in out = x w + b has a minus sign."},
+    "dx": {
+        "default": "Write out one entry out[n, j] and see which entries of w multiply x[n, d]; " + SHAPE,
+        "transpose": SHAPE,
+        "shape": SHAPE,
+        "scale_inv_n": "A layer's backward does not average: the 1/N lives in the loss, and dout already carries it.",
+        "sign": "Nothing in out = x w + b has a minus sign.",
+    },
+    "dw": {
+        "default": "w[d, j] touches out[n, j] for every sample n: sum those contributions. " + SHAPE,
+        "transpose": "dw must be shaped like w, (D, H). " + SHAPE,
+        "shape": SHAPE,
+        "scale_inv_n": "A layer's backward does not average: the 1/N lives in the loss, and dout already carries it.",
+        "scale_n": "Sum over the batch once, not N times.",
+        "sign": "Nothing in out = x w + b has a minus sign.",
+    },
+    "db": {
+        "sum_batch": "b is added to every sample's output, so its gradient collects the contributions of all N "
+        "samples into one vector shaped like b.",
+        "scale_inv_n": "A sum, not a mean: the 1/N lives in the loss, and dout already carries it.",
+        "default": "b is added to every sample's output: collect each sample's contribution. " + SHAPE,
+        "shape": SHAPE,
+        "sign": "Nothing in out = x w + b has a minus sign.",
+    },
 }
-RELU_HINTS = {"sign": "The ReLU's slope is 0 or +1, never negative.",
-              "default": "The chain rule: upstream gradient times the ReLU's local slope, entry by entry.",
-              "shape": SHAPE}
-CE_HINTS = {"scale_n": "The loss is a MEAN over the batch, so every gradient of it carries a 1/N.",
-            "scale_inv_n": "Divide by the batch size once: the loss is a mean over N samples, not N^2.",
-            "sign": "Raising the logit of the true class must lower the loss: check the sign of that entry.",
-            "transpose": SHAPE, "shape": "dlogits has the shape of the logits, (N, K).",
-            "default": "Write -log p_y for one sample in terms of its logits, differentiate with respect to one "
-                       "logit, then remember the loss is a mean over the batch."}
+RELU_HINTS = {
+    "sign": "The ReLU's slope is 0 or +1, never negative.",
+    "default": "The chain rule: upstream gradient times the ReLU's local slope, entry by entry.",
+    "shape": SHAPE,
+}
+CE_HINTS = {
+    "scale_n": "The loss is a MEAN over the batch, so every gradient of it carries a 1/N.",
+    "scale_inv_n": "Divide by the batch size once: the loss is a mean over N samples, not N^2.",
+    "sign": "Raising the logit of the true class must lower the loss: check the sign of that entry.",
+    "transpose": SHAPE,
+    "shape": "dlogits has the shape of the logits, (N, K).",
+    "default": "Write -log p_y for one sample in terms of its logits, differentiate with respect to one "
+    "logit, then remember the loss is a mean over the batch.",
+}
 BOTTLENECK_NAMES = ("dh", "dw_mu", "db_mu", "dw_s", "db_s")
 BOTTLENECK_ORDER = ("dw_mu", "db_mu", "dw_s", "db_s", "dh")  # check the mu path, then the sigma path, then h
 BOTTLENECK_HINTS = {
     "dw_mu": {"default": "z depends on mu with slope 1, and the KL term adds its own gradient on mu."},
-    "db_mu": {"default": "z depends on mu with slope 1, and the KL term adds its own gradient on mu.",
-              "sum_batch": "b_mu is shared by every sample: collect their contributions."},
-    "dw_s": {"default": "Follow sigma back to a: sigma = softplus(a) + sigma_min, and the KL term adds its own "
-                        "gradient on sigma."},
-    "db_s": {"default": "Follow sigma back to a: sigma = softplus(a) + sigma_min, and the KL term adds its own "
-                        "gradient on sigma.",
-             "sum_batch": "b_s is shared by every sample: collect their contributions.",
-             "not_array": "When nothing reaches sigma, its parameters' gradients are zeros shaped like them."},
+    "db_mu": {
+        "default": "z depends on mu with slope 1, and the KL term adds its own gradient on mu.",
+        "sum_batch": "b_mu is shared by every sample: collect their contributions.",
+    },
+    "dw_s": {
+        "default": "Follow sigma back to a: sigma = softplus(a) + sigma_min, and the KL term adds its own "
+        "gradient on sigma."
+    },
+    "db_s": {
+        "default": "Follow sigma back to a: sigma = softplus(a) + sigma_min, and the KL term adds its own "
+        "gradient on sigma.",
+        "sum_batch": "b_s is shared by every sample: collect their contributions.",
+        "not_array": "When nothing reaches sigma, its parameters' gradients are zeros shaped like them.",
+    },
     "dh": {"default": "h feeds both linear maps: count every path from h to the loss."},
 }
 BOTTLENECK_HINTS["dw_s"]["not_array"] = BOTTLENECK_HINTS["db_s"]["not_array"]
@@ -69,10 +87,20 @@ def _arrays(*arrays):
 def _linear_cases(rng):
     """(name, x, w, b, dout): D != H first (so a transpose shows as a wrong shape), then a square w, one sample."""
     cases = []
-    for name, n, d, h in [("batch of 4, D = 5, H = 3", 4, 5, 3), ("batch of 6, D = H = 4", 6, 4, 4),
-                          ("batch of 3, D = 2, H = 6", 3, 2, 6)]:
-        cases.append((name, rng.standard_normal((n, d)), rng.standard_normal((d, h)), rng.standard_normal(h),
-                      rng.standard_normal((n, h))))
+    for name, n, d, h in [
+        ("batch of 4, D = 5, H = 3", 4, 5, 3),
+        ("batch of 6, D = H = 4", 6, 4, 4),
+        ("batch of 3, D = 2, H = 6", 3, 2, 6),
+    ]:
+        cases.append(
+            (
+                name,
+                rng.standard_normal((n, d)),
+                rng.standard_normal((d, h)),
+                rng.standard_normal(h),
+                rng.standard_normal((n, h)),
+            )
+        )
     return cases
 
 
@@ -90,13 +118,16 @@ def check_linear_backward(fn, seed: int = 0) -> G.Result:
                 got, failure = G.call_student(fn, *_arrays(dout), _arrays(x, w), where=f"in case '{name}'")
                 if failure:
                     return G.failed(failure, errors=errors)
-                message = G.compare_outputs(got, want, ("dx", "dw", "db"), n=x.shape[0], hints=LINEAR_HINTS,
-                                            where=f"in case '{name}'")
+                message = G.compare_outputs(
+                    got, want, ("dx", "dw", "db"), n=x.shape[0], hints=LINEAR_HINTS, where=f"in case '{name}'"
+                )
                 if message:
                     return G.failed(message, errors=errors, case=name)
                 errors[name] = max(G.rel_error(g, e) for g, e in zip(got, want))
-    return G.passed(f"dx, dw and db are right in all {len(cases)} cases (largest relative error "
-                    f"{max(errors.values()):.0e}).", errors=errors)
+    return G.passed(
+        f"dx, dw and db are right in all {len(cases)} cases (largest relative error {max(errors.values()):.0e}).",
+        errors=errors,
+    )
 
 
 # ----------------------------------------------------------------------------------------------------- relu
@@ -104,8 +135,10 @@ def _relu_cases(rng):
     x1 = rng.standard_normal((6, 4))
     x2 = rng.standard_normal((5, 7))
     x2[0, :3] = 0.0  # inputs exactly at the kink: the convention is slope 0 there
-    return [("random 6 x 4 input", x1, rng.standard_normal(x1.shape)),
-            ("5 x 7 input with three entries exactly 0", x2, rng.standard_normal(x2.shape))]
+    return [
+        ("random 6 x 4 input", x1, rng.standard_normal(x1.shape)),
+        ("5 x 7 input with three entries exactly 0", x2, rng.standard_normal(x2.shape)),
+    ]
 
 
 @G.checker
@@ -134,7 +167,7 @@ def check_relu_backward(fn, seed: int = 0) -> G.Result:
                 message = G.compare_outputs(got, want, ("dx",), n=x.shape[0], hints=RELU_HINTS, where=where)
                 if message:
                     return G.failed(message, case=name)
-    return G.passed(f"dx is right in both cases, including inputs exactly at the kink.")
+    return G.passed("dx is right in both cases, including inputs exactly at the kink.")
 
 
 def _relu_mistake(got, want, dout, out):
@@ -147,23 +180,28 @@ def _relu_mistake(got, want, dout, out):
         return None
     off, on = out <= 0, out > 0
     if G.rel_error(got[on], want[on]) < G.TOLERANCE:
-        return ("dx is right where the input was positive but not where it was <= 0: there the ReLU is flat, so "
-                "no gradient flows back through it.")
+        return (
+            "dx is right where the input was positive but not where it was <= 0: there the ReLU is flat, so "
+            "no gradient flows back through it."
+        )
     if np.allclose(got[on], 0) and not np.allclose(got[off], 0):
-        return ("dx is zero where the input was positive and non-zero where it was <= 0: the mask is inverted "
-                "(which side of the kink does the signal pass?).")
+        return (
+            "dx is zero where the input was positive and non-zero where it was <= 0: the mask is inverted "
+            "(which side of the kink does the signal pass?)."
+        )
     if np.allclose(got, on.astype(float)):
-        return ("dx is the ReLU's local slope alone: the chain rule multiplies it by the upstream gradient "
-                "dout.")
+        return "dx is the ReLU's local slope alone: the chain rule multiplies it by the upstream gradient dout."
     return None
 
 
 # --------------------------------------------------------------------------------- softmax cross-entropy
 def _ce_cases(rng):
     cases = []
-    for name, n, k, dloss in [("batch of 8, K = 4, dloss = 1", 8, 4, 1.0),
-                              ("batch of 5, K = 3, dloss = 0.3", 5, 3, 0.3),
-                              ("batch of 6, K = 6, dloss = 2", 6, 6, 2.0)]:
+    for name, n, k, dloss in [
+        ("batch of 8, K = 4, dloss = 1", 8, 4, 1.0),
+        ("batch of 5, K = 3, dloss = 0.3", 5, 3, 0.3),
+        ("batch of 6, K = 6, dloss = 2", 6, 6, 2.0),
+    ]:
         logits = rng.standard_normal((n, k)) * 2
         y = L.one_hot(rng.integers(k, size=n), k, dtype="float64")
         cases.append((name, logits, y, dloss))
@@ -206,12 +244,14 @@ def _ce_mistake(got, want, dloss, n):
     if got.shape != want.shape or not np.all(np.isfinite(got)) or G.rel_error(got, want) < G.TOLERANCE:
         return None
     if dloss != 1.0 and G.rel_error(got * dloss, want) < G.TOLERANCE:
-        return ("dlogits ignores the upstream gradient dloss: the chain rule multiplies everything by it.")
+        return "dlogits ignores the upstream gradient dloss: the chain rule multiplies everything by it."
     rows = got.sum(axis=1)
     if not np.allclose(rows, 0.0, atol=1e-8 * max(1.0, np.abs(got).max())):
-        return (f"the rows of dlogits sum to {rows[0]:.3g} (first row), not 0: adding the same constant to every "
-                f"logit of a sample leaves the softmax, hence the loss, unchanged, so the gradient of a row must "
-                f"sum to 0. Look at the term that comes from the label.")
+        return (
+            f"the rows of dlogits sum to {rows[0]:.3g} (first row), not 0: adding the same constant to every "
+            f"logit of a sample leaves the softmax, hence the loss, unchanged, so the gradient of a row must "
+            f"sum to 0. Look at the term that comes from the label."
+        )
     return None
 
 
@@ -228,9 +268,13 @@ def _bottleneck_cases(rng):
         ("evaluation pass (eps=None), no KL", False, None, 5.0),
         ("training pass, shift=0, random extra gradients", True, "random", 0.0),
     ]:
-        inputs = (rng.standard_normal((n, h_dim)), rng.standard_normal((h_dim, z_dim)) / np.sqrt(h_dim),
-                  rng.standard_normal(z_dim) * 0.1, rng.standard_normal((h_dim, z_dim)) / np.sqrt(h_dim),
-                  rng.standard_normal(z_dim) * 0.1)
+        inputs = (
+            rng.standard_normal((n, h_dim)),
+            rng.standard_normal((h_dim, z_dim)) / np.sqrt(h_dim),
+            rng.standard_normal(z_dim) * 0.1,
+            rng.standard_normal((h_dim, z_dim)) / np.sqrt(h_dim),
+            rng.standard_normal(z_dim) * 0.1,
+        )
         eps = rng.standard_normal((n, z_dim)) if stochastic else None
         dz = rng.standard_normal((n, z_dim))
         dmu_extra = dsigma_extra = None
@@ -252,26 +296,36 @@ def _bottleneck_variants(cache, dz, dmu_extra, dsigma_extra):
     """
     backward = L.gaussian_bottleneck_backward
     mu_cache, s_cache, a, eps = cache
-    (h, w_mu), (_, w_s) = mu_cache, s_cache
+    (h, w_mu), _ = mu_cache, s_cache
     right = backward(dz, cache, dmu_extra, dsigma_extra)
     sigma_path = backward(dz, ((h, np.zeros_like(w_mu)), s_cache, a, eps), dmu_extra, dsigma_extra)[0]
     mu_path = right[0] - sigma_path
-    return {"right": right,
-            "no softplus slope": backward(dz, (mu_cache, s_cache, np.full_like(a, 1000.0), eps),
-                                          dmu_extra, dsigma_extra),
-            "no KL on sigma": backward(dz, cache, dmu_extra, None),
-            "no KL on mu": backward(dz, cache, None, dsigma_extra),
-            "dh: mu path only": (mu_path,) + tuple(right[1:]),
-            "dh: sigma path only": (sigma_path,) + tuple(right[1:])}
+    return {
+        "right": right,
+        "no softplus slope": backward(dz, (mu_cache, s_cache, np.full_like(a, 1000.0), eps), dmu_extra, dsigma_extra),
+        "no KL on sigma": backward(dz, cache, dmu_extra, None),
+        "no KL on mu": backward(dz, cache, None, dsigma_extra),
+        "dh: mu path only": (mu_path,) + tuple(right[1:]),
+        "dh: sigma path only": (sigma_path,) + tuple(right[1:]),
+    }
 
 
 MISTAKES = {
-    "no softplus slope": ("dw_s", "dw_s misses the slope of sigma = softplus(a) + sigma_min: the chain rule needs "
-                                  "d sigma / d a between sigma and the linear map."),
-    "no KL on sigma": ("dw_s", "dw_s misses the gradient that the KL term sends directly to sigma "
-                               "(dsigma_extra): gradients reaching a node by different paths add up."),
-    "no KL on mu": ("dw_mu", "dw_mu misses the gradient that the KL term sends directly to mu (dmu_extra): "
-                             "gradients reaching a node by different paths add up."),
+    "no softplus slope": (
+        "dw_s",
+        "dw_s misses the slope of sigma = softplus(a) + sigma_min: the chain rule needs "
+        "d sigma / d a between sigma and the linear map.",
+    ),
+    "no KL on sigma": (
+        "dw_s",
+        "dw_s misses the gradient that the KL term sends directly to sigma "
+        "(dsigma_extra): gradients reaching a node by different paths add up.",
+    ),
+    "no KL on mu": (
+        "dw_mu",
+        "dw_mu misses the gradient that the KL term sends directly to mu (dmu_extra): "
+        "gradients reaching a node by different paths add up.",
+    ),
     "dh: mu path only": ("dh", "dh has only the mu path: h also feeds the sigma map, and the two paths add up."),
     "dh: sigma path only": ("dh", "dh has only the sigma path: h also feeds the mu map, and the two paths add up."),
 }
@@ -295,8 +349,12 @@ def check_bottleneck_backward(fn, seed: int = 0) -> G.Result:
             for name, cache, dz, dmu_extra, dsigma_extra, want, variants in prepared:
                 where = f"in case '{name}'"
                 (mu_h, mu_w), (s_h, s_w), a, eps = cache
-                student_cache = ((mu_h.copy(), mu_w.copy()), (s_h.copy(), s_w.copy()), a.copy(),
-                                 None if eps is None else eps.copy())
+                student_cache = (
+                    (mu_h.copy(), mu_w.copy()),
+                    (s_h.copy(), s_w.copy()),
+                    a.copy(),
+                    None if eps is None else eps.copy(),
+                )
                 extras = [None if e is None else e.copy() for e in (dmu_extra, dsigma_extra)]
                 got, failure = G.call_student(fn, dz.copy(), student_cache, *extras, where=where)
                 if failure:
@@ -311,16 +369,18 @@ def check_bottleneck_backward(fn, seed: int = 0) -> G.Result:
                     ordered_got = got
                 want_by = dict(zip(BOTTLENECK_NAMES, want))
                 ordered_want = tuple(want_by[k] for k in BOTTLENECK_ORDER)
-                message = G.compare_outputs(ordered_got, ordered_want, BOTTLENECK_ORDER, n=dz.shape[0],
-                                            hints=BOTTLENECK_HINTS, where=where)
+                message = G.compare_outputs(
+                    ordered_got, ordered_want, BOTTLENECK_ORDER, n=dz.shape[0], hints=BOTTLENECK_HINTS, where=where
+                )
                 if message and message.startswith(f"FAILED {where}: expected 5 values"):
                     return G.failed(message.replace(str(BOTTLENECK_ORDER), str(BOTTLENECK_NAMES)), errors=errors)
                 if message:
-                    return G.failed(_bottleneck_mistake(by_name, variants, where) or message, errors=errors,
-                                    case=name)
+                    return G.failed(_bottleneck_mistake(by_name, variants, where) or message, errors=errors, case=name)
                 errors[name] = max(G.rel_error(g, e) for g, e in zip(ordered_got, ordered_want))
-    return G.passed(f"all five gradients are right in all {len(errors)} cases (largest relative error "
-                    f"{max(errors.values()):.0e}).", errors=errors)
+    return G.passed(
+        f"all five gradients are right in all {len(errors)} cases (largest relative error {max(errors.values()):.0e}).",
+        errors=errors,
+    )
 
 
 def _swapped_outputs(got, want):
@@ -333,10 +393,16 @@ def _swapped_outputs(got, want):
         if value.shape == np.shape(want[name]) and G.rel_error(value, want[name]) < G.TOLERANCE:
             continue
         for other, right in want.items():
-            if other != name and value.shape == np.shape(right) and G.rel_error(value, right) < G.TOLERANCE \
-                    and G.rel_error(right, want[name]) >= G.TOLERANCE:
-                return (f"{name} holds what {other} should be: return the gradients in the order "
-                        f"{', '.join(BOTTLENECK_NAMES)}, each shaped like its input.")
+            if (
+                other != name
+                and value.shape == np.shape(right)
+                and G.rel_error(value, right) < G.TOLERANCE
+                and G.rel_error(right, want[name]) >= G.TOLERANCE
+            ):
+                return (
+                    f"{name} holds what {other} should be: return the gradients in the order "
+                    f"{', '.join(BOTTLENECK_NAMES)}, each shaped like its input."
+                )
     return None
 
 

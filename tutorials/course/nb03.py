@@ -12,6 +12,7 @@ Each checker recognises the typical wrong answers of its exercise (modalities in
 weight, a flipped sign, a forgotten temperature, bits instead of nats...) by computing them too, and names the one
 it sees in one sentence with a pointer to the concept; anything else gets :func:`grading.diagnose`'s diagnosis.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,8 +23,7 @@ from mini_cal import contribution as C
 from mini_cal import layers as L
 from mini_cal import model as model_module
 
-from . import grading
-from . import plots
+from . import grading, plots
 
 MATCH = 1e-6  # relative error under which an answer (right or wrong) counts as "this formula"
 
@@ -74,12 +74,15 @@ def grade(fn, cases, *, hidden, to_array, messages, name, hints, what):
                 got_all.append(to_array(value, args))
             except FormError as exc:
                 return grading.failed(f"FAILED in case '{label}': {exc}", case=label)
-    errors = {label: (_rel(got, expected) if got.shape == np.shape(expected) and np.all(np.isfinite(got))
-                      else float("inf"))
-              for (label, _, expected, _), got in zip(cases, got_all)}
+    errors = {
+        label: (_rel(got, expected) if got.shape == np.shape(expected) and np.all(np.isfinite(got)) else float("inf"))
+        for (label, _, expected, _), got in zip(cases, got_all)
+    }
     if all(e < grading.TOLERANCE for e in errors.values()):
-        return grading.passed(f"your {name}: right on all {len(cases)} cases "
-                              f"(largest relative error {max(errors.values()):.1e}).", errors=errors)
+        return grading.passed(
+            f"your {name}: right on all {len(cases)} cases (largest relative error {max(errors.values()):.1e}).",
+            errors=errors,
+        )
     first = next(i for i, (label, *_) in enumerate(cases) if not errors[label] < grading.TOLERANCE)
     label, _, expected, _ = cases[first]
     if all(g.shape == np.shape(e) for g, (_, _, e, _) in zip(got_all, cases)):
@@ -101,9 +104,9 @@ def _as_vector(length):
         except (TypeError, ValueError):
             raise FormError(f"expected {length} numbers, got a {type(value).__name__}") from None
         if arr.shape != (length,):
-            raise FormError(f"expected {length} numbers (one per modality, in modality order), got shape "
-                            f"{arr.shape}")
+            raise FormError(f"expected {length} numbers (one per modality, in modality order), got shape {arr.shape}")
         return arr
+
     return to_array
 
 
@@ -129,19 +132,19 @@ def _coalition_logits(shares, bias, S, bias_per_modality=False, with_bias=True):
 
 COALITION_MISTAKES = {
     "sign": "your v(S) has the wrong sign: a coalition is worth the uncertainty its logits REMOVE, H(Y) minus the "
-            "cross-entropy, so a good coalition has a large positive value.",
+    "cross-entropy, so a good coalition has a large positive value.",
     "no_hy": "your v(S) is minus the cross-entropy: you left out H(Y). The value measures how much the logits "
-             "reduce the label's uncertainty, so it starts from the uncertainty before seeing anything.",
+    "reduce the label's uncertainty, so it starts from the uncertainty before seeing anything.",
     "bits": "your v(S) is in bits, not nats (it is 1/ln 2 = 1.44 times the answer, or mixes the two): H(Y) is "
-            "given in nats, so the cross-entropy must use the natural logarithm too.",
+    "given in nats, so the cross-entropy must use the natural logarithm too.",
     "sum_batch": "your cross-entropy is a SUM over the samples; the loss (and v) uses the MEAN over the batch, so "
-                 "that v does not grow with the batch size.",
+    "that v does not grow with the batch size.",
     "no_bias": "your coalition logits leave out the head's bias: logits(S) is the sum of the shares of S PLUS the "
-               "bias (the empty coalition is the bias alone).",
+    "bias (the empty coalition is the bias alone).",
     "bias_each": "your coalition logits add the bias once per modality: the head has one bias, added once to the "
-                 "sum of the shares of S.",
+    "sum of the shares of S.",
     "reversed": "your v(S) are those of the modalities in reversed order (modality 0's share used for 1 and vice "
-                "versa): the coalition (0,) must use shares[0].",
+    "versa): the coalition (0,) must use shares[0].",
 }
 COALITION_MISTAKES["bits_both"] = COALITION_MISTAKES["bits"]
 COALITION_HINTS = {"default": "logits(S) = bias + the shares of the modalities in S; v(S) = H(Y) - mean CE."}
@@ -150,9 +153,11 @@ COALITION_HINTS = {"default": "logits(S) = bias + the shares of the modalities i
 def _coalition_cases(seed=0):
     rng = np.random.default_rng(seed)
     cases = []
-    for label, M, n, k, scale in [("2 modalities, 6 samples, 4 classes", 2, 6, 4, 1.5),
-                                  ("2 modalities, a confidently wrong one (negative values)", 2, 5, 4, 4.0),
-                                  ("3 modalities, 7 samples, 3 classes", 3, 7, 3, 1.0)]:
+    for label, M, n, k, scale in [
+        ("2 modalities, 6 samples, 4 classes", 2, 6, 4, 1.5),
+        ("2 modalities, a confidently wrong one (negative values)", 2, 5, 4, 4.0),
+        ("3 modalities, 7 samples, 3 classes", 3, 7, 3, 1.0),
+    ]:
         y = rng.integers(0, k, size=n)
         y_onehot = np.eye(k)[y]
         shares = [rng.standard_normal((n, k)) * scale for _ in range(M)]
@@ -162,19 +167,33 @@ def _coalition_cases(seed=0):
         counts = np.bincount(y, minlength=k) / n
         h_y = float(-(counts[counts > 0] * np.log(counts[counts > 0])).sum())
         coalitions = C.all_coalitions(M)
-        expected = np.array([C.coalition_value(_coalition_logits(shares, bias, S), y_onehot, h_y)
-                             for S in coalitions])
+        expected = np.array([C.coalition_value(_coalition_logits(shares, bias, S), y_onehot, h_y) for S in coalitions])
 
         def values(**kw):
-            return np.array([h_y - _ce(_coalition_logits(shares, bias, S, **{k2: v for k2, v in kw.items()
-                                                                              if k2 != "log"}),
-                                       y_onehot, kw.get("log", np.log)) for S in coalitions])
+            return np.array(
+                [
+                    h_y
+                    - _ce(
+                        _coalition_logits(shares, bias, S, **{k2: v for k2, v in kw.items() if k2 != "log"}),
+                        y_onehot,
+                        kw.get("log", np.log),
+                    )
+                    for S in coalitions
+                ]
+            )
+
         ce = h_y - expected
         rev = {S: tuple(sorted(M - 1 - m for m in S)) for S in coalitions}
-        wrong = {"sign": -expected, "no_hy": -ce, "bits": h_y - ce / math.log(2), "bits_both": expected / math.log(2),
-                 "sum_batch": h_y - n * ce, "no_bias": values(with_bias=False),
-                 "bias_each": values(bias_per_modality=True),
-                 "reversed": np.array([expected[coalitions.index(rev[S])] for S in coalitions])}
+        wrong = {
+            "sign": -expected,
+            "no_hy": -ce,
+            "bits": h_y - ce / math.log(2),
+            "bits_both": expected / math.log(2),
+            "sum_batch": h_y - n * ce,
+            "no_bias": values(with_bias=False),
+            "bias_each": values(bias_per_modality=True),
+            "reversed": np.array([expected[coalitions.index(rev[S])] for S in coalitions]),
+        }
         args = ([s.copy() for s in shares], bias.copy(), y_onehot.copy(), h_y)
         cases.append((label, args, expected, wrong))
     return cases
@@ -189,8 +208,10 @@ def _coalition_dict_to_array(value, args):
     if missing:
         odd = [key for key in value if key not in coalitions]
         extra = f"; it has keys {odd[:3]} that are not sorted tuples of modality indices" if odd else ""
-        raise FormError(f"your dict lacks the coalition(s) {missing[:4]}: it needs all {len(coalitions)} coalitions "
-                        f"of {M} modalities as sorted tuples, {coalitions}, the empty one () included{extra}")
+        raise FormError(
+            f"your dict lacks the coalition(s) {missing[:4]}: it needs all {len(coalitions)} coalitions "
+            f"of {M} modalities as sorted tuples, {coalitions}, the empty one () included{extra}"
+        )
     try:
         return np.array([float(value[S]) for S in coalitions])
     except (TypeError, ValueError):
@@ -203,37 +224,48 @@ def check_coalition_values(fn, seed: int = 0) -> grading.Result:
     ``shares``: list of M arrays (N, K), modality m's share z^m W_h[m] of the head's logits; ``bias``: (K,);
     ``y_onehot``: (N, K); ``h_y``: H(Y) in nats. v(S) = H(Y) - CE(bias + sum_{m in S} shares[m], y).
     """
-    return grade(fn, _coalition_cases(seed),
-                 hidden=[(C, "coalition_value"), (C, "coalition_values"), (L, "softmax_ce_forward"),
-                         (model_module.Model, "coalition_logits")],
-                 to_array=_coalition_dict_to_array, messages=COALITION_MISTAKES,
-                 name="coalition values", hints=COALITION_HINTS, what="v(S), in the order of all_coalitions(M)")
+    return grade(
+        fn,
+        _coalition_cases(seed),
+        hidden=[
+            (C, "coalition_value"),
+            (C, "coalition_values"),
+            (L, "softmax_ce_forward"),
+            (model_module.Model, "coalition_logits"),
+        ],
+        to_array=_coalition_dict_to_array,
+        messages=COALITION_MISTAKES,
+        name="coalition values",
+        hints=COALITION_HINTS,
+        what="v(S), in the order of all_coalitions(M)",
+    )
 
 
 # --------------------------------------------------------------------------- exercises 2 and 3: Shapley I(m)
 SHAPLEY_MISTAKES = {
     "reversed": "your values are right but in reversed modality order: entry m must be modality m's share, and "
-                "the keys of v hold modality indices (the coalition (0,) is modality 0 alone).",
-    "permuted": "your values are right but in the wrong modality order (permuted): entry m must be modality m's "
-                "share.",
+    "the keys of v hold modality indices (the coalition (0,) is modality 0 alone).",
+    "permuted": "your values are right but in the wrong modality order (permuted): entry m must be modality m's share.",
     "no_factorial": "your values are M! times too large: the Shapley weight |S|!(M-|S|-1)!/M! divides by M!, the "
-                    "number of orders in which the modalities can arrive.",
+    "number of orders in which the modalities can arrive.",
     "no_weight": "you summed the marginal contributions without the Shapley weights: each v(S with m) - v(S) "
-                 "counts for the share |S|!(M-|S|-1)!/M! of the M! arrival orders in which m finds exactly S.",
+    "counts for the share |S|!(M-|S|-1)!/M! of the M! arrival orders in which m finds exactly S.",
     "equal_weights": "you averaged the marginal contributions with equal weights: each coalition S must count as "
-                     "often as the arrival orders in which m finds exactly S already there, |S|!(M-|S|-1)!/M!; "
-                     "with equal weights the shares no longer add up to v(all) - v({}).",
+    "often as the arrival orders in which m finds exactly S already there, |S|!(M-|S|-1)!/M!; "
+    "with equal weights the shares no longer add up to v(all) - v({}).",
     "sign": "your values have the wrong sign: a marginal contribution is what m ADDS, v(S with m) - v(S).",
     "alone": "you returned what each modality is worth alone, v({m}) - v({}): the Shapley value averages that "
-             "with what m adds to the others (for M = 2, the leave-one-out view).",
+    "with what m adds to the others (for M = 2, the leave-one-out view).",
     "leave_one_out": "you returned the leave-one-out values v(all) - v(all without m): the Shapley value averages "
-                     "that with what m is worth alone.",
+    "that with what m is worth alone.",
     "no_empty": "you left out v({}): the first marginal contribution is v({m}) - v({}), and v({}) (the bias "
-                "alone) need not be 0.",
+    "alone) need not be 0.",
 }
 SHAPLEY_MISTAKES["permuted2"] = SHAPLEY_MISTAKES["permuted"]
-SHAPLEY_HINTS = {"default": "I(m) is the average, over the M! orders in which the modalities can arrive, of what "
-                            "m adds when it arrives."}
+SHAPLEY_HINTS = {
+    "default": "I(m) is the average, over the M! orders in which the modalities can arrive, of what "
+    "m adds when it arrives."
+}
 
 
 def _weighted(v, M, weight, sign=1.0, with_empty=True):
@@ -249,15 +281,19 @@ def _weighted(v, M, weight, sign=1.0, with_empty=True):
 
 def _shapley_wrongs(v, M, expected):
     full = tuple(range(M))
-    wrong = {"reversed": expected[::-1],
-             "no_factorial": expected * math.factorial(M),
-             "no_weight": _weighted(v, M, lambda s, M: 1.0),
-             "sign": _weighted(v, M, lambda s, M: math.factorial(s) * math.factorial(M - s - 1) / math.factorial(M),
-                               sign=-1.0),
-             "alone": np.array([v[(m,)] - v[()] for m in range(M)]),
-             "leave_one_out": np.array([v[full] - v[tuple(j for j in full if j != m)] for m in range(M)]),
-             "no_empty": _weighted(v, M, lambda s, M: math.factorial(s) * math.factorial(M - s - 1)
-                                   / math.factorial(M), with_empty=False)}
+    wrong = {
+        "reversed": expected[::-1],
+        "no_factorial": expected * math.factorial(M),
+        "no_weight": _weighted(v, M, lambda s, M: 1.0),
+        "sign": _weighted(
+            v, M, lambda s, M: math.factorial(s) * math.factorial(M - s - 1) / math.factorial(M), sign=-1.0
+        ),
+        "alone": np.array([v[(m,)] - v[()] for m in range(M)]),
+        "leave_one_out": np.array([v[full] - v[tuple(j for j in full if j != m)] for m in range(M)]),
+        "no_empty": _weighted(
+            v, M, lambda s, M: math.factorial(s) * math.factorial(M - s - 1) / math.factorial(M), with_empty=False
+        ),
+    }
     if M == 3:
         wrong["equal_weights"] = _weighted(v, M, lambda s, M: 1.0 / 2 ** (M - 1))
         wrong["permuted"] = expected[[1, 2, 0]]
@@ -270,16 +306,21 @@ def _shapley_games(M, seed):
     coalitions = C.all_coalitions(M)
     games = []
     if M == 2:
-        games += [("v({}) = 0.2, A worth more than V", {(): 0.2, (0,): 1.0, (1,): 0.3, (0, 1): 1.3}),
-                  ("V harmful alone, useful with A", {(): 0.0, (0,): 0.6, (1,): -0.2, (0, 1): 0.9}),
-                  ("complementary: only both together", {(): 0.1, (0,): 0.1, (1,): 0.1, (0, 1): 1.0})]
+        games += [
+            ("v({}) = 0.2, A worth more than V", {(): 0.2, (0,): 1.0, (1,): 0.3, (0, 1): 1.3}),
+            ("V harmful alone, useful with A", {(): 0.0, (0,): 0.6, (1,): -0.2, (0, 1): 0.9}),
+            ("complementary: only both together", {(): 0.1, (0,): 0.1, (1,): 0.1, (0, 1): 1.0}),
+        ]
     else:
         a = np.array([0.5, 0.2, -0.1])
-        games += [("additive, v({}) = 0.3", {S: 0.3 + float(a[list(S)].sum()) for S in coalitions}),
-                  ("null player: modality 1 adds nothing",
-                   {S: {(): 0.0, (0,): 0.6, (2,): 0.5, (0, 2): 1.1}[tuple(m for m in S if m != 1)]
-                    for S in coalitions}),
-                  ("complementary: only all three", {S: 1.0 if len(S) == 3 else 0.0 for S in coalitions})]
+        games += [
+            ("additive, v({}) = 0.3", {S: 0.3 + float(a[list(S)].sum()) for S in coalitions}),
+            (
+                "null player: modality 1 adds nothing",
+                {S: {(): 0.0, (0,): 0.6, (2,): 0.5, (0, 2): 1.1}[tuple(m for m in S if m != 1)] for S in coalitions},
+            ),
+            ("complementary: only all three", {S: 1.0 if len(S) == 3 else 0.0 for S in coalitions}),
+        ]
     for i in range(3):
         values = rng.normal(0.0, 1.0, size=len(coalitions))
         game = {S: float(x) for S, x in zip(coalitions, values)}
@@ -289,14 +330,24 @@ def _shapley_games(M, seed):
 
 
 def _shapley_cases(M, seed):
-    return [(label, (dict(game),), C.shapley(game, M), _shapley_wrongs(game, M, C.shapley(game, M)))
-            for label, game in _shapley_games(M, seed)]
+    return [
+        (label, (dict(game),), C.shapley(game, M), _shapley_wrongs(game, M, C.shapley(game, M)))
+        for label, game in _shapley_games(M, seed)
+    ]
 
 
 def _check_shapley(fn, M, seed):
     cases = _shapley_cases(M, seed)
-    result = grade(fn, cases, hidden=[(C, "shapley")], to_array=_as_vector(M), messages=SHAPLEY_MISTAKES,
-                   name=f"Shapley values (M = {M})", hints=SHAPLEY_HINTS, what="I(m)")
+    result = grade(
+        fn,
+        cases,
+        hidden=[(C, "shapley")],
+        to_array=_as_vector(M),
+        messages=SHAPLEY_MISTAKES,
+        name=f"Shapley values (M = {M})",
+        hints=SHAPLEY_HINTS,
+        what="I(m)",
+    )
     if not result.passed and "mistake" not in result.details and "errors" in result.details:
         # no known mistake: say whether the shares at least add up (efficiency)
         label = result.details["case"]
@@ -307,8 +358,10 @@ def _check_shapley(fn, M, seed):
             total = float(np.sum(np.asarray(got, dtype=float)))
             target = game[tuple(range(M))] - game[()]
             holds = abs(total - target) < 1e-9
-            result.message += (f"\n  Efficiency {'holds' if holds else 'fails'}: your values sum to {total:.4f}, "
-                               f"v(all) - v({{}}) = {target:.4f}.")
+            result.message += (
+                f"\n  Efficiency {'holds' if holds else 'fails'}: your values sum to {total:.4f}, "
+                f"v(all) - v({{}}) = {target:.4f}."
+            )
         except (TypeError, ValueError):
             pass
     return result
@@ -327,25 +380,30 @@ def check_shapley_three(fn, seed: int = 0) -> grading.Result:
 # ------------------------------------------------------------------------------- exercise 4: confidence D(m)
 CONFIDENCE_MISTAKES = {
     "entropy": "you returned the normalised mean entropy itself: the confidence is ONE MINUS it (1 for certain "
-               "predictions, 0 for uniform ones).",
+    "predictions, 0 for uniform ones).",
     "unnormalised": "your D is not normalised: divide the mean entropy by its largest possible value, the entropy "
-                    "of a uniform prediction over K classes, so that D lies in [0, 1] whatever K is.",
+    "of a uniform prediction over K classes, so that D lies in [0, 1] whatever K is.",
     "mixed_logs": "your D mixes logarithm bases: the entropy and its largest value log K must use the same base "
-                  "(then the base cancels).",
+    "(then the base cancels).",
     "max_prob": "you returned the mean largest probability: that is a confidence too, but D(m) is built from the "
-                "ENTROPY of the whole predicted distribution.",
+    "ENTROPY of the whole predicted distribution.",
 }
 CONFIDENCE_MISTAKES["mixed_logs2"] = CONFIDENCE_MISTAKES["mixed_logs"]
-CONFIDENCE_HINTS = {"default": "D(m) = 1 - (mean over samples of the entropy of softmax(logits)) / log K.",
-                    "nan": "exp of a large logit overflows: subtract each row's largest logit first (log-sum-exp)."}
+CONFIDENCE_HINTS = {
+    "default": "D(m) = 1 - (mean over samples of the entropy of softmax(logits)) / log K.",
+    "nan": "exp of a large logit overflows: subtract each row's largest logit first (log-sum-exp).",
+}
 
 
 def _confidence_cases(seed=0):
     rng = np.random.default_rng(seed)
     cases = []
-    for label, n, k, scale in [("8 samples, 4 classes", 8, 4, 1.5), ("5 samples, 3 classes", 5, 3, 0.7),
-                               ("near-uniform logits, 10 classes", 6, 10, 0.05),
-                               ("large logits (use a stable softmax)", 6, 4, 1000.0)]:
+    for label, n, k, scale in [
+        ("8 samples, 4 classes", 8, 4, 1.5),
+        ("5 samples, 3 classes", 5, 3, 0.7),
+        ("near-uniform logits, 10 classes", 6, 10, 0.05),
+        ("large logits (use a stable softmax)", 6, 4, 1000.0),
+    ]:
         logits = rng.standard_normal((n, k)) * scale
         logits[0] = logits[0] * 0 + 2.0 * (scale if scale < 100 else 1)  # one uniform row
         expected = C.confidence(logits, k)
@@ -353,11 +411,16 @@ def _confidence_cases(seed=0):
         p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
         with np.errstate(divide="ignore", invalid="ignore"):
             h = -np.sum(np.where(p > 0, p * np.log(p), 0.0), axis=1)
-        wrong = {"entropy": 1 - expected, "unnormalised": 1 - h.mean(),
-                 "mixed_logs": 1 - h.mean() / math.log2(k), "mixed_logs2": 1 - h.mean() / math.log(2) / math.log(k),
-                 "max_prob": p.max(axis=1).mean()}
-        cases.append((label, (logits.copy(), k), np.array([expected]),
-                      {key: np.array([value]) for key, value in wrong.items()}))
+        wrong = {
+            "entropy": 1 - expected,
+            "unnormalised": 1 - h.mean(),
+            "mixed_logs": 1 - h.mean() / math.log2(k),
+            "mixed_logs2": 1 - h.mean() / math.log(2) / math.log(k),
+            "max_prob": p.max(axis=1).mean(),
+        }
+        cases.append(
+            (label, (logits.copy(), k), np.array([expected]), {key: np.array([value]) for key, value in wrong.items()})
+        )
     return cases
 
 
@@ -366,35 +429,45 @@ def _as_scalar(value, args):
     if arr is None:
         raise FormError(f"expected one number, got a {type(value).__name__}")
     if arr.size != 1:
-        raise FormError(f"expected one number (the mean over the batch), got shape {arr.shape}: average the "
-                        f"per-sample entropies over the samples")
+        raise FormError(
+            f"expected one number (the mean over the batch), got shape {arr.shape}: average the "
+            f"per-sample entropies over the samples"
+        )
     return arr.reshape(1)
 
 
 def check_confidence(fn, seed: int = 0) -> grading.Result:
     """Grade ``fn(logits_m, num_classes) -> D(m)`` (one float), logits_m of shape (N, K)."""
-    return grade(fn, _confidence_cases(seed), hidden=[(C, "confidence"), (L, "entropy")], to_array=_as_scalar,
-                 messages=CONFIDENCE_MISTAKES,
-                 name="confidence D(m)", hints=CONFIDENCE_HINTS, what="D(m)")
+    return grade(
+        fn,
+        _confidence_cases(seed),
+        hidden=[(C, "confidence"), (L, "entropy")],
+        to_array=_as_scalar,
+        messages=CONFIDENCE_MISTAKES,
+        name="confidence D(m)",
+        hints=CONFIDENCE_HINTS,
+        what="D(m)",
+    )
 
 
 # ------------------------------------------------------------------------ exercise 5: contribution weights W
 WEIGHT_MISTAKES = {
     "no_temperature": "your W ignores the temperature: W = softmax(T s), and T is what makes the weights more or "
-                      "less decisive (T = 0 gives 1/M each).",
+    "less decisive (T = 0 gives 1/M each).",
     "divide_temperature": "you divided the score by the temperature: in CAL's weights T MULTIPLIES the score "
-                          "(a larger T gives more decisive weights).",
+    "(a larger T gives more decisive weights).",
     "sum": "your score is I + D: mini_cal's score is the product s = I * D (a modality needs both information "
-           "and confidence).",
+    "and confidence).",
     "I_only": "your score uses I only: the score is s = I * D.",
     "D_only": "your score uses D only: the score is s = I * D.",
     "unnormalised": "your weights do not sum to 1: a softmax divides each exponential by their sum.",
     "sign": "your weights favour the LOWER score: the softmax of T s gives the larger weight to the larger score.",
     "reversed": "your weights are right but in reversed modality order: entry m must be modality m's weight.",
 }
-WEIGHT_HINTS = {"default": "s_m = I(m) D(m); W = softmax(T s) over the modalities.",
-                "nan": "exp(T s) overflows for a large T s: subtract the largest T s_m first (it cancels in the "
-                       "softmax)."}
+WEIGHT_HINTS = {
+    "default": "s_m = I(m) D(m); W = softmax(T s) over the modalities.",
+    "nan": "exp(T s) overflows for a large T s: subtract the largest T s_m first (it cancels in the softmax).",
+}
 
 
 def _softmax(a):
@@ -406,9 +479,14 @@ def _softmax(a):
 def _weight_cases(seed=0):
     rng = np.random.default_rng(seed)
     cases = []
-    for label, M, T in [("M = 2, T = 1", 2, 1.0), ("M = 2, T = 2.5", 2, 2.5), ("M = 3, T = 0.7", 3, 0.7),
-                        ("M = 3, a negative I, T = 4", 3, 4.0), ("M = 2, T = 0", 2, 0.0),
-                        ("M = 2, T = 500 (use a stable softmax)", 2, 500.0)]:
+    for label, M, T in [
+        ("M = 2, T = 1", 2, 1.0),
+        ("M = 2, T = 2.5", 2, 2.5),
+        ("M = 3, T = 0.7", 3, 0.7),
+        ("M = 3, a negative I, T = 4", 3, 4.0),
+        ("M = 2, T = 0", 2, 0.0),
+        ("M = 2, T = 500 (use a stable softmax)", 2, 500.0),
+    ]:
         I = rng.normal(0.4, 0.5, size=M)
         if "negative" in label:
             I[1] = -1.3
@@ -418,9 +496,16 @@ def _weight_cases(seed=0):
         expected = C.softmax_weights(C.score(I, D), T)
         s = I * D
         with np.errstate(over="ignore", invalid="ignore"):
-            wrong = {"no_temperature": _softmax(s), "divide_temperature": _softmax(s / T) if T else np.full(M, np.nan),
-                     "sum": _softmax(T * (I + D)), "I_only": _softmax(T * I), "D_only": _softmax(T * D),
-                     "unnormalised": np.exp(T * s), "sign": _softmax(-T * s), "reversed": expected[::-1]}
+            wrong = {
+                "no_temperature": _softmax(s),
+                "divide_temperature": _softmax(s / T) if T else np.full(M, np.nan),
+                "sum": _softmax(T * (I + D)),
+                "I_only": _softmax(T * I),
+                "D_only": _softmax(T * D),
+                "unnormalised": np.exp(T * s),
+                "sign": _softmax(-T * s),
+                "reversed": expected[::-1],
+            }
         cases.append((label, (I.copy(), D.copy(), T), expected, wrong))
     return cases
 
@@ -431,9 +516,17 @@ def check_contribution_weights(fn, seed: int = 0) -> grading.Result:
 
     def to_array(value, args):
         return _as_vector(len(args[0]))(value, args)
-    return grade(fn, cases, hidden=[(C, "softmax_weights"), (C, "score")], to_array=to_array,
-                 messages=WEIGHT_MISTAKES, name="contribution weights W", hints=WEIGHT_HINTS,
-                 what="W")
+
+    return grade(
+        fn,
+        cases,
+        hidden=[(C, "softmax_weights"), (C, "score")],
+        to_array=to_array,
+        messages=WEIGHT_MISTAKES,
+        name="contribution weights W",
+        hints=WEIGHT_HINTS,
+        what="W",
+    )
 
 
 # ------------------------------------------------------------------------------------------------- figures
@@ -452,8 +545,14 @@ def plot_coalition_values(values: dict, names, h_y: float, path=None):
         ax.bar(x, heights, width, color=f"C{i}", label=name)
         for xi, h in zip(x, heights):
             if abs(h) >= 0.05:  # values near 0 (the empty coalition's) would overlap: the table prints them
-                ax.text(xi, h + (0.03 if h >= 0 else -0.03), f"{h:.2f}", ha="center",
-                        va="bottom" if h >= 0 else "top", fontsize=9)
+                ax.text(
+                    xi,
+                    h + (0.03 if h >= 0 else -0.03),
+                    f"{h:.2f}",
+                    ha="center",
+                    va="bottom" if h >= 0 else "top",
+                    fontsize=9,
+                )
     ax.axhline(h_y, color="k", ls="--", lw=1, label=f"H(Y) = {h_y:.2f}, the largest possible value")
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xticks(range(len(coalitions)), [f"v({label(S, names)})" for S in coalitions])
@@ -471,7 +570,7 @@ def plot_entropy_histograms(norm_entropy: dict, D: dict, names, path=None):
     fig, axes = plots.figure(ncols=len(norm_entropy), width=10, height=3.6, sharey=True)
     bins = np.linspace(0, 1, 41)
     for ax, name in zip(np.atleast_1d(axes), norm_entropy):
-        for m, color in enumerate(("C0", "C3")[:len(names)]):
+        for m, color in enumerate(("C0", "C3")[: len(names)]):
             e = norm_entropy[name][m]
             ax.hist(e, bins=bins, color=color, alpha=0.55, label=f"{names[m]}: D = {D[name][m]:.2f}")
             ax.axvline(e.mean(), color=color, ls="--", lw=1.2)
@@ -490,12 +589,12 @@ def plot_weights_vs_temperature(I: dict, D: dict, path=None):
     for ax, name in zip(np.atleast_1d(axes), I):
         for mode, ls in zip(C.SCORE_MODES, ("-", "--", "-.", ":")):
             s = C.score(I[name], D[name], mode)
-            ax.semilogx(temperatures, [C.softmax_weights(s, T)[0] for T in temperatures], ls=ls, lw=2,
-                        label=mode)
+            ax.semilogx(temperatures, [C.softmax_weights(s, T)[0] for T in temperatures], ls=ls, lw=2, label=mode)
         ax.axvline(1.0, color="k", lw=0.8, ls=":")
         ax.axhline(0.5, color="grey", lw=0.8)
-        ax.set_title(f"{name}: I = ({I[name][0]:.2f}, {I[name][1]:.2f}), D = ({D[name][0]:.2f}, {D[name][1]:.2f})",
-                     fontsize=9)
+        ax.set_title(
+            f"{name}: I = ({I[name][0]:.2f}, {I[name][1]:.2f}), D = ({D[name][0]:.2f}, {D[name][1]:.2f})", fontsize=9
+        )
         ax.set_xlabel("temperature T")
     axes = np.atleast_1d(axes)
     axes[0].set_ylabel("W^A (W^V = 1 - W^A)")
@@ -518,22 +617,32 @@ def plot_batch_traces(traces: dict, W_split: float, path=None):
     plots.finish(fig, path)
 
 
-def plot_training_curves(curves: dict, first: dict, step_x, val_coalition, names, bayes, warmup: int,
-                         n_seeds: int, path=None):
+def plot_training_curves(
+    curves: dict, first: dict, step_x, val_coalition, names, bayes, warmup: int, n_seeds: int, path=None
+):
     """Figure 5: I, D, W per epoch during CAL training (bold: mean over seeds; faint: every step of seed 0), and
     the validation coalition accuracy."""
     epochs = np.arange(1, val_coalition.shape[1] + 1)
     fig, axes = plots.figure(ncols=2, nrows=2, width=10, height=7, sharex=True)
     colors = ("C0", "C3")
-    panels = [(axes[0, 0], "I", "information quantity I(m) (nats)"), (axes[0, 1], "D", "confidence D(m)"),
-              (axes[1, 0], "W", "contribution weight W^m used")]
+    panels = [
+        (axes[0, 0], "I", "information quantity I(m) (nats)"),
+        (axes[0, 1], "D", "confidence D(m)"),
+        (axes[1, 0], "W", "contribution weight W^m used"),
+    ]
     for ax, key, title in panels:
         for m in range(len(names)):
             ax.plot(step_x, first["W_metric" if key == "W" else key][:, m], color=colors[m], lw=0.5, alpha=0.3)
             ax.plot(epochs, curves[key].mean(0)[:, m], color=colors[m], lw=2.2, label=names[m])
             if key == "W":
-                ax.plot(epochs, curves["W_metric"].mean(0)[:, m], color=colors[m], lw=1.2, ls="--",
-                        label=f"{names[m]}: the metric's W")
+                ax.plot(
+                    epochs,
+                    curves["W_metric"].mean(0)[:, m],
+                    color=colors[m],
+                    lw=1.2,
+                    ls="--",
+                    label=f"{names[m]}: the metric's W",
+                )
         ax.set_ylabel(title)
     ax = axes[1, 1]
     for m in range(len(names)):
@@ -550,13 +659,23 @@ def plot_training_curves(curves: dict, first: dict, step_x, val_coalition, names
             ax.legend(fontsize=9, loc="lower right")
     for ax in axes[1]:
         ax.set_xlabel("epoch")
-    fig.suptitle(f"Figure 5. CAL training: bold, epoch mean over {n_seeds} seed(s); faint, each step of seed 0;\n"
-                 f"shaded, warm-up; dotted, Bayes-optimal accuracy")
+    fig.suptitle(
+        f"Figure 5. CAL training: bold, epoch mean over {n_seeds} seed(s); faint, each step of seed 0;\n"
+        f"shaded, warm-up; dotted, Bayes-optimal accuracy"
+    )
     plots.finish(fig, path)
 
 
-def batch_traces(result, ds, h_y: float, ema: float, n_batches: int = 300, batch_size: int = 64, seed: int = 0,
-                 temperature: float = 1.0):
+def batch_traces(
+    result,
+    ds,
+    h_y: float,
+    ema: float,
+    n_batches: int = 300,
+    batch_size: int = 64,
+    seed: int = 0,
+    temperature: float = 1.0,
+):
     """W^A of a frozen trained model's metric (``C.ContributionMetric`` with this ``ema``) on ``n_batches`` random
     validation batches, the same batches for every ``ema`` (same ``seed``): an array (n_batches,)."""
     from mini_cal import backend as B

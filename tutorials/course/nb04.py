@@ -11,6 +11,7 @@ Exercises, each graded against the library's answer computed *before* the librar
 ``lr_experiment(accelerate, setting)`` trains the same model twice, once with branch gradients scaled by 1 + W^m and
 once with branch learning rates scaled by 1 + W^m, and returns how far apart the parameters end up.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,7 @@ from mini_cal.methods.base import StepContext
 from mini_cal.model import Model, ModelConfig
 from mini_cal.optim import SGD, Adam, clip_by_global_norm
 
-from . import grading
-from . import plots
+from . import grading, plots
 from .nb03 import FormError, grade
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -37,24 +37,27 @@ RESULTS_FILE = DATA / "compare_default.json"
 # ---------------------------------------------------------------------- exercise 1: CAL's gradient scaling
 ACCEL_MISTAKES = {
     "W_only": "you multiplied branch m by W^m: CAL multiplies by 1 + W^m, so every branch is ACCELERATED (a factor "
-              "between 1 and 2); W^m alone would slow every branch down.",
+    "between 1 and 2); W^m alone would slow every branch down.",
     "suppress": "you multiplied by 1 - W^m: CAL accelerates, by 1 + W^m (OGM-GE is the method that suppresses).",
     "additive": "you ADDED W^m to the gradients: the acceleration multiplies every gradient of branch m by 1 + W^m.",
-    "reversed": "your coefficients are in reversed modality order: branch m (the keys branch_keys[m]) gets "
-                "1 + W[m].",
+    "reversed": "your coefficients are in reversed modality order: branch m (the keys branch_keys[m]) gets 1 + W[m].",
     "head": "your branch gradients are right but the head's changed: the fusion head is shared by all modalities "
-            "and CAL leaves its gradients untouched.",
+    "and CAL leaves its gradients untouched.",
 }
-ACCEL_HINTS = {"default": "every gradient of branch m (the keys branch_keys[m]) is multiplied by 1 + W^m; the "
-                          "other keys (the head) are left as they are."}
+ACCEL_HINTS = {
+    "default": "every gradient of branch m (the keys branch_keys[m]) is multiplied by 1 + W^m; the "
+    "other keys (the head) are left as they are."
+}
 
 
 def _accel_cases(seed=0):
     rng = np.random.default_rng(seed)
     cases = []
-    for label, dims, W in [("2 modalities, W = (0.63, 0.37)", [16, 32], [0.63, 0.37]),
-                           ("2 modalities, W = (0.5, 0.5)", [8, 8], [0.5, 0.5]),
-                           ("3 modalities, W = (0.2, 0.5, 0.3)", [6, 5, 4], [0.2, 0.5, 0.3])]:
+    for label, dims, W in [
+        ("2 modalities, W = (0.63, 0.37)", [16, 32], [0.63, 0.37]),
+        ("2 modalities, W = (0.5, 0.5)", [8, 8], [0.5, 0.5]),
+        ("3 modalities, W = (0.2, 0.5, 0.3)", [6, 5, 4], [0.2, 0.5, 0.3]),
+    ]:
         model = Model(ModelConfig(dims, 4, hidden=(8, 4), bottleneck=True))
         params = model.init_params(rng, dtype="float64")
         grads = {key: rng.standard_normal(np.shape(p)) for key, p in params.items()}
@@ -71,9 +74,15 @@ def _accel_cases(seed=0):
                 for key in keys:
                     out[key] = out[key] * coef[m] if coef is not None else out[key] + add[m]
             return np.concatenate([out[key].ravel() for key in order])
+
         head_nan = {key: (np.full_like(g, np.nan) if key in head else g) for key, g in expected.items()}
-        wrong = {"W_only": variant(W), "suppress": variant(1 - W), "additive": variant(add=W),
-                 "reversed": variant(1 + W[::-1]), "head": np.concatenate([head_nan[key].ravel() for key in order])}
+        wrong = {
+            "W_only": variant(W),
+            "suppress": variant(1 - W),
+            "additive": variant(add=W),
+            "reversed": variant(1 + W[::-1]),
+            "head": np.concatenate([head_nan[key].ravel() for key in order]),
+        }
         args = ({k: g.copy() for k, g in grads.items()}, [list(k) for k in branch_keys], W.copy())
         cases.append((label, args, np.concatenate([expected[key].ravel() for key in order]), wrong, order))
     return cases
@@ -104,13 +113,22 @@ def check_acceleration(fn, seed: int = 0) -> grading.Result:
             raise FormError("every gradient must be an array") from None
         bad = [key for key, a in zip(order, arrays) if a.shape != np.shape(args[0][key])]
         if bad:
-            raise FormError(f"the gradient {bad[0]!r} has shape {arrays[order.index(bad[0])].shape}, not "
-                            f"{np.shape(args[0][bad[0]])}")
+            raise FormError(
+                f"the gradient {bad[0]!r} has shape {arrays[order.index(bad[0])].shape}, not "
+                f"{np.shape(args[0][bad[0]])}"
+            )
         return np.concatenate([a.ravel() for a in arrays])
 
-    return grade(fn, cases, hidden=[(base, "scale_branches"), (cal, "acceleration_coefficients")],
-                 to_array=to_array, messages=ACCEL_MISTAKES, name="acceleration", hints=ACCEL_HINTS,
-                 what="gradients (all keys, in sorted order)")
+    return grade(
+        fn,
+        cases,
+        hidden=[(base, "scale_branches"), (cal, "acceleration_coefficients")],
+        to_array=to_array,
+        messages=ACCEL_MISTAKES,
+        name="acceleration",
+        hints=ACCEL_HINTS,
+        what="gradients (all keys, in sorted order)",
+    )
 
 
 # ------------------------------------------------------------------ the experiment: gradient scale = lr scale
@@ -125,22 +143,28 @@ SETTINGS = {  # each differs from plain SGD with momentum in one respect
 
 def library_accelerate(grads, branch_keys, W):
     """The library's scaling (base.scale_branches with cal.acceleration_coefficients), in the exercise's form."""
+
     class Keys:
         @staticmethod
         def branch_keys(m):
             return branch_keys[m]
+
     out = dict(grads)
     base.scale_branches(Keys, out, cal.acceleration_coefficients(W))
     return out
 
 
 def _optimizer(name, lr, weight_decay):
-    return SGD(lr=lr, momentum=0.9, weight_decay=weight_decay) if name == "sgd" else Adam(lr=lr * 0.02,
-                                                                                          weight_decay=weight_decay)
+    return (
+        SGD(lr=lr, momentum=0.9, weight_decay=weight_decay)
+        if name == "sgd"
+        else Adam(lr=lr * 0.02, weight_decay=weight_decay)
+    )
 
 
-def lr_experiment(accelerate, ds, setting: str, W=(0.63, 0.37), steps: int = 100, lr: float = 0.05,
-                  seed: int = 0) -> dict:
+def lr_experiment(
+    accelerate, ds, setting: str, W=(0.63, 0.37), steps: int = 100, lr: float = 0.05, seed: int = 0
+) -> dict:
     """Train one joint model twice from the same initialisation on the same batches for ``steps`` steps:
 
     * run "scaled gradients": ``accelerate(grads, branch_keys, W)`` (each branch's gradients times 1 + W^m), then
@@ -164,9 +188,9 @@ def lr_experiment(accelerate, ds, setting: str, W=(0.63, 0.37), steps: int = 100
         p_a = {k: v.copy() for k, v in init.items()}
         p_b = {k: v.copy() for k, v in init.items()}
         opt_a = _optimizer(cfg["optimizer"], lr, cfg["weight_decay"])
-        opts_b = [(keys, _optimizer(cfg["optimizer"], lr * c, cfg["weight_decay"]))
-                  for keys, c in zip(branch_keys, coef)] + [(head_keys, _optimizer(cfg["optimizer"], lr,
-                                                                                   cfg["weight_decay"]))]
+        opts_b = [
+            (keys, _optimizer(cfg["optimizer"], lr * c, cfg["weight_decay"])) for keys, c in zip(branch_keys, coef)
+        ] + [(head_keys, _optimizer(cfg["optimizer"], lr, cfg["weight_decay"]))]
         n = len(ds.y_train)
         Y = L.one_hot(np.asarray(ds.y_train), ds.num_classes, dtype="float64")
         xs = [np.asarray(x, dtype=np.float64) for x in ds.x_train]
@@ -191,6 +215,7 @@ def lr_experiment(accelerate, ds, setting: str, W=(0.63, 0.37), steps: int = 100
 
     def rel(keys):
         return max(grading.rel_error(p_a[k], p_b[k]) for k in keys)
+
     per_branch = [rel(keys) for keys in branch_keys]
     return {"max_rel_diff": max(per_branch + [rel(head_keys)]), "per_branch": per_branch, "head": rel(head_keys)}
 
@@ -198,22 +223,24 @@ def lr_experiment(accelerate, ds, setting: str, W=(0.63, 0.37), steps: int = 100
 # ---------------------------------------------------------------------------- exercise 2: OGM-GE's k(rho)
 OGM_MISTAKES = {
     "continuous_for_paper": "your 'paper' k has no jump at rho = 1: that is the continuous variant, 1 - tanh(alpha "
-                            "(rho - 1)). The paper's k uses rho itself, so a barely dominant modality already loses "
-                            "tanh(alpha) of its gradient.",
+    "(rho - 1)). The paper's k uses rho itself, so a barely dominant modality already loses "
+    "tanh(alpha) of its gradient.",
     "paper_for_continuous": "your 'continuous' k jumps at rho = 1: the continuous variant measures how far rho is "
-                            "ABOVE 1, so k starts at 1 and falls smoothly.",
+    "ABOVE 1, so k starts at 1 and falls smoothly.",
     "variant_ignored": "your k ignores the variant argument: 'paper' and 'continuous' are different formulas.",
     "everywhere": "you suppress a modality with rho <= 1 too: only the dominant modality (rho > 1) is slowed down; "
-                  "the other keeps k = 1.",
+    "the other keeps k = 1.",
     "boundary": "at rho = 1 exactly your k is below 1: a modality is dominant only when rho > 1 (at rho = 1 the two "
-                "modalities score the same).",
+    "modalities score the same).",
     "tanh_only": "you returned tanh(alpha rho), the fraction REMOVED: the coefficient on the gradient is 1 minus it.",
     "no_alpha": "your k ignores alpha: k = 1 - tanh(alpha rho), and alpha sets how hard the dominant modality is "
-                "suppressed.",
+    "suppressed.",
     "plus": "your k is above 1: OGM-GE only ever slows the dominant modality down, k = 1 - tanh(...).",
 }
-OGM_HINTS = {"default": "a modality with rho > 1 dominates and gets 1 - tanh(alpha rho) ('paper') or "
-                        "1 - tanh(alpha (rho - 1)) ('continuous'); the other keeps 1."}
+OGM_HINTS = {
+    "default": "a modality with rho > 1 dominates and gets 1 - tanh(alpha rho) ('paper') or "
+    "1 - tanh(alpha (rho - 1)) ('continuous'); the other keeps 1."
+}
 
 
 def _ogm_reference(rho, alpha, variant, *, shift=None, dominant=lambda r: r > 1, one_minus=True, sign=-1.0):
@@ -237,9 +264,16 @@ def _ogm_cases():
                     "boundary": _ogm_reference(rho, alpha, variant, dominant=lambda r: r >= 1),
                     "tanh_only": _ogm_reference(rho, alpha, variant, one_minus=False),
                     "no_alpha": _ogm_reference(rho, 1.0, variant) if alpha != 1 else np.nan,
-                    "plus": _ogm_reference(rho, alpha, variant, sign=1.0)}
-                cases.append((f"rho = {rho}, alpha = {alpha}, variant '{variant}'", (rho, alpha, variant),
-                              np.array([expected]), {k: np.array([v]) for k, v in wrong.items()}))
+                    "plus": _ogm_reference(rho, alpha, variant, sign=1.0),
+                }
+                cases.append(
+                    (
+                        f"rho = {rho}, alpha = {alpha}, variant '{variant}'",
+                        (rho, alpha, variant),
+                        np.array([expected]),
+                        {k: np.array([v]) for k, v in wrong.items()},
+                    )
+                )
     # a mistake that concerns one variant only must not be blamed on the other: keep only that variant's cases
     for key, keep in (("continuous_for_paper", "paper"), ("paper_for_continuous", "continuous")):
         for case in cases:
@@ -261,41 +295,59 @@ def _scalar(value, args):
 def check_ogm_k(fn) -> grading.Result:
     """Grade ``fn(rho, alpha, variant) -> k`` for one modality, ``variant`` "paper" or "continuous"."""
     cases = _ogm_cases()
-    result = grade(fn, cases, hidden=[(ogm_ge, "modulation_coefficient")], to_array=_scalar,
-                   messages=OGM_MISTAKES, name="k(rho)", hints=OGM_HINTS, what="k")
+    result = grade(
+        fn,
+        cases,
+        hidden=[(ogm_ge, "modulation_coefficient")],
+        to_array=_scalar,
+        messages=OGM_MISTAKES,
+        name="k(rho)",
+        hints=OGM_HINTS,
+        what="k",
+    )
     return result
 
 
 # ------------------------------------------------------------------------------ exercise 3: the GE noise
 GE_MISTAKES = {
     "no_noise": "you returned k g without noise: generalisation enhancement ADDS Gaussian noise to the modulated "
-                "gradient.",
+    "gradient.",
     "unscaled": "your noise is eps itself: its standard deviation must be that of the gradient's entries, so that "
-                "the noise is on the gradient's own scale.",
+    "the noise is on the gradient's own scale.",
     "std_modulated": "your noise is scaled by the std of k g (or multiplied by k): OGM-GE takes the std of the "
-                     "UN-modulated gradient g, so the noise keeps its size however hard k suppresses.",
+    "UN-modulated gradient g, so the noise keeps its size however hard k suppresses.",
     "variance": "your noise is scaled by the VARIANCE of g: N(0, std(g)^2) is eps times the standard deviation.",
     "forgot_k": "you added the noise to g instead of k g: the suppression k applies to the gradient, then the noise "
-                "is added.",
+    "is added.",
     "abs_g": "your noise is scaled entry by entry by |g|: OGM-GE uses ONE standard deviation per parameter tensor, "
-             "the std of all of g's entries.",
+    "the std of all of g's entries.",
 }
-GE_HINTS = {"default": "the step sends k g plus Gaussian noise whose standard deviation is that of the entries of "
-                       "the un-modulated g; eps is already N(0, 1)."}
+GE_HINTS = {
+    "default": "the step sends k g plus Gaussian noise whose standard deviation is that of the entries of "
+    "the un-modulated g; eps is already N(0, 1)."
+}
 
 
 def _ge_cases(seed=0):
     rng = np.random.default_rng(seed)
     cases = []
-    for label, shape, k, scale in [("weights (6, 4), k = 0.05", (6, 4), 0.05, 0.02),
-                                   ("bias (5,), k = 1 (the non-dominant branch)", (5,), 1.0, 0.3),
-                                   ("weights (3, 7), k = 0.34", (3, 7), 0.34, 1.7)]:
+    for label, shape, k, scale in [
+        ("weights (6, 4), k = 0.05", (6, 4), 0.05, 0.02),
+        ("bias (5,), k = 1 (the non-dominant branch)", (5,), 1.0, 0.3),
+        ("weights (3, 7), k = 0.34", (3, 7), 0.34, 1.7),
+    ]:
         g = rng.standard_normal(shape) * scale + 0.1 * scale
         eps = rng.standard_normal(shape)
         std = float(np.std(g))
         expected = k * g + std * eps
-        wrong = {"no_noise": k * g, "unscaled": k * g + eps, "std_modulated": k * g + k * std * eps,
-                 "variance": k * g + std ** 2 * eps, "forgot_k": g + std * eps, "abs_g": k * g + np.abs(g) * eps}
+        wrong = {
+            "no_noise": k * g,
+            "unscaled": k * g + eps,
+            "std_modulated": k * g + k * std * eps,
+            "variance": k * g + std**2 * eps,
+            "forgot_k": g + std * eps,
+            "abs_g": k * g + np.abs(g) * eps,
+        }
         cases.append((label, (g.copy(), k, eps.copy()), expected.ravel(), {key: v.ravel() for key, v in wrong.items()}))
     return cases
 
@@ -303,6 +355,7 @@ def _ge_cases(seed=0):
 def check_ge_noise(fn, seed: int = 0) -> grading.Result:
     """Grade ``fn(g, k, eps) -> k g + std(g) eps`` for one parameter's gradient ``g`` (any shape) and standard
     normal ``eps`` of the same shape."""
+
     def to_array(value, args):
         try:
             arr = np.asarray(value, dtype=float)
@@ -311,32 +364,55 @@ def check_ge_noise(fn, seed: int = 0) -> grading.Result:
         if arr.shape != args[0].shape:
             raise FormError(f"expected an array of g's shape {args[0].shape}, got shape {arr.shape}")
         return arr.ravel()
-    return grade(fn, _ge_cases(seed), hidden=[(ogm_ge.OGMGE, "modify_gradients")], to_array=to_array,
-                 messages=GE_MISTAKES, name="GE step", hints=GE_HINTS, what="k g + noise")
+
+    return grade(
+        fn,
+        _ge_cases(seed),
+        hidden=[(ogm_ge.OGMGE, "modify_gradients")],
+        to_array=to_array,
+        messages=GE_MISTAKES,
+        name="GE step",
+        hints=GE_HINTS,
+        what="k g + noise",
+    )
 
 
 # ------------------------------------------------------------------------------ exercise 4: ARL's weights
 ARL_MISTAKES = {
     "own_c": "your weights multiply each modality's confidence by its OWN logit size: ARL's w_m uses the OTHER "
-             "modality's c (for A: c_V a_A), so a modality's weight grows with how loud the other one is.",
+    "modality's c (for A: c_V a_A), so a modality's weight grows with how loud the other one is.",
     "no_floor": "your entropies are not clamped: after normalising, H_m below h_floor is raised to h_floor, so that "
-                "a near-certain modality cannot take all the weight.",
+    "a near-certain modality cannot take all the weight.",
     "floor_raw": "you clamped the raw entropies: normalise H over the modalities first, then clamp at h_floor.",
     "entropy_not_inverse": "your confidence is the entropy itself: ARL's confidence is its INVERSE, a = 1 / H "
-                           "(a certain modality has a small entropy and a large confidence).",
+    "(a certain modality has a small entropy and a large confidence).",
     "a_unnormalised": "your a = 1 / H is not normalised: divide it by its sum over the modalities.",
     "c_unnormalised": "your logit sizes c are not normalised: divide them by their sum over the modalities first.",
     "no_temperature": "your w ignores the temperature: w = softmax(T [c_V a_A, c_A a_V]).",
     "no_softmax": "your w is not a softmax of the products: w = softmax(T [c_V a_A, c_A a_V]), positive and summing "
-                  "to 1.",
+    "to 1.",
     "reversed": "your weights are in reversed modality order: entry 0 is modality A's weight.",
 }
-ARL_HINTS = {"default": "normalise c and H over the modalities, clamp H at h_floor, a = 1 / H normalised, then a "
-                        "softmax with temperature of each modality's a times the OTHER modality's c."}
+ARL_HINTS = {
+    "default": "normalise c and H over the modalities, clamp H at h_floor, a = 1 / H normalised, then a "
+    "softmax with temperature of each modality's a times the OTHER modality's c."
+}
 
 
-def _arl_variant(c, H, T, h_floor, own=False, floor=True, floor_raw=False, inverse=True, norm_a=True, norm_c=True,
-                 use_T=True, soft=True):
+def _arl_variant(
+    c,
+    H,
+    T,
+    h_floor,
+    own=False,
+    floor=True,
+    floor_raw=False,
+    inverse=True,
+    norm_a=True,
+    norm_c=True,
+    use_T=True,
+    soft=True,
+):
     c, H = np.asarray(c, float), np.asarray(H, float)
     c_n = c / c.sum() if norm_c else c
     if floor_raw:
@@ -352,16 +428,25 @@ def _arl_variant(c, H, T, h_floor, own=False, floor=True, floor_raw=False, inver
 
 def _arl_cases():
     cases = []
-    for label, c, H, T, h_floor in [("A loud and sure", [6.0, 1.5], [0.4, 1.2], 1.0, 0.3),
-                                    ("A very sure (the clamp acts)", [4.0, 2.0], [0.05, 1.3], 1.0, 0.3),
-                                    ("temperature 5", [3.0, 1.0], [0.6, 1.1], 5.0, 0.3),
-                                    ("V louder, floor 0.2, T = 2", [1.0, 2.5], [1.0, 0.15], 2.0, 0.2)]:
+    for label, c, H, T, h_floor in [
+        ("A loud and sure", [6.0, 1.5], [0.4, 1.2], 1.0, 0.3),
+        ("A very sure (the clamp acts)", [4.0, 2.0], [0.05, 1.3], 1.0, 0.3),
+        ("temperature 5", [3.0, 1.0], [0.6, 1.1], 5.0, 0.3),
+        ("V louder, floor 0.2, T = 2", [1.0, 2.5], [1.0, 0.15], 2.0, 0.2),
+    ]:
         expected = arl.arl_weights(c, H, T, h_floor)
         v = lambda **kw: _arl_variant(c, H, T, h_floor, **kw)  # noqa: E731
-        wrong = {"own_c": v(own=True), "no_floor": v(floor=False), "floor_raw": v(floor_raw=True),
-                 "entropy_not_inverse": v(inverse=False), "a_unnormalised": v(norm_a=False),
-                 "c_unnormalised": v(norm_c=False), "no_temperature": v(use_T=False), "no_softmax": v(soft=False),
-                 "reversed": expected[::-1]}
+        wrong = {
+            "own_c": v(own=True),
+            "no_floor": v(floor=False),
+            "floor_raw": v(floor_raw=True),
+            "entropy_not_inverse": v(inverse=False),
+            "a_unnormalised": v(norm_a=False),
+            "c_unnormalised": v(norm_c=False),
+            "no_temperature": v(use_T=False),
+            "no_softmax": v(soft=False),
+            "reversed": expected[::-1],
+        }
         cases.append((label, (list(c), list(H), T, h_floor), expected, wrong))
     return cases
 
@@ -369,6 +454,7 @@ def _arl_cases():
 def check_arl_weights(fn) -> grading.Result:
     """Grade ``fn(c, H, temperature, h_floor) -> w`` for two modalities (c, H: raw per-modality logit sizes and
     entropies)."""
+
     def to_array(value, args):
         try:
             arr = np.asarray(value, dtype=float)
@@ -377,8 +463,17 @@ def check_arl_weights(fn) -> grading.Result:
         if arr.shape != (2,):
             raise FormError(f"expected two weights (A, V), got shape {arr.shape}")
         return arr
-    return grade(fn, _arl_cases(), hidden=[(arl, "arl_weights")], to_array=to_array, messages=ARL_MISTAKES,
-                 name="ARL weights", hints=ARL_HINTS, what="w")
+
+    return grade(
+        fn,
+        _arl_cases(),
+        hidden=[(arl, "arl_weights")],
+        to_array=to_array,
+        messages=ARL_MISTAKES,
+        name="ARL weights",
+        hints=ARL_HINTS,
+        what="w",
+    )
 
 
 # ----------------------------------------------------------------------------------------- the results file
@@ -391,8 +486,12 @@ def per_seed(results: dict, method: str, key: str, modality=None) -> np.ndarray:
     """One number per seed: ``key`` is "test_acc", "coalition_acc", "probe_acc" or "coef_after_warmup" (the last
     three need ``modality``)."""
     rows = results["per_seed"][method]
-    values = [r[key] if modality is None else (r[key][modality] if r[key] is not None and
-                                                 r[key][modality] is not None else np.nan) for r in rows]
+    values = [
+        r[key]
+        if modality is None
+        else (r[key][modality] if r[key] is not None and r[key][modality] is not None else np.nan)
+        for r in rows
+    ]
     return np.array(values, dtype=float)
 
 
@@ -405,8 +504,14 @@ def plot_k(alpha_tuned: float, path=None):
     for a, color in [(0.3, "C7"), (alpha_tuned, "C3"), (1.5, "C4")]:
         for variant, ls in [("paper", "-"), ("continuous", "--")]:
             k = [ogm_ge.modulation_coefficient(r, a, variant) for r in rho]
-            ax.plot(rho, k, color=color, ls=ls, lw=2 if a == alpha_tuned else 1.2,
-                    label=f"alpha = {a}, {variant}" + (" (tuned)" if a == alpha_tuned else ""))
+            ax.plot(
+                rho,
+                k,
+                color=color,
+                ls=ls,
+                lw=2 if a == alpha_tuned else 1.2,
+                label=f"alpha = {a}, {variant}" + (" (tuned)" if a == alpha_tuned else ""),
+            )
     ax.axvline(1, color="k", lw=0.8, ls=":")
     ax.set_xlabel("discrepancy ratio rho of a modality (its score over the other's)")
     ax.set_ylabel("coefficient on its gradients")
@@ -432,14 +537,16 @@ def plot_coefficients(curves: dict, methods, names, warmup: int, n_seeds: int, p
         ax.set_ylim(0, 2)
     axes[0].set_ylabel("coefficient")
     axes[0].legend(loc="lower left")
-    fig.suptitle(f"Figure 2. Coefficient on each branch's gradients, per-epoch mean over {n_seeds} seeds "
-                 f"(shaded: warm-up)")
+    fig.suptitle(
+        f"Figure 2. Coefficient on each branch's gradients, per-epoch mean over {n_seeds} seeds (shaded: warm-up)"
+    )
     plots.finish(fig, path)
 
 
 def plot_branch_norms(runs: dict, names, path=None):
     """Figure 3: per-epoch mean gradient norm of each branch (after modulation, before clipping), one run each."""
     from mini_cal.experiments import epoch_means
+
     fig, axes = plots.figure(ncols=2, width=10, height=3.8, sharey=True)
     for m, ax in enumerate(axes):
         for i, (name, r) in enumerate(runs.items()):
@@ -457,11 +564,11 @@ def plot_branch_norms(runs: dict, names, path=None):
 def plot_coalition_curves(curves: dict, methods, names, bayes: dict, n_seeds: int, path=None):
     """Figure 4: validation coalition accuracy of each modality, and fused accuracy, per epoch (mean over seeds)."""
     fig, axes = plots.figure(ncols=3, width=10, height=3.6, sharey=True)
-    panels = [(f"{names[0]} alone (coalition)", lambda c: np.asarray(c["val_coalition_acc"])[:, 0],
-               bayes["modality 0"]),
-              (f"{names[1]} alone (coalition)", lambda c: np.asarray(c["val_coalition_acc"])[:, 1],
-               bayes["modality 1"]),
-              ("fused prediction", lambda c: np.asarray(c["val_acc"]), bayes["fused"])]
+    panels = [
+        (f"{names[0]} alone (coalition)", lambda c: np.asarray(c["val_coalition_acc"])[:, 0], bayes["modality 0"]),
+        (f"{names[1]} alone (coalition)", lambda c: np.asarray(c["val_coalition_acc"])[:, 1], bayes["modality 1"]),
+        ("fused prediction", lambda c: np.asarray(c["val_acc"]), bayes["fused"]),
+    ]
     for ax, (title, get, ceiling) in zip(axes, panels):
         for i, name in enumerate(methods):
             y = get(curves[name])

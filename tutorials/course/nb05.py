@@ -16,6 +16,7 @@ first looks for a typical mistake (a catalogue of wrong formulas computed on the
 Results file: ``python tutorials/course/nb05.py`` trains CAL, its symmetric bottleneck and no bottleneck on the
 ``corrupted`` preset for five seeds and writes :data:`RESULTS` (about a minute on two idle cores).
 """
+
 from __future__ import annotations
 
 import json
@@ -29,7 +30,6 @@ if __package__ in (None, ""):  # run as a script: make `course` and `mini_cal` i
     sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[2])]
 
 from course import grading as G  # noqa: E402
-
 from mini_cal import backend as B  # noqa: E402
 from mini_cal import layers as L  # noqa: E402
 from mini_cal.methods import cal as cal_module  # noqa: E402
@@ -67,11 +67,15 @@ def _numbers(value):
 # ---------------------------------------------------------------------------------- exercise 1: the forward
 FORWARD_HINTS = {
     "mu": {"default": "mu is the plain linear layer of h (notebook 02's linear forward)."},
-    "sigma": {"default": "sigma is a standard deviation: a softplus of its own linear layer, moved by the shift, "
-                         "plus the floor sigma_min (read the docstring of L.gaussian_bottleneck_forward's "
-                         "neighbours in METHOD.md, 'Network')."},
-    "z": {"default": "z is a sample of N(mu, sigma^2) written as a function of mu, sigma and the outside noise eps; "
-                     "in evaluation (eps=None) it is the mean."},
+    "sigma": {
+        "default": "sigma is a standard deviation: a softplus of its own linear layer, moved by the shift, "
+        "plus the floor sigma_min (read the docstring of L.gaussian_bottleneck_forward's "
+        "neighbours in METHOD.md, 'Network')."
+    },
+    "z": {
+        "default": "z is a sample of N(mu, sigma^2) written as a function of mu, sigma and the outside noise eps; "
+        "in evaluation (eps=None) it is the mean."
+    },
 }
 
 
@@ -80,19 +84,29 @@ def _forward_cases(rng):
     n, h_dim, z_dim = 5, 6, 4
 
     def inputs(scale_s=1.0):
-        return (rng.standard_normal((n, h_dim)), rng.standard_normal((h_dim, z_dim)) / np.sqrt(h_dim),
-                rng.standard_normal(z_dim) * 0.1, scale_s * rng.standard_normal((h_dim, z_dim)) / np.sqrt(h_dim),
-                rng.standard_normal(z_dim) * 0.1)
+        return (
+            rng.standard_normal((n, h_dim)),
+            rng.standard_normal((h_dim, z_dim)) / np.sqrt(h_dim),
+            rng.standard_normal(z_dim) * 0.1,
+            scale_s * rng.standard_normal((h_dim, z_dim)) / np.sqrt(h_dim),
+            rng.standard_normal(z_dim) * 0.1,
+        )
 
     large = list(inputs())
     large[4] = np.array([800.0, -800.0, 0.0, 750.0])  # softplus(800) = 800, softplus(-800) ~ 0: no overflow allowed
     return [
         ("training pass (eps given), shift 5", inputs(3.0), {"eps": rng.standard_normal((n, z_dim))}),
         ("evaluation pass (eps=None)", inputs(), {"eps": None}),
-        ("shift 1 and sigma_min 0.01", inputs(2.0),
-         {"eps": rng.standard_normal((n, z_dim)), "shift": 1.0, "sigma_min": 0.01}),
-        ("a large pre-activation (|h Ws + bs| near 800)", large,
-         {"eps": rng.standard_normal((n, z_dim)), "shift": 0.0}),
+        (
+            "shift 1 and sigma_min 0.01",
+            inputs(2.0),
+            {"eps": rng.standard_normal((n, z_dim)), "shift": 1.0, "sigma_min": 0.01},
+        ),
+        (
+            "a large pre-activation (|h Ws + bs| near 800)",
+            large,
+            {"eps": rng.standard_normal((n, z_dim)), "shift": 0.0},
+        ),
     ]
 
 
@@ -101,17 +115,26 @@ def _forward_mistakes(h, w_mu, b_mu, w_s, b_s, eps, sigma_min, shift):
     sp = L.softplus
     return {
         "sigma": [
-            (sp(pre) + sigma_min, "sigma ignores the shift: it should be the softplus of (h Ws + bs - shift), "
-                                  "which makes sigma start small (section 3 measures why)."),
+            (
+                sp(pre) + sigma_min,
+                "sigma ignores the shift: it should be the softplus of (h Ws + bs - shift), "
+                "which makes sigma start small (section 3 measures why).",
+            ),
             (sp(pre + shift) + sigma_min, "sigma adds the shift where it should subtract it."),
             (sp(pre - shift), "sigma misses the floor sigma_min, which keeps it away from 0 (and log sigma finite)."),
-            (np.exp(np.clip(pre - shift, -700, 700)) + sigma_min,
-             "sigma uses exp where the bottleneck uses softplus (close for very negative inputs, not elsewhere)."),
+            (
+                np.exp(np.clip(pre - shift, -700, 700)) + sigma_min,
+                "sigma uses exp where the bottleneck uses softplus (close for very negative inputs, not elsewhere).",
+            ),
             (pre - shift + sigma_min, "sigma is missing its softplus: a standard deviation must stay positive."),
         ],
-        "z": [] if eps is None else [
-            ((h @ w_mu + b_mu) + (sp(pre - shift) + sigma_min) ** 2 * eps,
-             "z adds sigma^2 * eps: sigma is a standard deviation, so the noise is sigma * eps."),
+        "z": []
+        if eps is None
+        else [
+            (
+                (h @ w_mu + b_mu) + (sp(pre - shift) + sigma_min) ** 2 * eps,
+                "z adds sigma^2 * eps: sigma is a standard deviation, so the noise is sigma * eps.",
+            ),
             ((h @ w_mu + b_mu) + eps, "z adds eps without scaling it by sigma."),
             (sp(pre - shift) + sigma_min + (h @ w_mu + b_mu) * eps, "z swaps the roles of mu and sigma."),
         ],
@@ -132,54 +155,78 @@ def check_bottleneck_forward(fn, seed: int = 0) -> G.Result:
             if failure:
                 return G.failed(failure, case=name)
             if not isinstance(got, (tuple, list)) or len(got) != 3:
-                return G.failed(f"in case '{name}': expected the three arrays (z, mu, sigma), got "
-                                f"{type(got).__name__ if not isinstance(got, (tuple, list)) else f'{len(got)} values'}.",
-                                case=name)
+                return G.failed(
+                    f"in case '{name}': expected the three arrays (z, mu, sigma), got "
+                    f"{type(got).__name__ if not isinstance(got, (tuple, list)) else f'{len(got)} values'}.",
+                    case=name,
+                )
             got = dict(zip(("z", "mu", "sigma"), (_numbers(g) for g in got)))
             mistakes = _forward_mistakes(*args, kw_full["eps"], kw_full["sigma_min"], kw_full["shift"])
             for out in ("mu", "sigma", "z"):
-                if kw_full["eps"] is None and out == "z" and got["z"] is not None and got["mu"] is not None \
-                        and got["z"].shape == expected["z"].shape and G.rel_error(got["z"], expected["z"]) >= 1e-6:
-                    return G.failed(f"in case '{name}': in evaluation (eps=None) z must be the mean mu, so that "
-                                    f"predictions are deterministic.", case=name, output="z")
+                if (
+                    kw_full["eps"] is None
+                    and out == "z"
+                    and got["z"] is not None
+                    and got["mu"] is not None
+                    and got["z"].shape == expected["z"].shape
+                    and G.rel_error(got["z"], expected["z"]) >= 1e-6
+                ):
+                    return G.failed(
+                        f"in case '{name}': in evaluation (eps=None) z must be the mean mu, so that "
+                        f"predictions are deterministic.",
+                        case=name,
+                        output="z",
+                    )
                 message = _first_mistake(got[out], mistakes.get(out, []), expected[out])
                 if message is None:
                     message = G.diagnose(got[out], expected[out], name=out, hints=FORWARD_HINTS[out])
                 if message is not None:
                     return G.failed(f"in case '{name}': {message}", case=name, output=out)
-    return G.passed(f"all {len(cases)} cases agree with the reparameterised bottleneck (training and evaluation "
-                    f"passes, other constants, a large pre-activation).", cases=len(cases))
+    return G.passed(
+        f"all {len(cases)} cases agree with the reparameterised bottleneck (training and evaluation "
+        f"passes, other constants, a large pre-activation).",
+        cases=len(cases),
+    )
 
 
 # -------------------------------------------------------------------------------- exercise 2: the KL forward
 def _kl_inputs(rng):
     """(name, mu, sigma): batches whose N and Z differ, so that a factor N, Z or 2 can be told apart."""
+
     def batch(n, z, lo, hi, mu_scale=1.0):
         return mu_scale * rng.standard_normal((n, z)), rng.uniform(lo, hi, size=(n, z))
 
-    return [("batch of N = 4, Z = 3", *batch(4, 3, 0.3, 2.0)),
-            ("batch of N = 6, Z = 5", *batch(6, 5, 0.3, 2.0)),
-            ("small sigma (0.05 to 0.2), N = 5, Z = 4", *batch(5, 4, 0.05, 0.2)),
-            ("close to the prior (mu near 0, sigma near 1), N = 3, Z = 2", *batch(3, 2, 0.8, 1.2, 0.1)),
-            ("a single sample, Z = 7", *batch(1, 7, 0.3, 2.0))]
+    return [
+        ("batch of N = 4, Z = 3", *batch(4, 3, 0.3, 2.0)),
+        ("batch of N = 6, Z = 5", *batch(6, 5, 0.3, 2.0)),
+        ("small sigma (0.05 to 0.2), N = 5, Z = 4", *batch(5, 4, 0.05, 0.2)),
+        ("close to the prior (mu near 0, sigma near 1), N = 3, Z = 2", *batch(3, 2, 0.8, 1.2, 0.1)),
+        ("a single sample, Z = 7", *batch(1, 7, 0.3, 2.0)),
+    ]
 
 
 def _kl_forward_mistakes(mu, sigma):
     n, z = mu.shape
-    terms = mu ** 2 + sigma ** 2 - np.log(sigma ** 2) - 1.0
+    terms = mu**2 + sigma**2 - np.log(sigma**2) - 1.0
     right = 0.5 * terms.sum() / n
     return [
         (right * n, f"the KL is N = {n} times too large: it is a mean over the batch, not a sum."),
-        (right / z, f"the KL is Z = {z} times too small: sum over the Z dimensions (each is its own Gaussian, and "
-                    f"their KLs add); only the batch is averaged."),
+        (
+            right / z,
+            f"the KL is Z = {z} times too small: sum over the Z dimensions (each is its own Gaussian, and "
+            f"their KLs add); only the batch is averaged.",
+        ),
         (2 * right, "the KL is twice too large: each dimension's term carries a factor 1/2."),
-        (0.5 * (mu ** 2 + sigma ** 2 - np.log(sigma) - 1.0).sum() / n,
-         "the KL uses log sigma where the Gaussian's formula has log sigma^2 (the log of the variance)."),
+        (
+            0.5 * (mu**2 + sigma**2 - np.log(sigma) - 1.0).sum() / n,
+            "the KL uses log sigma where the Gaussian's formula has log sigma^2 (the log of the variance).",
+        ),
         (right + z / 2, "the KL misses the -1 inside the sum: check that your value is 0 at mu = 0, sigma = 1."),
-        (0.5 * (mu ** 2 + sigma - np.log(sigma ** 2) - 1.0).sum() / n,
-         "the KL uses sigma where the formula has the variance sigma^2."),
-        (0.5 * (mu + sigma ** 2 - np.log(sigma ** 2) - 1.0).sum() / n,
-         "the KL uses mu where the formula has mu^2."),
+        (
+            0.5 * (mu**2 + sigma - np.log(sigma**2) - 1.0).sum() / n,
+            "the KL uses sigma where the formula has the variance sigma^2.",
+        ),
+        (0.5 * (mu + sigma**2 - np.log(sigma**2) - 1.0).sum() / n, "the KL uses mu where the formula has mu^2."),
         (-right, "the KL has the wrong sign: a KL divergence is never negative."),
     ]
 
@@ -197,32 +244,46 @@ def check_kl_forward(fn, seed: int = 0) -> G.Result:
             if failure:
                 return G.failed(failure, case=name)
             if isinstance(got, tuple):
-                return G.failed(f"in case '{name}': return the KL alone (one number), not a tuple; the cache is "
-                                f"not part of this exercise.", case=name)
+                return G.failed(
+                    f"in case '{name}': return the KL alone (one number), not a tuple; the cache is "
+                    f"not part of this exercise.",
+                    case=name,
+                )
             value = _numbers(got)
             if value is None or value.size != 1:
                 shape = None if value is None else value.shape
-                return G.failed(f"in case '{name}': expected one number, got "
-                                f"{type(got).__name__ if value is None else f'an array of shape {shape}'}"
-                                f"{': sum over dimensions and average over the batch' if shape else ''}.",
-                                case=name)
+                return G.failed(
+                    f"in case '{name}': expected one number, got "
+                    f"{type(got).__name__ if value is None else f'an array of shape {shape}'}"
+                    f"{': sum over dimensions and average over the batch' if shape else ''}.",
+                    case=name,
+                )
             value = value.reshape(())
             message = _first_mistake(value, _kl_forward_mistakes(mu, sigma), expected)
             if message is None:
-                message = G.diagnose(value, expected, name="the KL", hints={
-                    "default": "Write the KL of one Gaussian dimension to N(0, 1) first, then sum over dimensions "
-                               "and average over samples."})
+                message = G.diagnose(
+                    value,
+                    expected,
+                    name="the KL",
+                    hints={
+                        "default": "Write the KL of one Gaussian dimension to N(0, 1) first, then sum over dimensions "
+                        "and average over samples."
+                    },
+                )
             if message is not None:
                 return G.failed(f"in case '{name}': {message}", case=name)
-    return G.passed(f"all {len(cases)} cases agree with the KL to N(0, I) (batch mean, sum over dimensions).",
-                    cases=len(cases))
+    return G.passed(
+        f"all {len(cases)} cases agree with the KL to N(0, I) (batch mean, sum over dimensions).", cases=len(cases)
+    )
 
 
 # ------------------------------------------------------------------------------- exercise 3: the KL backward
-KL_BACKWARD_HINTS = {"scale_n": "The KL is a MEAN over the batch, so every gradient carries 1/N.",
-                     "scale_inv_n": "Divide by N once: the mean over the batch gives one factor 1/N.",
-                     "sign": "The KL grows as mu moves away from 0: its gradient on mu points the same way as mu.",
-                     "default": "Differentiate one entry (i, j) at a time; the chain rule multiplies by dkl."}
+KL_BACKWARD_HINTS = {
+    "scale_n": "The KL is a MEAN over the batch, so every gradient carries 1/N.",
+    "scale_inv_n": "Divide by N once: the mean over the batch gives one factor 1/N.",
+    "sign": "The KL grows as mu moves away from 0: its gradient on mu points the same way as mu.",
+    "default": "Differentiate one entry (i, j) at a time; the chain rule multiplies by dkl.",
+}
 
 
 def _kl_backward_cases(rng):
@@ -236,29 +297,46 @@ def _kl_backward_mistakes(mu, sigma, dkl):
     n = mu.shape[0]
     dmu, dsigma = dkl * mu / n, dkl * (sigma - 1 / sigma) / n
     both = {
-        "forgot dkl": ((mu / n, (sigma - 1 / sigma) / n),
-                       "your gradients are not multiplied by the upstream gradient dkl (the chain rule: in CAL's "
-                       "loss dkl is beta^m)."),
-        "dkl squared": ((dkl ** 2 * mu / n, dkl ** 2 * (sigma - 1 / sigma) / n),
-                        "your gradients carry dkl squared: the upstream gradient multiplies once."),
+        "forgot dkl": (
+            (mu / n, (sigma - 1 / sigma) / n),
+            "your gradients are not multiplied by the upstream gradient dkl (the chain rule: in CAL's "
+            "loss dkl is beta^m).",
+        ),
+        "dkl squared": (
+            (dkl**2 * mu / n, dkl**2 * (sigma - 1 / sigma) / n),
+            "your gradients carry dkl squared: the upstream gradient multiplies once.",
+        ),
         "swapped": ((dsigma, dmu), "you returned (dsigma, dmu): the order is (dmu, dsigma)."),
     }
     dsigma_only = [
         (dkl * sigma / n, "dsigma misses a term: differentiate the -log sigma^2 inside the KL too."),
-        (dkl * (sigma - 1 / sigma ** 2) / n, "dsigma: the derivative of log sigma^2 is 2/sigma (times the 1/2 in "
-                                             "front), not 1/sigma^2."),
-        (dkl * (sigma - 2 / sigma) / n, "dsigma: the 1/2 in front of the KL multiplies the whole bracket, "
-                                        "including -log sigma^2 (whose derivative is 2/sigma)."),
-        (dkl * (2 * sigma - 2 / sigma) / n, "dsigma is twice too large: the 1/2 in front of the KL cancels the 2 "
-                                            "of d(sigma^2)/dsigma."),
-        (dkl * (sigma - 1 / sigma), "dsigma is N times too large: the KL is a MEAN over the batch, so every "
-                                    "gradient carries 1/N."),
-        (dkl * (sigma - 0.5 / sigma) / n, "dsigma: you differentiated log sigma; the KL has log sigma^2 = 2 log sigma."),
-        (dkl * (sigma + 1 / sigma) / n, "dsigma: the -log sigma^2 term enters with a minus sign (it is what pulls a "
-                                        "small sigma up)."),
+        (
+            dkl * (sigma - 1 / sigma**2) / n,
+            "dsigma: the derivative of log sigma^2 is 2/sigma (times the 1/2 in front), not 1/sigma^2.",
+        ),
+        (
+            dkl * (sigma - 2 / sigma) / n,
+            "dsigma: the 1/2 in front of the KL multiplies the whole bracket, "
+            "including -log sigma^2 (whose derivative is 2/sigma).",
+        ),
+        (
+            dkl * (2 * sigma - 2 / sigma) / n,
+            "dsigma is twice too large: the 1/2 in front of the KL cancels the 2 of d(sigma^2)/dsigma.",
+        ),
+        (
+            dkl * (sigma - 1 / sigma),
+            "dsigma is N times too large: the KL is a MEAN over the batch, so every gradient carries 1/N.",
+        ),
+        (
+            dkl * (sigma - 0.5 / sigma) / n,
+            "dsigma: you differentiated log sigma; the KL has log sigma^2 = 2 log sigma.",
+        ),
+        (
+            dkl * (sigma + 1 / sigma) / n,
+            "dsigma: the -log sigma^2 term enters with a minus sign (it is what pulls a small sigma up).",
+        ),
     ]
-    dmu_only = [(dkl * 2 * mu / n, "dmu is twice too large: the 1/2 in front of the KL cancels the 2 of "
-                                   "d(mu^2)/dmu.")]
+    dmu_only = [(dkl * 2 * mu / n, "dmu is twice too large: the 1/2 in front of the KL cancels the 2 of d(mu^2)/dmu.")]
     return both, dmu_only, dsigma_only
 
 
@@ -280,44 +358,67 @@ def check_kl_backward(fn, seed: int = 0) -> G.Result:
             dmu, dsigma = (_numbers(g) for g in got)
             both, dmu_only, dsigma_only = _kl_backward_mistakes(mu, sigma, dkl)
             for values, message in both.values():
-                if all(g is not None and g.shape == v.shape and G.rel_error(g, v) < 1e-6
-                       for g, v in zip((dmu, dsigma), values)) and \
-                        not all(G.rel_error(g, e) < 1e-6 for g, e in zip((dmu, dsigma), expected)):
+                if all(
+                    g is not None and g.shape == v.shape and G.rel_error(g, v) < 1e-6
+                    for g, v in zip((dmu, dsigma), values)
+                ) and not all(G.rel_error(g, e) < 1e-6 for g, e in zip((dmu, dsigma), expected)):
                     return G.failed(f"in case '{name}': {message}", case=name)
-            for out, g, e, catalogue in (("dmu", dmu, expected[0], dmu_only), ("dsigma", dsigma, expected[1],
-                                                                              dsigma_only)):
+            for out, g, e, catalogue in (
+                ("dmu", dmu, expected[0], dmu_only),
+                ("dsigma", dsigma, expected[1], dsigma_only),
+            ):
                 message = _first_mistake(g, catalogue, e) if g is not None and G.rel_error(g, e) >= 1e-6 else None
                 if message is None:
                     message = G.diagnose(g, e, name=out, n=mu.shape[0], hints=KL_BACKWARD_HINTS)
                 if message is not None:
                     return G.failed(f"in case '{name}': {message}", case=name, output=out)
-    return G.passed(f"all {len(cases)} cases agree with the KL's gradient (batches of different sizes, dkl other "
-                    f"than 1, small sigma, close to the prior, a single sample).", cases=len(cases))
+    return G.passed(
+        f"all {len(cases)} cases agree with the KL's gradient (batches of different sizes, dkl other "
+        f"than 1, small sigma, close to the prior, a single sample).",
+        cases=len(cases),
+    )
 
 
 # ------------------------------------------------------------------------------------ exercise 4: beta^m
-BETA_CASES = [("balanced, M = 2", [0.5, 0.5], 1e-3), ("M = 3", [0.5, 0.3, 0.2], 1e-3),
-              ("A leads, M = 2", [0.63, 0.37], 1e-3), ("V leads strongly, M = 2, beta0 = 0.02", [0.1, 0.9], 0.02),
-              ("M = 3, balanced", [1 / 3, 1 / 3, 1 / 3], 0.5),
-              ("one modality has all of it, M = 3", [0.0, 1.0, 0.0], 1.0)]
-BETA_HINTS = {"reversed": "Each modality's beta^m depends on its OWN weight W^m.",
-              "default": "The low-contribution modality is compressed more; balanced weights give beta0 each, and "
-                         "the total compression stays M beta0."}
+BETA_CASES = [
+    ("balanced, M = 2", [0.5, 0.5], 1e-3),
+    ("M = 3", [0.5, 0.3, 0.2], 1e-3),
+    ("A leads, M = 2", [0.63, 0.37], 1e-3),
+    ("V leads strongly, M = 2, beta0 = 0.02", [0.1, 0.9], 0.02),
+    ("M = 3, balanced", [1 / 3, 1 / 3, 1 / 3], 0.5),
+    ("one modality has all of it, M = 3", [0.0, 1.0, 0.0], 1.0),
+]
+BETA_HINTS = {
+    "reversed": "Each modality's beta^m depends on its OWN weight W^m.",
+    "default": "The low-contribution modality is compressed more; balanced weights give beta0 each, and "
+    "the total compression stays M beta0.",
+}
 
 
 def _beta_mistakes(W, beta0):
     W = np.asarray(W, dtype=float)
     M = len(W)
     return [
-        (beta0 * M * W, "your rule compresses the HIGH-contribution modality more (beta grows with W^m); the "
-                        "abstract compresses the low-contribution one."),
+        (
+            beta0 * M * W,
+            "your rule compresses the HIGH-contribution modality more (beta grows with W^m); the "
+            "abstract compresses the low-contribution one.",
+        ),
         (beta0 * (1 - W), "your beta^m are too small by M/(M-1): balanced weights W^m = 1/M must give beta0 each."),
-        (beta0 * M * (1 - W), "your beta^m are M-1 times too large: balanced weights W^m = 1/M must give beta0 "
-                              "each (sum of 1 - W^m over m is M - 1)."),
-        (beta0 * (1 - W) / (M - 1), "your beta^m are M times too small: balanced weights W^m = 1/M must give "
-                                    "beta0 each."),
-        (beta0 / np.maximum(W, 1e-12) / M, "your beta^m are inversely proportional to W^m; CAL's rule is linear "
-                                            "in 1 - W^m and stays finite when W^m = 0."),
+        (
+            beta0 * M * (1 - W),
+            "your beta^m are M-1 times too large: balanced weights W^m = 1/M must give beta0 "
+            "each (sum of 1 - W^m over m is M - 1).",
+        ),
+        (
+            beta0 * (1 - W) / (M - 1),
+            "your beta^m are M times too small: balanced weights W^m = 1/M must give beta0 each.",
+        ),
+        (
+            beta0 / np.maximum(W, 1e-12) / M,
+            "your beta^m are inversely proportional to W^m; CAL's rule is linear "
+            "in 1 - W^m and stays finite when W^m = 0.",
+        ),
     ]
 
 
@@ -326,24 +427,28 @@ def check_bottleneck_betas(fn) -> G.Result:
     for name, W, beta0 in BETA_CASES:
         expected = cal_module.bottleneck_betas(W, beta0)
         with G.hide((cal_module, "bottleneck_betas")):
-            got, failure = G.call_student(fn, np.array(W), beta0, where=f"in case '{name}' (W = "
-                                          f"{np.round(W, 3).tolist()}, beta0 = {beta0:g})")
+            got, failure = G.call_student(
+                fn, np.array(W), beta0, where=f"in case '{name}' (W = {np.round(W, 3).tolist()}, beta0 = {beta0:g})"
+            )
         if failure:
             return G.failed(failure, case=name)
         where = f"in case '{name}' (W = {np.round(W, 3).tolist()}, beta0 = {beta0:g})"
         value = _numbers(got)
-        if value is not None and G.rel_error(value.reshape(-1) if value.size == len(W) else value,
-                                             expected) < 1e-9:
+        if value is not None and G.rel_error(value.reshape(-1) if value.size == len(W) else value, expected) < 1e-9:
             continue
         message = _first_mistake(value, _beta_mistakes(W, beta0), expected, tol=1e-9)
         if message is None:
             message = G.diagnose(value, expected, name="beta", hints=BETA_HINTS, tol=1e-9)
             if value is not None and value.shape == expected.shape:
-                message += f" (Your beta sum to {value.sum() / beta0:.3g} beta0; CAL's keep the total at M beta0 = " \
-                           f"{len(W)} beta0.)"
+                message += (
+                    f" (Your beta sum to {value.sum() / beta0:.3g} beta0; CAL's keep the total at M beta0 = "
+                    f"{len(W)} beta0.)"
+                )
         return G.failed(f"{where}: {message}", case=name)
-    return G.passed(f"all {len(BETA_CASES)} cases agree with CAL's rule (M = 2 and M = 3, balanced and extreme "
-                    f"weights).", cases=len(BETA_CASES))
+    return G.passed(
+        f"all {len(BETA_CASES)} cases agree with CAL's rule (M = 2 and M = 3, balanced and extreme weights).",
+        cases=len(BETA_CASES),
+    )
 
 
 # -------------------------------------------------------------------------------------------------- figures
@@ -360,16 +465,25 @@ def plot_kl_terms(kl_term, sigma_min, shift, out_dim=None, path=None):
     for mu, color in [(0.0, "C0"), (1.0, "C1")]:
         ax.plot(sigmas, [kl_term(mu, s) for s in sigmas], color=color, label=f"mu = {mu:g}")
     ax.axvline(sigma0, color="k", ls="--", lw=1, label=f"sigma at initialisation ({sigma0:.4f})")
-    ax.set(xscale="log", ylim=(0, 8), xlabel="sigma", ylabel="KL of one dimension (nats)",
-           title="the KL term: zero at mu = 0, sigma = 1")
+    ax.set(
+        xscale="log",
+        ylim=(0, 8),
+        xlabel="sigma",
+        ylabel="KL of one dimension (nats)",
+        title="the KL term: zero at mu = 0, sigma = 1",
+    )
     ax.legend(loc="upper right")
     ax = axes[1]
     ax.plot(a, s_of_a - 1 / s_of_a, color="C3", label="on sigma")
     ax.plot(a, (s_of_a - 1 / s_of_a) * L.sigmoid(a), color="C2", lw=2.5, label="on a (through the softplus)")
     ax.axvline(-shift, color="k", ls="--", lw=1, label=f"a at initialisation (-{shift:g})")
     ax.axhline(0, color="grey", lw=0.8)
-    ax.set(ylim=(-8, 3), xlabel="a = h Ws + bs - shift (softplus input)", ylabel="gradient of one dimension's KL",
-           title="the KL's pull on sigma and on a")
+    ax.set(
+        ylim=(-8, 3),
+        xlabel="a = h Ws + bs - shift (softplus input)",
+        ylabel="gradient of one dimension's KL",
+        title="the KL's pull on sigma and on a",
+    )
     ax.legend(loc="lower right")
     fig.suptitle("Figure 1. The KL to N(0, 1) per dimension, and its gradient")
     plots.finish(fig, path)
@@ -388,8 +502,11 @@ def plot_beta_rule(bottleneck_betas, path=None):
     for M, color in [(2, "C0"), (3, "C2")]:
         ax.plot(1 / M, 1.0, "o", color=color)
     ax.axhline(1.0, color="grey", lw=0.8, ls=":")
-    ax.set(xlabel="contribution weight W^m", ylabel="beta^m / beta0",
-           title="Figure 2. CAL's compression weight against the contribution weight")
+    ax.set(
+        xlabel="contribution weight W^m",
+        ylabel="beta^m / beta0",
+        title="Figure 2. CAL's compression weight against the contribution weight",
+    )
     ax.legend(loc="upper center")
     plots.finish(fig, path)
 
@@ -413,12 +530,19 @@ def plot_training(runs, names, warmup, path=None):
     ax.axhline(0.5, color="grey", lw=0.8, ls=":")
     ax.set(ylim=(0, 1), ylabel="W^V, per-epoch mean", title="V's contribution weight")
     ax.legend(loc="lower right", fontsize=9)
-    for ax, key, title, ylabel in ((axes[1], "beta", "compression weight", "beta^m"),
-                                   (axes[2], "kl", "KL^m (training batches)", "KL^m (nats per sample)")):
+    for ax, key, title, ylabel in (
+        (axes[1], "beta", "compression weight", "beta^m"),
+        (axes[2], "kl", "KL^m (training batches)", "KL^m (nats per sample)"),
+    ):
         for name in ("cal", "cal-sym-ib"):
             for m, ls in [(0, "--"), (1, "-")]:
-                ax.plot(epochs, per_epoch(runs[name], key, m), color=COLORS[name], ls=ls,
-                        label=f"{'CAL' if name == 'cal' else 'symmetric'}: {names[m]}")
+                ax.plot(
+                    epochs,
+                    per_epoch(runs[name], key, m),
+                    color=COLORS[name],
+                    ls=ls,
+                    label=f"{'CAL' if name == 'cal' else 'symmetric'}: {names[m]}",
+                )
         ax.set(title=title, ylabel=ylabel)
     axes[1].legend(loc="center right", fontsize=9)
     axes[2].set_yscale("log")
@@ -439,12 +563,14 @@ def plot_accuracy_dots(rows, bayes, path=None):
             y = g + (i - 1) * 0.22
             ax.plot(values[name], y, "o", color=COLORS[name], ms=8, label=VARIANTS[name] if g == 0 else None)
             ax.text(values[name] + 0.008, y, f"{values[name]:.3f}", va="center", fontsize=9)
-        ax.plot([bayes[g]] * 2, [g - 0.4, g + 0.4], color="k", ls="--", lw=1,
-                label="Bayes-optimal" if g == 0 else None)
+        ax.plot([bayes[g]] * 2, [g - 0.4, g + 0.4], color="k", ls="--", lw=1, label="Bayes-optimal" if g == 0 else None)
     ax.set_yticks(range(len(rows)), [r[0] for r in rows])
     ax.invert_yaxis()
-    ax.set(xlim=(0.5, 1.0), xlabel="test accuracy",
-           title="Figure 4. Test accuracy of the three variants on the corrupted preset (one seed)")
+    ax.set(
+        xlim=(0.5, 1.0),
+        xlabel="test accuracy",
+        title="Figure 4. Test accuracy of the three variants on the corrupted preset (one seed)",
+    )
     plots.legend_outside(ax)
     plots.finish(fig, path)
 
@@ -465,14 +591,27 @@ def plot_clean_vs_corrupted(samples, mask, K, path=None):
         correct = samples[name][1]
         for j, (subset, hatch) in enumerate([(~mask, None), (mask, "//")]):
             x = i + (j - 0.5) * 0.35
-            ax.bar(x, correct[subset].mean(), 0.35, color=COLORS[name], hatch=hatch, edgecolor="k", lw=0.5,
-                   label=("clean samples" if j == 0 else "corrupted samples") if i == 0 else None)
+            ax.bar(
+                x,
+                correct[subset].mean(),
+                0.35,
+                color=COLORS[name],
+                hatch=hatch,
+                edgecolor="k",
+                lw=0.5,
+                label=("clean samples" if j == 0 else "corrupted samples") if i == 0 else None,
+            )
             ax.text(x, correct[subset].mean() + 0.01, f"{correct[subset].mean():.2f}", ha="center", fontsize=9)
     ax.axhline(1 / K, color="grey", ls=":", lw=1)
     ax.text(2.4, 1 / K + 0.01, "chance", color="grey", fontsize=9)
     ax.set_xticks(range(len(VARIANTS)), ["CAL", "symmetric", "none"])
-    ax.set(xlim=(-0.5, 2.9), ylim=(0, 1.15), xlabel="bottleneck", ylabel="V coalition accuracy, training labels",
-           title="does V fit the labels of its noise samples?")
+    ax.set(
+        xlim=(-0.5, 2.9),
+        ylim=(0, 1.15),
+        xlabel="bottleneck",
+        ylabel="V coalition accuracy, training labels",
+        title="does V fit the labels of its noise samples?",
+    )
     ax.legend(loc="upper center", ncol=2)
     fig.suptitle("Figure 5. Clean against corrupted training samples of V (seed 0)")
     plots.finish(fig, path)
@@ -519,13 +658,30 @@ def make_results(path=RESULTS, seeds=RESULT_SEEDS, epochs=40):
     for name in VARIANTS:
         rows[name] = []
         for seed in seeds:
-            r = train(make_method(name, **method_kw), dc, TrainConfig(epochs=epochs, seed=seed, progress=False,
-                                                                     shapley=False, **train_kw))
-            rows[name].append({"seed": seed, "acc": r.test["acc"], "coalition_acc_v": r.test["coalition_acc"][1],
-                               "probe_v": r.probe_acc[1]})
-    data = {"command": "python tutorials/course/nb05.py", "preset": "corrupted", "epochs": epochs,
-            "method_kw": method_kw, "train_kw": train_kw, "seeds": list(seeds), "mini_cal": mini_cal.__version__,
-            "wall_s": round(time.perf_counter() - start, 1), "runs": rows}
+            r = train(
+                make_method(name, **method_kw),
+                dc,
+                TrainConfig(epochs=epochs, seed=seed, progress=False, shapley=False, **train_kw),
+            )
+            rows[name].append(
+                {
+                    "seed": seed,
+                    "acc": r.test["acc"],
+                    "coalition_acc_v": r.test["coalition_acc"][1],
+                    "probe_v": r.probe_acc[1],
+                }
+            )
+    data = {
+        "command": "python tutorials/course/nb05.py",
+        "preset": "corrupted",
+        "epochs": epochs,
+        "method_kw": method_kw,
+        "train_kw": train_kw,
+        "seeds": list(seeds),
+        "mini_cal": mini_cal.__version__,
+        "wall_s": round(time.perf_counter() - start, 1),
+        "runs": rows,
+    }
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(data, indent=1))
     return data

@@ -5,12 +5,12 @@
   The checker runs it under NumPy and under the strict ``array_api_strict`` stand-in (the backend the test suite
   uses in place of CuPy) and compares both with the library's ``L.log_softmax``, which it hides while grading.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from course import grading as G
-
 from mini_cal import backend as B
 from mini_cal import layers as L
 
@@ -19,10 +19,12 @@ HINTS = {"default": "log softmax(l)_k = l_k - log sum_j exp(l_j), over each ROW 
 
 
 def _cases(rng):
-    return [("logits of 5 samples x 3 classes", rng.standard_normal((5, 3)) * 2),
-            ("one sample, 4 classes", rng.standard_normal((1, 4))),
-            ("large logits (around 1000, where exp overflows)", 1000 + rng.standard_normal((4, 6)) * 3),
-            ("very negative logits (around -1000)", -1000 + rng.standard_normal((3, 2)) * 3)]
+    return [
+        ("logits of 5 samples x 3 classes", rng.standard_normal((5, 3)) * 2),
+        ("one sample, 4 classes", rng.standard_normal((1, 4))),
+        ("large logits (around 1000, where exp overflows)", 1000 + rng.standard_normal((4, 6)) * 3),
+        ("very negative logits (around -1000)", -1000 + rng.standard_normal((3, 2)) * 3),
+    ]
 
 
 def _mistakes(x):
@@ -33,17 +35,21 @@ def _mistakes(x):
         over_columns = over_columns - np.log(np.exp(over_columns).sum(axis=0, keepdims=True))
         whole = x - x.max()
         whole = whole - np.log(np.exp(whole).sum())
-        return [(np.exp(right), "you returned the softmax (probabilities), not its log."),
-                (over_columns, "you normalised over the samples (axis 0): each ROW is one sample's K logits."),
-                (whole, "you normalised over the whole array: sum over each row (axis=1, keepdims=True)."),
-                (-right, "your log-probabilities have the wrong sign: they are <= 0.")]
+        return [
+            (np.exp(right), "you returned the softmax (probabilities), not its log."),
+            (over_columns, "you normalised over the samples (axis 0): each ROW is one sample's K logits."),
+            (whole, "you normalised over the whole array: sum over each row (axis=1, keepdims=True)."),
+            (-right, "your log-probabilities have the wrong sign: they are <= 0."),
+        ]
 
 
 def _strict_failure(exc_text: str) -> str:
-    return (f"under the strict stand-in (array_api_strict, as on a GPU) your function raised {exc_text}. "
-            f"Ask the backend for its namespace (xp = B.xp()) and call xp.max, xp.exp, xp.log, xp.sum on the "
-            f"arrays; NumPy functions (np.*) and NumPy-only array methods (.max(), .sum()) are not available on a "
-            f"device array.")
+    return (
+        f"under the strict stand-in (array_api_strict, as on a GPU) your function raised {exc_text}. "
+        f"Ask the backend for its namespace (xp = B.xp()) and call xp.max, xp.exp, xp.log, xp.sum on the "
+        f"arrays; NumPy functions (np.*) and NumPy-only array methods (.max(), .sum()) are not available on a "
+        f"device array."
+    )
 
 
 def check_log_softmax(fn, seed: int = 0) -> G.Result:
@@ -65,9 +71,12 @@ def check_log_softmax(fn, seed: int = 0) -> G.Result:
             if value.shape == expected.shape and np.all(np.isfinite(value)) and G.rel_error(value, expected) < 1e-6:
                 continue
             if value.shape == expected.shape and not np.all(np.isfinite(value)):
-                return G.failed(f"under NumPy, on '{name}': your result has NaN or inf entries: exp overflows (or "
-                                f"underflows to 0) for logits this large; subtract each row's maximum first (it "
-                                f"does not change the softmax).", case=name)
+                return G.failed(
+                    f"under NumPy, on '{name}': your result has NaN or inf entries: exp overflows (or "
+                    f"underflows to 0) for logits this large; subtract each row's maximum first (it "
+                    f"does not change the softmax).",
+                    case=name,
+                )
             for wrong, message in _mistakes(x):
                 if value.shape == wrong.shape and G.rel_error(value, wrong) < 1e-6:
                     return G.failed(f"under NumPy, on '{name}': {message}", case=name)
@@ -77,8 +86,11 @@ def check_log_softmax(fn, seed: int = 0) -> G.Result:
     try:
         import array_api_strict  # noqa: F401
     except ImportError:  # pragma: no cover - the test suite installs it
-        return G.passed("correct under NumPy; array_api_strict is not installed here, so the device check was "
-                        "skipped (pip install array-api-strict).", strict=False)
+        return G.passed(
+            "correct under NumPy; array_api_strict is not installed here, so the device check was "
+            "skipped (pip install array-api-strict).",
+            strict=False,
+        )
     with B.use_backend("array_api_strict") as xp:
         for name, x in cases:
             device_x = B.asarray(x, dtype="float64")
@@ -90,22 +102,30 @@ def check_log_softmax(fn, seed: int = 0) -> G.Result:
                 detail = failure.split("your function raised ", 1)[-1]
                 return G.failed(_strict_failure(detail), case=name, backend="array_api_strict")
             if isinstance(got, np.ndarray) or np.isscalar(got):
-                return G.failed(f"under array_api_strict, on '{name}': your function returned a NumPy "
-                                f"{type(got).__name__}: the computation left the device (an implicit copy to the "
-                                f"host, which CuPy refuses). Use xp = B.xp() functions so that the result stays a "
-                                f"device array.", case=name, backend="array_api_strict")
+                return G.failed(
+                    f"under array_api_strict, on '{name}': your function returned a NumPy "
+                    f"{type(got).__name__}: the computation left the device (an implicit copy to the "
+                    f"host, which CuPy refuses). Use xp = B.xp() functions so that the result stays a "
+                    f"device array.",
+                    case=name,
+                    backend="array_api_strict",
+                )
             if type(got).__module__.split(".")[0] != "array_api_strict":
-                return G.failed(f"under array_api_strict, on '{name}': expected a device array, got "
-                                f"{type(got).__name__}.", case=name)
+                return G.failed(
+                    f"under array_api_strict, on '{name}': expected a device array, got {type(got).__name__}.",
+                    case=name,
+                )
             value = np.asarray(B.to_numpy(got), dtype=np.float64)
             expected = np.asarray(B.to_numpy(L.log_softmax(device_x)), dtype=np.float64)
             message = G.diagnose(value, expected, name="log_probs", hints=HINTS)
             if message is not None:
                 return G.failed(f"under array_api_strict, on '{name}': {message}", case=name)
         del xp
-    return G.passed(f"all {len(cases)} cases agree with the library under NumPy and under array_api_strict "
-                    f"(large and very negative logits included): your function is backend-agnostic.",
-                    cases=len(cases))
+    return G.passed(
+        f"all {len(cases)} cases agree with the library under NumPy and under array_api_strict "
+        f"(large and very negative logits included): your function is backend-agnostic.",
+        cases=len(cases),
+    )
 
 
 # -------------------------------------------------------------------------------------- helpers of the notebook

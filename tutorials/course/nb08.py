@@ -11,6 +11,7 @@
   functions; :func:`plugged_in` puts the layer pieces (02's backward passes, 05's bottleneck forward) into the
   library's model for the duration of a training run.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -21,7 +22,6 @@ import numpy as np
 
 from course import grading as G
 from course import nb02, nb03, nb04, nb05
-
 from mini_cal import backend as B
 from mini_cal import contribution as C
 from mini_cal import layers as L
@@ -63,8 +63,11 @@ PIECES = {
     "coalition_values": ("03", nb03.check_coalition_values, _library_coalition_values),
     "shapley_two": ("03", nb03.check_shapley_two, lambda v: C.shapley(v, 2)),
     "confidence": ("03", nb03.check_confidence, C.confidence),
-    "contribution_weights": ("03", nb03.check_contribution_weights,
-                             lambda I, D, temperature: C.softmax_weights(C.score(I, D), temperature)),
+    "contribution_weights": (
+        "03",
+        nb03.check_contribution_weights,
+        lambda I, D, temperature: C.softmax_weights(C.score(I, D), temperature),
+    ),
     "accelerate": ("04", nb04.check_acceleration, _library_accelerate),
     "bottleneck_forward": ("05", nb05.check_bottleneck_forward, _library_bottleneck_forward),
     "kl_forward": ("05", nb05.check_kl_forward, lambda mu, sigma: L.gaussian_kl_forward(mu, sigma)[0]),
@@ -76,6 +79,7 @@ PIECES = {
 @dataclass
 class Pieces:
     """The functions a run uses (``fns[name]``), which of them are the student's, and each piece's verdict."""
+
     fns: dict
     yours: list = field(default_factory=list)
     library: list = field(default_factory=list)
@@ -92,8 +96,10 @@ class Pieces:
         return len(self.fns) == len(PIECES)
 
     def __repr__(self):
-        lines = [f"{len(self.yours)} of {len(PIECES)} pieces are yours"
-                 + (f"; the library's stand in for: {', '.join(self.library)}" if self.library else ".")]
+        lines = [
+            f"{len(self.yours)} of {len(PIECES)} pieces are yours"
+            + (f"; the library's stand in for: {', '.join(self.library)}" if self.library else ".")
+        ]
         for name, result in self.verdicts.items():
             lines.append(f"  {name:<21} (notebook {PIECES[name][0]}): {result.message.splitlines()[0]}")
         return "\n".join(lines)
@@ -131,14 +137,18 @@ def library_pieces() -> Pieces:
 def plugged_in(pieces: Pieces):
     """Inside the block, the library's model runs the pieces' linear, ReLU and bottleneck backward passes and the
     bottleneck forward (mini_cal.layers' functions are swapped, then restored)."""
+
     def bottleneck_forward(h, w_mu, b_mu, w_s, b_s, eps=None, sigma_min=1e-4, shift=5.0):
         z, mu, sigma = pieces.bottleneck_forward(h, w_mu, b_mu, w_s, b_s, eps=eps, sigma_min=sigma_min, shift=shift)
         a = h @ w_s + b_s - shift  # the cache the backward pass expects: (mu_cache, s_cache, a, eps)
         return (z, mu, sigma), ((h, w_mu), (h, w_s), a, eps)
 
-    swaps = {"linear_backward": pieces.linear_backward, "relu_backward": pieces.relu_backward,
-             "gaussian_bottleneck_backward": pieces.bottleneck_backward,
-             "gaussian_bottleneck_forward": bottleneck_forward}
+    swaps = {
+        "linear_backward": pieces.linear_backward,
+        "relu_backward": pieces.relu_backward,
+        "gaussian_bottleneck_backward": pieces.bottleneck_backward,
+        "gaussian_bottleneck_forward": bottleneck_forward,
+    }
     originals = {name: getattr(L, name) for name in swaps}
     try:
         for name, fn in swaps.items():
@@ -170,13 +180,25 @@ class MyCAL(Method):
             terms[f"ce_{''.join(map(str, S))}"] = B.to_float(ce)
             dlogits[S] = self.P.softmax_ce_backward(weight, cache)
         warm = ctx.epoch < self.warmup_epochs
-        W = np.full(M, 1.0 / M) if warm else np.asarray(
-            self.weights_fn(self.P, model, params, out, ctx.y_onehot, ctx.h_y, self.temperature), dtype=float)
+        W = (
+            np.full(M, 1.0 / M)
+            if warm
+            else np.asarray(
+                self.weights_fn(self.P, model, params, out, ctx.y_onehot, ctx.h_y, self.temperature), dtype=float
+            )
+        )
         betas = np.full(M, self.beta0) if warm else np.asarray(self.P.bottleneck_betas(W, self.beta0), dtype=float)
         kl_loss, dmu, dsigma = self.kl_fn(self.P, out, betas)
         terms["kl_weighted"] = float(kl_loss)
-        return LossOutput(total + kl_loss, terms, dlogits, list(dmu), list(dsigma),
-                          {"W": W.tolist(), "beta": betas.tolist()}, modulation={"W": W})
+        return LossOutput(
+            total + kl_loss,
+            terms,
+            dlogits,
+            list(dmu),
+            list(dsigma),
+            {"W": W.tolist(), "beta": betas.tolist()},
+            modulation={"W": W},
+        )
 
     def modify_gradients(self, grads, ctx, lo):
         M = ctx.model.M
@@ -217,20 +239,33 @@ def check_weights_assembly(fn) -> G.Result:
             return G.failed(failure)
         metric = C.ContributionMetric(model.M, model.config.num_classes, T, h_y=h_y)(model, params, out, y)
         I, D = metric["I"], metric["D"]
-        mistakes = [(C.softmax_weights(I, T), "your W ignores the confidence: the score of modality m is I(m) times "
-                                              "D(m), so pass both to contribution_weights."),
-                    (C.softmax_weights(D, T), "your W ignores the Shapley values I(m) of the coalition values."),
-                    (C.softmax_weights(I * D, 1.0), "your W ignores the temperature argument."),
-                    (C.softmax_weights(I * D[::-1], T), "your D(m) belong to the other modality: compute D(m) on the "
-                                                        "logits of coalition {m}, m's own.")]
+        mistakes = [
+            (
+                C.softmax_weights(I, T),
+                "your W ignores the confidence: the score of modality m is I(m) times "
+                "D(m), so pass both to contribution_weights.",
+            ),
+            (C.softmax_weights(D, T), "your W ignores the Shapley values I(m) of the coalition values."),
+            (C.softmax_weights(I * D, 1.0), "your W ignores the temperature argument."),
+            (
+                C.softmax_weights(I * D[::-1], T),
+                "your D(m) belong to the other modality: compute D(m) on the logits of coalition {m}, m's own.",
+            ),
+        ]
         value = nb05._numbers(got)
         known = nb05._first_mistake(value, mistakes, expected) if value is not None else None
         if known is not None:
             return G.failed(f"at temperature {T:g}: {known}")
-        message = G.diagnose(got, expected, name="W", hints={
-            "reversed": "W[m] belongs to modality m: build I and D in modality order.",
-            "default": "W = contribution_weights(I, D, T), with I the Shapley values of the coalition values and "
-                       "D(m) the confidence of coalition {m}'s logits."})
+        message = G.diagnose(
+            got,
+            expected,
+            name="W",
+            hints={
+                "reversed": "W[m] belongs to modality m: build I and D in modality order.",
+                "default": "W = contribution_weights(I, D, T), with I the Shapley values of the coalition values and "
+                "D(m) the confidence of coalition {m}'s logits.",
+            },
+        )
         if message is not None:
             if np.shape(got) == expected.shape and abs(float(np.sum(got)) - 1) > 1e-6:
                 message += " (Your W do not sum to 1.)"
@@ -258,21 +293,34 @@ def check_kl_assembly(fn) -> G.Result:
         return G.failed(f"the weighted KL should be one number, got {type(loss).__name__}.")
     if abs(loss - expected_loss) > 1e-9 * max(1.0, abs(expected_loss)):
         values = [float(k) for k, _ in kls]
-        known = [(sum(values), "it is the plain sum of the KLs: weight each modality's KL by its own beta^m."),
-                 (expected_loss / model.M, "it is the mean over modalities: CAL's loss adds the modalities' terms."),
-                 (float(np.dot(betas[::-1], values)), "each KL is weighted by the OTHER modality's beta: modality m's "
-                                                      "KL takes betas[m]."),
-                 (betas[0] * sum(values), "every KL is weighted by betas[0]: modality m's KL takes betas[m].")]
-        hint = next((text for value, text in known if abs(loss - value) < 1e-9 * abs(value)),
-                    "it is the sum over modalities of beta^m times modality m's KL.")
+        known = [
+            (sum(values), "it is the plain sum of the KLs: weight each modality's KL by its own beta^m."),
+            (expected_loss / model.M, "it is the mean over modalities: CAL's loss adds the modalities' terms."),
+            (
+                float(np.dot(betas[::-1], values)),
+                "each KL is weighted by the OTHER modality's beta: modality m's KL takes betas[m].",
+            ),
+            (betas[0] * sum(values), "every KL is weighted by betas[0]: modality m's KL takes betas[m]."),
+        ]
+        hint = next(
+            (text for value, text in known if abs(loss - value) < 1e-9 * abs(value)),
+            "it is the sum over modalities of beta^m times modality m's KL.",
+        )
         return G.failed(f"the weighted KL is {loss:.6g}, expected {expected_loss:.6g}: {hint}")
     for label, got_list, index in (("dmu", dmu, 0), ("dsigma", dsigma, 1)):
         if not isinstance(got_list, (list, tuple)) or len(got_list) != model.M:
             return G.failed(f"{label} should be a list with one array per modality ({model.M}).")
         for m in range(model.M):
-            message = G.diagnose(got_list[m], expected[m][index], name=f"{label}[{m}]", n=out.mu[m].shape[0],
-                                 hints={"default": f"{label}[m] is the gradient of beta^m KL^m: pass beta^m as the "
-                                                   f"upstream gradient of your KL backward."})
+            message = G.diagnose(
+                got_list[m],
+                expected[m][index],
+                name=f"{label}[{m}]",
+                n=out.mu[m].shape[0],
+                hints={
+                    "default": f"{label}[m] is the gradient of beta^m KL^m: pass beta^m as the "
+                    f"upstream gradient of your KL backward."
+                },
+            )
             if message is not None:
                 return G.failed(message)
     return G.passed("your weighted KL and its per-modality gradients agree with CAL's.")
@@ -295,8 +343,12 @@ def plot_comparison(mine, library, names, warmup, path=None):
         epochs = np.arange(1, len(W) + 1)
         axes[0].plot(epochs, W, ls=ls, color=color, label=label)
         axes[1].plot(epochs, [row["val_acc"] for row in result.history["epochs"]], ls=ls, color=color, label=label)
-    axes[0].set(ylim=(0, 1), xlabel="epoch", ylabel=f"W^{names[1]} (per-epoch mean)",
-                title=f"{names[1]}'s contribution weight W^{names[1]}")
+    axes[0].set(
+        ylim=(0, 1),
+        xlabel="epoch",
+        ylabel=f"W^{names[1]} (per-epoch mean)",
+        title=f"{names[1]}'s contribution weight W^{names[1]}",
+    )
     axes[1].set(xlabel="epoch", ylabel="validation accuracy", title="validation accuracy")
     for ax in axes:
         ax.axvline(warmup + 0.5, color="k", lw=0.8, ls=":")
@@ -333,8 +385,10 @@ def assembly(weights_fn, kl_fn, use_library_for_unfinished: bool = True):
     """Grade the two assembly functions; return (weights_fn, kl_fn) to train with (None for one that is not
     usable) and print which are yours."""
     chosen = []
-    for label, fn, check, library in (("W of a batch", weights_fn, check_weights_assembly, _library_weights_of_batch),
-                                      ("weighted KL", kl_fn, check_kl_assembly, _library_kl_loss)):
+    for label, fn, check, library in (
+        ("W of a batch", weights_fn, check_weights_assembly, _library_weights_of_batch),
+        ("weighted KL", kl_fn, check_kl_assembly, _library_kl_loss),
+    ):
         result = check(fn)
         if result.passed:
             chosen.append(fn)
@@ -355,10 +409,13 @@ def train_mine(pieces, weights_fn, kl_fn, method_kw, dataset, config):
 
     missing = [name for name in PIECES if name not in pieces.fns]
     if missing or weights_fn is None or kl_fn is None:
-        print("Your CAL cannot train yet: missing or failing "
-              + ", ".join(missing + [n for n, f in (("the W assembly", weights_fn), ("the KL assembly", kl_fn))
-                                     if f is None])
-              + ". Finish them, or set USE_LIBRARY_FOR_UNFINISHED = True to let the library's pieces stand in.")
+        print(
+            "Your CAL cannot train yet: missing or failing "
+            + ", ".join(
+                missing + [n for n, f in (("the W assembly", weights_fn), ("the KL assembly", kl_fn)) if f is None]
+            )
+            + ". Finish them, or set USE_LIBRARY_FOR_UNFINISHED = True to let the library's pieces stand in."
+        )
         return None
     method = MyCAL(pieces, weights_fn, kl_fn, **method_kw)
     try:

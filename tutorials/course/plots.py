@@ -1,12 +1,20 @@
 """Figure style shared by the course notebooks: at most ~1000 px wide at dpi 100 (``figsize`` width <= 10 in),
 fonts readable at a notebook column's width, legends in empty corners or outside the data, labelled axes."""
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 
 MAX_WIDTH = 10.0  # inches; at dpi 100 a figure is at most 1000 px wide
-STYLE = {"figure.dpi": 100, "font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9,
-         "xtick.labelsize": 9, "ytick.labelsize": 9}
+STYLE = {
+    "figure.dpi": 100,
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "legend.fontsize": 9,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
+}
 
 
 def figure(ncols: int = 1, nrows: int = 1, width: float = 7.5, height: float = 4.0, **kwargs):

@@ -4,6 +4,7 @@ c_m: mean absolute size of modality m's coalition logits, H_m: mean entropy of i
 c and H are normalised over the modalities, H is clamped below at h_floor, a = 1 / H normalised, and
 w = softmax(T [c_V a_A, c_A a_V]): a modality's weight grows with its own confidence and the OTHER's logit size.
 """
+
 import numpy as np
 
 

@@ -3,6 +3,7 @@
 Trapezoid rule over the (possibly uneven) levels, divided by the level range, so that a model whose accuracy never
 moves scores its clean accuracy.
 """
+
 import numpy as np
 
 

@@ -9,6 +9,7 @@ Forward (mini_cal.layers.gaussian_bottleneck_forward):
     da     = dsigma * sigmoid(a)             (softplus' = sigmoid; shift and sigma_min are constants)
     dh     = dmu w_mu^T + da w_s^T           (h feeds both linear maps: the two paths add up)
 """
+
 from mini_cal import backend as B
 from mini_cal import layers as L
 

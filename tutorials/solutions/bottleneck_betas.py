@@ -3,6 +3,7 @@
     beta^m = beta0 * M * (1 - W^m) / (M - 1)
 Balanced weights W^m = 1/M give beta0 each; since sum_m (1 - W^m) = M - 1, the beta^m always sum to M beta0.
 """
+
 import numpy as np
 
 

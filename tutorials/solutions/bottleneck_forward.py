@@ -3,6 +3,7 @@
     mu = h w_mu + b_mu;   sigma = softplus(h w_s + b_s - shift) + sigma_min;   z = mu + sigma * eps (training)
 and z = mu in evaluation (eps is None). The softplus keeps sigma positive; the shift makes it start small.
 """
+
 from mini_cal import layers as L
 
 

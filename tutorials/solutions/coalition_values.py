@@ -3,6 +3,7 @@
 logits(S) = bias + sum of the shares of the modalities in S (the bias alone for the empty coalition);
 v(S) = H(Y) - CE(logits(S), y), with CE the MEAN over the batch of -log softmax(logits)[y], in nats.
 """
+
 import itertools
 
 import numpy as np

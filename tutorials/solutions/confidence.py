@@ -2,6 +2,7 @@
 
 D(m) = 1 - mean_i H(softmax(logits_i)) / log K, with the entropy in nats (any base works if log K uses the same).
 """
+
 import math
 
 import numpy as np

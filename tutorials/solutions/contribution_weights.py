@@ -1,4 +1,5 @@
 """Solution to notebook 03's exercise: CAL's contribution weights W = softmax(T s), with s = I * D."""
+
 import numpy as np
 
 

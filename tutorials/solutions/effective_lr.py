@@ -8,4 +8,4 @@ by -lr' x x^T dout. Equal when lr' = lr s^2.
 
 def effective_lr(lr, s):
     """lr: the learning rate used on inputs s * x; s: the input scale -> the equivalent learning rate on x."""
-    return lr * s ** 2
+    return lr * s**2

@@ -4,6 +4,7 @@ Each sample is attacked with probability p_attack; an attacked sample gets x + (
 with the standard deviation per feature over all samples and c = GAUSSIAN_C. Common random numbers: the mask and
 the noise depend on the seed only, not on eps, so every level attacks the same samples with the same noise scaled.
 """
+
 import numpy as np
 
 from mini_cal.noise import GAUSSIAN_C

@@ -3,6 +3,7 @@
 g <- k g + N(0, std(g)^2): the noise's standard deviation is that of the entries of the UN-modulated gradient g,
 so the noise keeps the gradient's own size however small k is. eps is N(0, 1) of g's shape.
 """
+
 import numpy as np
 
 

@@ -3,10 +3,11 @@
     KL = (1/N) sum_i 1/2 sum_j (mu_ij^2 + sigma_ij^2 - log sigma_ij^2 - 1)
 summed over the Z dimensions (independent Gaussians: their KLs add), averaged over the N samples.
 """
+
 import numpy as np
 
 
 def kl_forward(mu, sigma):
     """mu, sigma: (N, Z) -> the KL, one number."""
     n = mu.shape[0]
-    return 0.5 * np.sum(mu ** 2 + sigma ** 2 - np.log(sigma ** 2) - 1.0) / n
+    return 0.5 * np.sum(mu**2 + sigma**2 - np.log(sigma**2) - 1.0) / n

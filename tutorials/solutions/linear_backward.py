@@ -7,6 +7,7 @@ over all of them:
     db[j]    = sum_n dout[n, j]            -> db = dout summed over the batch axis  (H,)
 No 1/N here: the mean over the batch is the loss's, and dout already carries it.
 """
+
 import numpy as np
 
 

@@ -4,6 +4,7 @@ Every operation comes from the backend's namespace xp = B.xp() (NumPy, CuPy or a
 runs on the CPU and on a device. Subtracting each row's maximum leaves the softmax unchanged and keeps exp from
 overflowing.
 """
+
 from mini_cal import backend as B
 
 

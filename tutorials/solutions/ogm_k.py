@@ -4,6 +4,7 @@ Only the dominant modality (rho > 1) is suppressed; the other keeps k = 1.
     paper (and current code):    k = 1 - tanh(alpha * rho)        (jumps from 1 to 1 - tanh(alpha) at rho = 1)
     continuous (early release):  k = 1 - tanh(alpha * (rho - 1))  (starts at 1 and falls smoothly)
 """
+
 import math
 
 

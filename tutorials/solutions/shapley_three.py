@@ -13,8 +13,11 @@ def shapley_three(v):
     for m in range(3):
         j, k = [other for other in range(3) if other != m]
         with_m = lambda S: tuple(sorted(S + (m,)))  # noqa: E731
-        phi.append(v[with_m(())] / 3 - v[()] / 3                   # m arrives first (2 of the 6 orders)
-                   + (v[with_m((j,))] - v[(j,)]) / 6             # m arrives second, after j
-                   + (v[with_m((k,))] - v[(k,)]) / 6             # m arrives second, after k
-                   + (v[(0, 1, 2)] - v[(j, k)]) / 3)             # m arrives last
+        phi.append(
+            v[with_m(())] / 3
+            - v[()] / 3  # m arrives first (2 of the 6 orders)
+            + (v[with_m((j,))] - v[(j,)]) / 6  # m arrives second, after j
+            + (v[with_m((k,))] - v[(k,)]) / 6  # m arrives second, after k
+            + (v[(0, 1, 2)] - v[(j, k)]) / 3
+        )  # m arrives last
     return phi
