@@ -407,9 +407,9 @@ def grade_notebook(path, fast: bool = True, timeout: int = 600) -> dict:
     """Execute a (student's) notebook in its own folder and collect the verdict of every checker cell.
 
     Returns ``{exercise: "PASSED" | "FAILED" | "NOT YET" | "no output" | "ERROR"}``, in notebook order; a checker
-    cell is a code cell that calls ``nbXX.check_<exercise>(``. ``fast`` sets MINI_CAL_FAST=1 (the checkers do not
-    depend on it; only the training cells get shorter). The notebook's folder must hold ``course/`` (as the handout
-    does) and mini_cal must be importable.
+    cell is a code cell that calls ``exercises.check_<exercise>(`` (or ``nbXX.check_<exercise>(``). ``fast`` sets
+    MINI_CAL_FAST=1 (the checkers do not depend on it; only the training cells get shorter). The notebook's folder
+    must hold ``course/`` (as the handout does) and mini_cal must be importable.
     """
     import os
     import re
@@ -433,7 +433,7 @@ def grade_notebook(path, fast: bool = True, timeout: int = 600) -> dict:
     client.execute(env=env)
     verdicts = {}
     for cell in nb.cells:
-        names = re.findall(r"\bnb\d\d\.check_(\w+)\(", cell.source) if cell.cell_type == "code" else []
+        names = re.findall(r"\b(?:exercises|nb\d\d)\.check_(\w+)\(", cell.source) if cell.cell_type == "code" else []
         for name in names:
             text = "".join(o.get("text", "") or o.get("data", {}).get("text/plain", "") for o in cell.outputs)
             if any(o.get("output_type") == "error" for o in cell.outputs):

@@ -600,3 +600,17 @@ def plot_test_dots(results: dict, methods, path=None):
     ax.set_ylabel("test accuracy (fused)")
     ax.set_title(f"Figure 5. Test accuracy, {len(results['seeds'])} seeds: dots, one per seed; dash, the mean")
     plots.finish(fig, path)
+
+
+def results_section(path, title: str) -> str:
+    """The markdown table under the heading ``title`` (a prefix is enough) of a results file that `mini-cal
+    compare` wrote (docs/results/...), as text to print."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.lstrip("#").strip().startswith(title))
+    table = []
+    for line in lines[start + 1 :]:
+        if line.startswith("#"):
+            break
+        if line.startswith("|"):
+            table.append(line)
+    return "\n".join(table)
