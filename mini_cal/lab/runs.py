@@ -150,7 +150,9 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
     for proc in workers:
         if proc.is_alive():
             proc.terminate()
-    pool.shutdown(wait=False, cancel_futures=True)
+    # no cancel_futures=True here: the pool's manager thread marks every pending future broken once its workers are
+    # gone, and on Python 3.11 it fails with InvalidStateError (a traceback) on a future that was cancelled first
+    pool.shutdown(wait=False)
     for proc in workers:
         proc.join(timeout=5)
 
