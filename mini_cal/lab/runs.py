@@ -150,8 +150,8 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
     for proc in workers:
         if proc.is_alive():
             proc.terminate()
-    # no cancel_futures=True here: the pool's manager thread marks every pending future broken once its workers are
-    # gone, and on Python 3.11 it fails with InvalidStateError (a traceback) on a future that was cancelled first
+    # no cancel_futures=True: the pool's manager thread marks every pending future broken once its workers are gone,
+    # and on Python 3.11 it fails with InvalidStateError (a traceback) on a future that was cancelled first
     pool.shutdown(wait=False)
     for proc in workers:
         proc.join(timeout=5)
@@ -178,8 +178,11 @@ def run_tasks(tasks: list, jobs: int = 1, progress: bool = True, desc: str = "ru
         else:
             pool = ProcessPoolExecutor(max_workers=jobs, initializer=_worker_start, initargs=(os.getpid(),))
             try:
-                for r in pool.map(fn or run_one, tasks):
-                    results.append(r)
+                # submit, not map: map's iterator cancels the pending futures as an exception leaves it, and the
+                # pool's manager thread then fails on them (InvalidStateError, Python 3.11) once the workers stop
+                futures = [pool.submit(fn or run_one, t) for t in tasks]
+                for future in futures:
+                    results.append(future.result())
                     if bar:
                         bar.update(1)
             except BaseException:
