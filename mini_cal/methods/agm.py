@@ -1,4 +1,4 @@
-"""AGM: Adaptive Gradient Modulation (Li, Li, Hu, Zhang; ICCV 2023), as METHOD.md §4.6 defines it, following its
+"""AGM: Adaptive Gradient Modulation (Li, Li, Hu, Zhang; ICCV 2023), as docs/method.md §4.6 defines it, following its
 paper and its released code:
 
 * coalition outputs f(S): the model's fused logits with the modalities outside S masked. ``masking="input"``

@@ -1,5 +1,5 @@
 """G-Blending: Gradient-Blending (Wang, Tran, Feiszli; CVPR 2020, "What makes training multi-modal classification
-networks hard?"), online version, as METHOD.md §4.5 defines it, following its paper and the released code
+networks hard?"), online version, as docs/method.md §4.5 defines it, following its paper and the released code
 (BalanceBenchmark's ``GBlending_trainer.py``):
 
 * loss L = w_fused CE(logits(all), y) + sum_m w_m CE(logits({m}), y)  (unimodal logits through the coalition, our

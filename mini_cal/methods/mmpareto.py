@@ -1,6 +1,6 @@
 """MMPareto: boosting multimodal learning with innocent unimodal assistance (Wei and Hu, ICML 2024).
 
-As METHOD.md §4.7 defines it (following the paper and its released code, GeWu-Lab/MMPareto_ICML2024):
+As docs/method.md §4.7 defines it (following the paper and its released code, GeWu-Lab/MMPareto_ICML2024):
 
 * loss L = CE(logits(all), y) + sum_m CE(logits({m}), y)  (unimodal logits through the coalition, our convention;
   ``unimodal_logits="slice"``: z^m Wh[m] + bh / M; the paper and its code use a separate unimodal head per modality);

@@ -1,4 +1,4 @@
-"""PMR: Prototypical Modal Rebalance (Fan, Xu, Wu, Yang, Zhao; CVPR 2023), as METHOD.md §4.8 defines it, following
+"""PMR: Prototypical Modal Rebalance (Fan, Xu, Wu, Yang, Zhao; CVPR 2023), as docs/method.md §4.8 defines it, following
 its paper and the released code (BalanceBenchmark's ``PMR_trainer.py``, which carries it):
 
 * prototypes c^m_k: the class means of each branch's representation mu^m (z^m here) over the training set,

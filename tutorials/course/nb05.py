@@ -70,7 +70,7 @@ FORWARD_HINTS = {
     "sigma": {
         "default": "sigma is a standard deviation: a softplus of its own linear layer, moved by the shift, "
         "plus the floor sigma_min (read the docstring of L.gaussian_bottleneck_forward's "
-        "neighbours in METHOD.md, 'Network')."
+        "neighbours in docs/method.md, 'Network')."
     },
     "z": {
         "default": "z is a sample of N(mu, sigma^2) written as a function of mu, sigma and the outside noise eps; "

@@ -1,4 +1,4 @@
-"""Solution to notebook 05's fourth exercise: CAL's asymmetric compression weights (ours, METHOD.md).
+"""Solution to notebook 05's fourth exercise: CAL's asymmetric compression weights (ours, docs/method.md).
 
     beta^m = beta0 * M * (1 - W^m) / (M - 1)
 Balanced weights W^m = 1/M give beta0 each; since sum_m (1 - W^m) = M - 1, the beta^m always sum to M beta0.
