@@ -23,7 +23,16 @@ import numpy as np
 from .. import backend as B
 from .. import layers as L
 from ..contribution import all_coalitions
-from .base import LossOutput, Method, MethodSpec, StepContext, cross_entropy_terms, scale_branches
+from .base import (
+    LossOutput,
+    Method,
+    MethodSpec,
+    StepContext,
+    check_choice,
+    check_number,
+    cross_entropy_terms,
+    scale_branches,
+)
 
 MASKINGS = ("input", "feature")
 
@@ -83,6 +92,8 @@ def agm_coefficients(s, s_bar, alpha: float, cap: float = 7.0) -> np.ndarray:
 
 
 class AGM(Method):
+    min_modalities = 2
+
     def __init__(
         self,
         alpha: float = 0.1,
@@ -91,23 +102,16 @@ class AGM(Method):
         modulation_end: int | None = None,
         name: str = "agm",
     ):
-        if not (isinstance(alpha, (int, float)) and alpha >= 0):
-            raise ValueError(f"alpha: expected a number >= 0, got {alpha!r}")
-        if masking not in MASKINGS:
-            raise ValueError(f"masking: expected one of {MASKINGS}, got {masking!r}")
-        if modulation_end is not None and modulation_end < modulation_start:
-            raise ValueError(f"modulation_end: expected >= modulation_start={modulation_start}, got {modulation_end}")
+        check_number("alpha", alpha, low=0)
+        check_choice("masking", masking, MASKINGS)
+        check_number("modulation_start", modulation_start, low=0, integer=True)
+        if modulation_end is not None:
+            check_number("modulation_end", modulation_end, low=modulation_start, integer=True)
         self.alpha, self.masking = float(alpha), masking
         self.modulation_start, self.modulation_end = modulation_start, modulation_end
-        self._name = name
-
-    @property
-    def name(self):
-        return self._name
+        self.name = name
 
     def setup(self, model, h_y):
-        if model.M < 2:
-            raise ValueError(f"AGM needs at least two modalities, the data have {model.M}")
         super().setup(model, h_y)
         self.s_bar, self._count = np.zeros(model.M), 0
 
@@ -149,7 +153,6 @@ SPEC = MethodSpec(
     name="agm",
     cls=AGM,
     order=35,
-    min_modalities=2,
     variants={"agm-feature": {"masking": "feature", "name": "agm-feature"}},
     compare_default=("agm",),
     search_space={"train.lr": [0.02, 0.05, 0.1], "alpha": [0.05, 0.1, 0.3, 0.5, 1.0]},

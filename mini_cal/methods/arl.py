@@ -36,6 +36,8 @@ def arl_weights(c, H, temperature: float = 1.0, h_floor: float = 0.3) -> np.ndar
 
 
 class ARL(Method):
+    min_modalities = 2
+
     def __init__(
         self,
         gamma: float = 1.0,
@@ -55,11 +57,6 @@ class ARL(Method):
     @property
     def name(self):
         return "arl-released" if self.as_released else "arl"
-
-    def setup(self, model, h_y):
-        if model.M < 2:
-            raise ValueError(f"ARL needs at least two modalities, the data have {model.M}")
-        super().setup(model, h_y)
 
     def loss(self, ctx: StepContext) -> LossOutput:
         xp = B.xp()
@@ -96,7 +93,6 @@ SPEC = MethodSpec(
     name="arl",
     cls=ARL,
     order=30,
-    min_modalities=2,
     variants={"arl-released": {"as_released": True}},
     compare_default=lambda M: ("arl", "arl-released") if M == 2 else ("arl",),
     search_space={"train.lr": [0.02, 0.05, 0.1], "gamma": [0.5, 1.0, 2.0], "temperature": [1.0, 5.0]},

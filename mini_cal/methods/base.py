@@ -68,6 +68,13 @@ def check_number(name: str, value, *, low=None, high=None, low_open=False, high_
     return int(value) if integer else float(value)
 
 
+def check_choice(name: str, value, allowed):
+    """``value`` after checking that it is one of ``allowed``; a ValueError naming ``name`` otherwise."""
+    if value not in allowed:
+        raise ValueError(f"{name}: expected one of {tuple(allowed)}, got {value!r}")
+    return value
+
+
 def cross_entropy_terms(ctx: StepContext, weighted_coalitions) -> tuple:
     """Sum of ``weight * CE(logits(S), y)`` over (name, S, weight); returns (total, terms, dlogits)."""
     total, terms, dlogits = 0.0, {}, {}
@@ -132,8 +139,9 @@ class Method(Hook):
     here) run before the first epoch, after each step and after each epoch, before any other hook's; state a method
     carries across steps or epochs goes in :meth:`state_dict`, so that a checkpoint keeps it."""
 
-    name = "base"
+    name = "base"  # a method whose variants differ by name sets ``self.name`` in __init__
     uses_bottleneck = False
+    min_modalities = 1  # setup() refuses data with fewer modalities
 
     @property
     def samples_noise(self) -> bool:
@@ -142,6 +150,8 @@ class Method(Hook):
 
     def setup(self, model, h_y: float) -> None:
         """Called once before training with the model and the training-label entropy."""
+        if model.M < self.min_modalities:
+            raise ValueError(f"{self.name} needs at least {self.min_modalities} modalities, the data have {model.M}")
         self.model = model
         self.h_y = h_y
 
@@ -169,7 +179,7 @@ class Method(Hook):
             k: v
             for k, v in vars(self).items()
             if not k.startswith("_")
-            and k not in ("model", "h_y")
+            and k not in ("model", "h_y", "name")
             and isinstance(v, (int, float, str, bool, type(None)))
         }
 
@@ -203,9 +213,13 @@ class MethodSpec:
     swept: object = None  # names `mini-cal sweep` tunes by default (default: (name,) when there is a space)
     diagnostics: tuple = ()  # per-step history keys worth a figure: "W", "coef", "kl", "beta", ...
     gradcheck: dict = field(default_factory=dict)  # {variant: kwargs} checked by selfcheck (default: the name)
-    min_modalities: int = 1
     order: int = 100  # position in tables and default lists
     description: str = ""
+
+    @property
+    def min_modalities(self) -> int:
+        """The fewest modalities the method runs on (its class's ``min_modalities``)."""
+        return self.cls.min_modalities
 
     def names(self) -> list:
         return [self.name] + [v for v in self.variants if v != self.name]

@@ -34,7 +34,16 @@ import numpy as np
 from .. import backend as B
 from .. import layers as L
 from ..contribution import SCORE_MODES, ContributionMetric
-from .base import LossOutput, Method, MethodSpec, StepContext, check_number, cross_entropy_terms, scale_branches
+from .base import (
+    LossOutput,
+    Method,
+    MethodSpec,
+    StepContext,
+    check_choice,
+    check_number,
+    cross_entropy_terms,
+    scale_branches,
+)
 
 ACCEL_TOWARD = ("high", "low")
 ACCEL_SCALES = ("raw", "matched", "uniform")
@@ -106,27 +115,17 @@ class CAL(Method):
                 raise ValueError(f"{arg}: expected true or false, got {value!r}")
         if not isinstance(name, str) or not name:
             raise ValueError(f"name: expected a non-empty string, got {name!r}")
-        if score_mode not in SCORE_MODES:
-            raise ValueError(f"score_mode: expected one of {SCORE_MODES}, got {score_mode!r}")
-        if beta_direction not in ("low", "high"):
-            raise ValueError(f"beta_direction: expected 'low' or 'high', got {beta_direction!r}")
-        for arg, value, allowed in (
-            ("accel_toward", accel_toward, ACCEL_TOWARD),
-            ("accel_scale", accel_scale, ACCEL_SCALES),
-            ("w_source", w_source, W_SOURCES),
-        ):
-            if value not in allowed:
-                raise ValueError(f"{arg}: expected one of {allowed}, got {value!r}")
+        check_choice("score_mode", score_mode, SCORE_MODES)
+        check_choice("beta_direction", beta_direction, ("low", "high"))
+        check_choice("accel_toward", accel_toward, ACCEL_TOWARD)
+        check_choice("accel_scale", accel_scale, ACCEL_SCALES)
+        check_choice("w_source", w_source, W_SOURCES)
         self.accel_toward, self.accel_scale, self.w_source = accel_toward, accel_scale, w_source
         self.gamma, self.beta0, self.temperature = float(gamma), float(beta0), float(temperature)
         self.warmup_epochs, self.ema, self.score_mode = warmup_epochs, float(ema), score_mode
         self.accelerate, self.aib, self.symmetric = bool(accelerate), bool(aib), bool(symmetric)
         self.beta_direction = beta_direction
-        self._name = name
-
-    @property
-    def name(self):
-        return self._name
+        self.name = name
 
     @property
     def uses_bottleneck(self):

@@ -32,6 +32,8 @@ from .base import (
     MethodSpec,
     StepContext,
     add_unimodal_gradient,
+    check_choice,
+    check_number,
     cross_entropy_terms,
     unimodal_cross_entropy_terms,
     unimodal_logits,
@@ -68,6 +70,8 @@ def split_loss(model, params, xs, Y, S, convention: str = "coalition") -> float:
 
 
 class GBlending(Method):
+    min_modalities = 2
+
     def __init__(
         self,
         super_epoch: int = 10,
@@ -77,26 +81,16 @@ class GBlending(Method):
         unimodal_logits: str = "coalition",
         name: str = "gblending",
     ):
-        for arg, value in (("super_epoch", super_epoch), ("probe_epochs", probe_epochs)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{arg}: expected a positive integer, got {value!r}")
-        if negative not in NEGATIVE:
-            raise ValueError(f"negative: expected one of {NEGATIVE}, got {negative!r}")
-        if scale not in SCALES:
-            raise ValueError(f"scale: expected one of {SCALES}, got {scale!r}")
-        if unimodal_logits not in UNIMODAL_LOGITS:
-            raise ValueError(f"unimodal_logits: expected one of {UNIMODAL_LOGITS}, got {unimodal_logits!r}")
+        check_number("super_epoch", super_epoch, low=1, integer=True)
+        check_number("probe_epochs", probe_epochs, low=1, integer=True)
+        check_choice("negative", negative, NEGATIVE)
+        check_choice("scale", scale, SCALES)
+        check_choice("unimodal_logits", unimodal_logits, UNIMODAL_LOGITS)
         self.super_epoch, self.probe_epochs, self.negative, self.scale = super_epoch, probe_epochs, negative, scale
         self.unimodal_logits = unimodal_logits
-        self._name = name
-
-    @property
-    def name(self):
-        return self._name
+        self.name = name
 
     def setup(self, model, h_y):
-        if model.M < 2:
-            raise ValueError(f"G-Blending needs at least two modalities, the data have {model.M}")
         super().setup(model, h_y)
         self.weights = np.full(model.M + 1, 1.0 / (model.M + 1))  # until the first estimate (on_start)
         self.estimates = []  # one {"epoch", "G", "O", "w_raw", "w"} per estimate
@@ -179,7 +173,6 @@ SPEC = MethodSpec(
     name="gblending",
     cls=GBlending,
     order=36,
-    min_modalities=2,
     variants={
         "gblending-abs": {"negative": "abs", "name": "gblending-abs"},
         "gblending-slice": {"unimodal_logits": "slice", "name": "gblending-slice"},

@@ -29,6 +29,8 @@ from .base import (
     Method,
     MethodSpec,
     StepContext,
+    check_choice,
+    check_number,
     cross_entropy_terms,
     unimodal_cross_entropy_terms,
 )
@@ -61,25 +63,18 @@ def combine(g_mm: dict, g_m: dict, a: float, b: float, boost: float) -> tuple:
 
 
 class MMPareto(Method):
+    min_modalities = 2
+
     def __init__(
         self, boost: float = 1.5, modulation_start: int = 0, unimodal_logits: str = "coalition", name: str = "mmpareto"
     ):
-        if not (isinstance(boost, (int, float)) and boost > 0):
-            raise ValueError(f"boost: expected a number > 0, got {boost!r}")
-        if not isinstance(modulation_start, int) or modulation_start < 0:
-            raise ValueError(f"modulation_start: expected an integer >= 0, got {modulation_start!r}")
-        if unimodal_logits not in UNIMODAL_LOGITS:
-            raise ValueError(f"unimodal_logits: expected one of {UNIMODAL_LOGITS}, got {unimodal_logits!r}")
+        check_number("boost", boost, low=0, low_open=True)
+        check_number("modulation_start", modulation_start, low=0, integer=True)
+        check_choice("unimodal_logits", unimodal_logits, UNIMODAL_LOGITS)
         self.boost, self.modulation_start, self.unimodal_logits = float(boost), modulation_start, unimodal_logits
-        self._name = name
-
-    @property
-    def name(self):
-        return self._name
+        self.name = name
 
     def setup(self, model, h_y):
-        if model.M < 2:
-            raise ValueError(f"MMPareto needs at least two modalities, the data have {model.M}")
         super().setup(model, h_y)
 
     def loss(self, ctx: StepContext) -> LossOutput:
@@ -125,7 +120,6 @@ SPEC = MethodSpec(
     name="mmpareto",
     cls=MMPareto,
     order=37,
-    min_modalities=2,
     variants={
         "mmpareto-released": {"boost": 1.5, "name": "mmpareto-released"},
         "mmpareto-slice": {"unimodal_logits": "slice", "name": "mmpareto-slice"},

@@ -55,6 +55,8 @@ def modulation_coefficient(rho: float, alpha: float, variant: str = "paper") -> 
 
 
 class OGMGE(Method):
+    min_modalities = 2
+
     @property
     def name(self):
         return "ogm-ge" if self.ge else "ogm-ge-no-ge"
@@ -82,11 +84,6 @@ class OGMGE(Method):
 
     def active(self, epoch: int) -> bool:
         return self.modulation_start <= epoch and (self.modulation_end is None or epoch <= self.modulation_end)
-
-    def setup(self, model, h_y):
-        super().setup(model, h_y)
-        if model.M < 2:
-            raise ValueError("OGM-GE needs at least two modalities")
 
     def loss(self, ctx: StepContext):
         lo = super().loss(ctx)
@@ -120,7 +117,6 @@ SPEC = MethodSpec(
     name="ogm-ge",
     cls=OGMGE,
     order=20,
-    min_modalities=2,
     variants={"ogm-ge-no-ge": {"ge": False}},
     compare_default=("ogm-ge",),
     search_space={"train.lr": [0.02, 0.05, 0.1], "alpha": [0.1, 0.3, 0.5, 0.8, 1.0]},

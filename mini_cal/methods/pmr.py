@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import backend as B
 from .. import layers as L
-from .base import LossOutput, Method, MethodSpec, StepContext, cross_entropy_terms
+from .base import LossOutput, Method, MethodSpec, StepContext, check_number, cross_entropy_terms
 
 
 def prototype_logits_forward(z, c):
@@ -80,6 +80,8 @@ def class_means(z, y_onehot, previous=None):
 
 
 class PMR(Method):
+    min_modalities = 2
+
     def __init__(
         self,
         alpha: float = 0.6,
@@ -90,29 +92,22 @@ class PMR(Method):
         prototype_seed: int | None = None,
         name: str = "pmr",
     ):
-        for arg, value in (("alpha", alpha), ("entropy_weight", entropy_weight)):
-            if not (isinstance(value, (int, float)) and value >= 0):
-                raise ValueError(f"{arg}: expected a number >= 0, got {value!r}")
-        if not 0 <= momentum < 1:
-            raise ValueError(f"momentum: expected a number in [0, 1), got {momentum!r}")
-        for arg, value in (("entropy_epochs", entropy_epochs), ("modulation_start", modulation_start)):
-            if not isinstance(value, int) or value < 0:
-                raise ValueError(f"{arg}: expected an integer >= 0, got {value!r}")
+        check_number("alpha", alpha, low=0)
+        check_number("entropy_weight", entropy_weight, low=0)
+        check_number("momentum", momentum, low=0, high=1, high_open=True)
+        check_number("entropy_epochs", entropy_epochs, low=0, integer=True)
+        check_number("modulation_start", modulation_start, low=0, integer=True)
+        if prototype_seed is not None:
+            check_number("prototype_seed", prototype_seed, low=0, integer=True)
         self.alpha, self.momentum, self.entropy_weight = float(alpha), float(momentum), float(entropy_weight)
         self.entropy_epochs, self.modulation_start, self.prototype_seed = (
             entropy_epochs,
             modulation_start,
             prototype_seed,
         )
-        self._name = name
-
-    @property
-    def name(self):
-        return self._name
+        self.name = name
 
     def setup(self, model, h_y):
-        if model.M < 2:
-            raise ValueError(f"PMR needs at least two modalities, the data have {model.M}")
         super().setup(model, h_y)
         K, Z = model.config.num_classes, model.config.out_dim
         # before the first estimate (on_start): zeros, or N(0, 1) draws for checks that call loss() directly
@@ -192,7 +187,6 @@ SPEC = MethodSpec(
     name="pmr",
     cls=PMR,
     order=38,
-    min_modalities=2,
     variants={"pmr-per": {"entropy_weight": 0.1, "name": "pmr-per"}},
     compare_default=("pmr",),
     search_space={"train.lr": [0.02, 0.05, 0.1], "alpha": [0.3, 0.6, 1.0, 2.0], "momentum": [0.0, 0.5]},
