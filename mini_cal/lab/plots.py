@@ -96,61 +96,29 @@ def diagnostic_curves(result: dict, key: str, path, title: str, methods=None, yl
     return save_figure(fig, path)
 
 
+# The per-step diagnostics drawn by compare: (history key, file, title, y label). Each figure shows the methods
+# whose declaration lists the key among its diagnostics.
+DIAGNOSTIC_FIGURES = (
+    ("W", "contribution_W.png", "contribution weight W^m per epoch", "W^m"),
+    ("coef", "gradient_coefficients.png", "gradient coefficient applied to each branch", "coefficient"),
+    ("kl", "kl.png", "KL^m to N(0, I) per modality", "KL (nats)"),
+    ("beta", "beta.png", "bottleneck weight beta^m", "beta^m"),
+    (
+        "branch_grad_norm",
+        "gradient_norms.png",
+        "per-branch gradient norm (after modulation, before clipping)",
+        "||g_m||",
+    ),
+)
+
+
 def comparison_figures(result: dict, out_dir) -> list:
     """Every figure of ``mini-cal compare``; returns the paths written."""
     os.makedirs(out_dir, exist_ok=True)
-    j = lambda name: os.path.join(out_dir, name)  # noqa: E731
-    paths = [coalition_accuracy_curves(result, j("coalition_accuracy.png"))]
-    paths.append(
-        diagnostic_curves(
-            result,
-            "W",
-            j("contribution_W.png"),
-            "contribution weight W^m per epoch",
-            methods=_exposing(result, "W"),
-            ylabel="W^m",
-        )
-    )
-    paths.append(
-        diagnostic_curves(
-            result,
-            "coef",
-            j("gradient_coefficients.png"),
-            "gradient coefficient applied to each branch",
-            methods=_exposing(result, "coef"),
-            ylabel="coefficient",
-        )
-    )
-    paths.append(
-        diagnostic_curves(
-            result,
-            "kl",
-            j("kl.png"),
-            "KL^m to N(0, I) per modality",
-            methods=_exposing(result, "kl"),
-            ylabel="KL (nats)",
-        )
-    )
-    paths.append(
-        diagnostic_curves(
-            result,
-            "beta",
-            j("beta.png"),
-            "bottleneck weight beta^m",
-            methods=_exposing(result, "beta"),
-            ylabel="beta^m",
-        )
-    )
-    paths.append(
-        diagnostic_curves(
-            result,
-            "branch_grad_norm",
-            j("gradient_norms.png"),
-            "per-branch gradient norm (after modulation, before clipping)",
-            methods=_exposing(result, "branch_grad_norm"),
-            ylabel="||g_m||",
-        )
-    )
+    paths = [coalition_accuracy_curves(result, os.path.join(out_dir, "coalition_accuracy.png"))]
+    for key, name, title, ylabel in DIAGNOSTIC_FIGURES:
+        path = os.path.join(out_dir, name)
+        paths.append(diagnostic_curves(result, key, path, title, methods=_exposing(result, key), ylabel=ylabel))
     return [p for p in paths if p]
 
 
