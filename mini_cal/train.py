@@ -145,14 +145,16 @@ class FiniteGuard(Hook):
     epoch) a parameter is NaN or inf."""
 
     def on_step(self, run, row):
-        for name in (*row["terms"], "grad_norm"):
-            value = row["grad_norm"] if name == "grad_norm" else row["terms"][name]
+        where = f"at epoch {row['epoch'] + 1}, step {row['step']}"
+        for name, value in row["terms"].items():
             if not math.isfinite(value):
-                what = "gradient norm" if name == "grad_norm" else f"loss term {name!r}"
-                raise DivergenceError(f"{what} is {value} at epoch {row['epoch'] + 1}, step {row['step']}")
+                raise DivergenceError(f"loss term {name!r} is {value} {where}")
+        if not math.isfinite(row["grad_norm"]):
+            raise DivergenceError(f"gradient norm is {row['grad_norm']} {where}")
 
     def on_epoch_end(self, run):
-        finite = B.to_numpy(B.xp().stack([B.xp().all(B.xp().isfinite(p)) for p in run.params.values()]))
+        xp = B.xp()
+        finite = B.to_numpy(xp.stack([xp.all(xp.isfinite(p)) for p in run.params.values()]))  # one transfer
         if not bool(np.all(finite)):
             raise DivergenceError(f"a parameter is not finite at the end of epoch {run.epoch}")
 
