@@ -430,8 +430,10 @@ class Checkpointing(Hook):
         self.every, self.resume = every, resume
         self.good = None  # the state at the last epoch boundary: what an interruption or a divergence leaves
         self.saved_epoch = None  # the epoch whose state self.path holds (None: not this run's)
+        self.run = None  # the run this hook is attached to (what train_resumable saves after an exception)
 
     def on_start(self, run):
+        self.run = run
         if self.resume is None:
             return
         self.good = load_training_checkpoint(
@@ -463,13 +465,6 @@ class Checkpointing(Hook):
             self.save(run, path)
 
 
-class _RunCatcher(Hook):
-    """Remembers the run, so that the wrapper below can save it after an exception."""
-
-    def on_start(self, run):
-        self.run = run
-
-
 def train_resumable(
     method,
     dataset,
@@ -494,21 +489,21 @@ def train_resumable(
     * :class:`~mini_cal.train.DivergenceError` leaves in ``checkpoint_path`` the last epoch that ended with finite
       parameters, never a diverged state, and its message names the file.
     """
-    hook, catcher = Checkpointing(checkpoint_path, checkpoint_every, resume), _RunCatcher()
+    hook = Checkpointing(checkpoint_path, checkpoint_every, resume)
     try:
-        return train(method, dataset, config, log=log, hooks=[catcher, hook])
+        return train(method, dataset, config, log=log, hooks=[hook])
     except KeyboardInterrupt:
         path = hook.path
         if path is None and hook.good is not None and save_on_interrupt:
-            path = default_interrupt_path(str(getattr(method, "name", method)), catcher.run.config.seed)
-        hook.save_last_good(getattr(catcher, "run", None), path)
+            path = default_interrupt_path(str(getattr(method, "name", method)), hook.run.config.seed)
+        hook.save_last_good(hook.run, path)
         raise TrainingInterrupted(
             None if hook.good is None or path is None else path,
             0 if hook.good is None else hook.good.epoch,
             default_location=hook.path is None,
         ) from None
     except DivergenceError as exc:
-        hook.save_last_good(getattr(catcher, "run", None), hook.path)
+        hook.save_last_good(hook.run, hook.path)
         if hook.path is None:
             where = "no checkpoint was written (no checkpoint_path was set)"
         elif hook.good is None:
