@@ -177,23 +177,26 @@ class CAL(Method):
         ``known_ce``: the loss's own CE values of some coalitions, reused by the metric."""
         return self.metric(ctx.model, ctx.params, ctx.out, ctx.y_onehot, known_ce)
 
+    def measure_W(self, ctx: StepContext, known_ce: dict) -> tuple:
+        """(metric, diagnostics): W^m and its parts from the source ``w_source`` names: this training batch
+        (``known_ce``: the loss's own CE values, reused), a validation mini-batch, or the last epoch's validation
+        split. For held-out sources the training batch's W (no EMA step) is recorded next to it, for comparison."""
+        if self.w_source == "train":
+            return self.contribution(ctx, known_ce), {}
+        if self.w_source == "val-batch":
+            metric = self.measure_heldout(ctx.model, ctx.params, *self.validation_batch(ctx))
+        else:
+            metric = self.heldout
+        train_W = self.metric.measure(ctx.model, ctx.params, ctx.out, ctx.y_onehot, known_ce)["W"]
+        return metric, {"W_train": train_W.tolist()}
+
     def loss(self, ctx: StepContext) -> LossOutput:
         M = ctx.model.M
         coalitions = [("ce_fused", tuple(range(M)), 1.0)]
         if self.gamma:
             coalitions += [(f"ce_{m}", (m,), self.gamma) for m in range(M)]
         total, terms, dlogits = cross_entropy_terms(ctx, coalitions)
-        known_ce = {S: terms[name] for name, S, _ in coalitions}
-        diag = {}
-        if self.w_source == "train":
-            metric = self.contribution(ctx, known_ce)  # no gradient through W
-        else:  # held-out W; the training batch's W (no EMA step) is recorded next to it, for comparison
-            if self.w_source == "val-batch":
-                metric = self.measure_heldout(ctx.model, ctx.params, *self.validation_batch(ctx))
-            else:
-                metric = self.heldout
-            train_W = self.metric.measure(ctx.model, ctx.params, ctx.out, ctx.y_onehot, known_ce)["W"]
-            diag["W_train"] = train_W.tolist()
+        metric, diag = self.measure_W(ctx, {S: terms[name] for name, S, _ in coalitions})  # no gradient through W
         warm = self.in_warmup(ctx.epoch)
         W = np.full(M, 1.0 / M) if warm else np.asarray(metric["W"], dtype=float)
         diag.update({"W": W.tolist(), "W_metric": np.asarray(metric["W"]).tolist()})
