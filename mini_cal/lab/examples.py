@@ -23,9 +23,9 @@ byte for byte.
   standardised the gap mostly closes, and with row *sums* instead of means the profiles start faster
   (docs/results/digits/README_section.md). ``profiles`` is a linear function of ``pixels``: it brings no information
   the pixels lack, only a coarser summary of them, so fusion has little to gain over a good pixel model;
-* splits: stratified by class with :func:`mini_cal.data.stratified_split`, seed ``SPLIT_SEED`` = 0: ``test`` 20 %
-  of each class, then ``val`` 20 % of each class of the rest: train/val/test = 1151/287/359 (the same rule
-  ``load_npz`` applies to a file without val/test, written out here so that the file alone defines the split).
+* splits: the rule :func:`mini_cal.data.from_arrays` applies to data without val/test (stratified by class,
+  ``data.SPLIT_SEED`` = 0: ``test`` 20 % of each class, then ``val`` 20 % of each class of the rest):
+  train/val/test = 1151/287/359, written out here so that the file alone defines the split.
   The images carry no writer id, so one writer's images (13 writers in all) can fall in several splits: test
   accuracy is writer-dependent, like the UCI authors' validation set, not their writer-independent test;
 * arrays: ``x_<split>_pixels`` (N, 64) and ``x_<split>_profiles`` (N, 16) float32 (exact: every value is a multiple of
@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import stratified_split
+from ..data import from_arrays
 from .io import write_npz
 
 EXAMPLES = {
@@ -48,9 +48,6 @@ EXAMPLES = {
     "unimodal training learns at clearly different speeds; stratified 1151/287/359 split, seed 0",
 }
 DEFAULT_FILES = {"digits": "digits_two_views.npz"}
-SPLIT_SEED = 0
-TEST_FRACTION = 0.2
-VAL_FRACTION = 0.2
 INSTALL_HINT = "pip install -e '.[example]'  (or: pip install 'scikit-learn>=1.3')"
 
 
@@ -63,15 +60,6 @@ def digits_views(images) -> dict:
     pixels = ink.reshape(len(ink), 64)
     profiles = np.concatenate([ink.mean(axis=2), ink.mean(axis=1)], axis=1)
     return {"pixels": pixels.astype(np.float32), "profiles": profiles.astype(np.float32)}
-
-
-def split_indices(y, seed: int = SPLIT_SEED) -> dict:
-    """``{"train", "val", "test"}`` index arrays: stratified, ``TEST_FRACTION`` of each class to test, then
-    ``VAL_FRACTION`` of each class of the rest to val (:func:`mini_cal.data.stratified_split`, from ``seed``)."""
-    y = np.asarray(y)
-    rest, test = stratified_split(y, TEST_FRACTION, seed)
-    kept, val = stratified_split(y[rest], VAL_FRACTION, seed)
-    return {"train": rest[kept], "val": rest[val], "test": test}
 
 
 def _load_digits():
@@ -92,13 +80,15 @@ def example_arrays(name: str = "digits") -> dict:
     if name not in EXAMPLES:
         raise ValueError(f"example: expected one of {sorted(EXAMPLES)}, got {name!r}")
     images, y = _load_digits()
-    y = np.asarray(y, dtype=np.int64)
     views = digits_views(images)
+    # the split load_npz would make (mini_cal.data.from_arrays: stratified, seed 0), written into the file
+    ds = from_arrays(views, np.asarray(y, dtype=np.int64))
     arrays = {}
-    for split, idx in split_indices(y).items():
-        for view, x in views.items():
-            arrays[f"x_{split}_{view}"] = np.ascontiguousarray(x[idx])
-        arrays[f"y_{split}"] = y[idx]
+    for split in ("train", "val", "test"):
+        xs, y_split = ds.split(split)
+        for view, x in zip(views, xs):
+            arrays[f"x_{split}_{view}"] = np.ascontiguousarray(x)
+        arrays[f"y_{split}"] = y_split
     arrays["modalities"] = np.array(list(views))
     arrays["classes"] = np.array([str(k) for k in range(10)])
     return arrays
