@@ -402,6 +402,78 @@ def compare_outputs(
     return None
 
 
+# -------------------------------------------------------------------- grading against cases and typical mistakes
+MATCH = 1e-6  # relative error under which an answer (right or wrong) counts as "this formula"
+
+
+class FormError(ValueError):
+    """The student's return value does not have the form the exercise asks for (the message says which)."""
+
+
+def _rel(a, b) -> float:
+    """rel_error, safe for huge entries (an unnormalised exp(T s) can reach 1e300)."""
+    scale = max(float(np.max(np.abs(a))), float(np.max(np.abs(b))), 1e-300)
+    return rel_error(np.asarray(a) / scale, np.asarray(b) / scale)
+
+
+def _matches(got_all, wrongs) -> bool:
+    """Does every case's answer equal that case's wrong answer, wherever the wrong answer is finite?"""
+    compared = 0
+    for got, wrong in zip(got_all, wrongs):
+        wrong = np.asarray(wrong, dtype=float)
+        if got.shape != wrong.shape:
+            return False
+        ok = np.isfinite(wrong)
+        if not ok.any():
+            continue
+        if not np.all(np.isfinite(got[ok])) or _rel(got[ok], wrong[ok]) >= MATCH:
+            return False
+        compared += 1
+    return compared > 0
+
+
+def grade(fn, cases, *, hidden, to_array, messages, name, hints, what):
+    """Grade ``fn`` on ``cases``: [(label, args, expected array, {mistake id: wrong array})].
+
+    The student's function is called on every case inside ``hide(*hidden)``; its return value becomes an
+    array through ``to_array(value, args)`` (which raises :class:`FormError`). All cases right: passed. Otherwise
+    the answers of all cases together are matched against each typical mistake (``messages``: {mistake id:
+    message}, tried in order; each case gives its own wrong answer for each id, NaN where it has none, and several
+    ids may share a message); failing that, ``diagnose`` describes the first wrong case.
+    """
+    got_all = []
+    with hide(*hidden):
+        for label, args, _, _ in cases:
+            value, failure = call_student(fn, *args, where=f"in case '{label}'")
+            if failure:
+                return Result(False, failure, {"case": label})
+            try:
+                got_all.append(to_array(value, args))
+            except FormError as exc:
+                return failed(f"FAILED in case '{label}': {exc}", case=label)
+    errors = {
+        label: (_rel(got, expected) if got.shape == np.shape(expected) and np.all(np.isfinite(got)) else float("inf"))
+        for (label, _, expected, _), got in zip(cases, got_all)
+    }
+    if all(e < TOLERANCE for e in errors.values()):
+        return passed(
+            f"your {name}: right on all {len(cases)} cases (largest relative error {max(errors.values()):.1e}).",
+            errors=errors,
+        )
+    first = next(i for i, (label, *_) in enumerate(cases) if not errors[label] < TOLERANCE)
+    label, _, expected, _ = cases[first]
+    if all(g.shape == np.shape(e) for g, (_, _, e, _) in zip(got_all, cases)):
+        for key, message in messages.items():
+            if all(key in case[3] for case in cases):
+                if _matches(got_all, [np.reshape(case[3][key], np.shape(case[2])) for case in cases]):
+                    return failed(f"FAILED: {message}", errors=errors, mistake=key, case=label)
+    diagnosis = diagnose(got_all[first], expected, name=f"your {what}", hints=hints)
+    detail = ""
+    if np.size(expected) <= 8 and got_all[first].shape == np.shape(expected):
+        detail = f"\n  got {np.round(got_all[first], 4).tolist()}, expected {np.round(expected, 4).tolist()}"
+    return failed(f"FAILED in case '{label}': {diagnosis}{detail}", errors=errors, case=label)
+
+
 # ------------------------------------------------------------------------------------------- autograder
 def grade_notebook(path, fast: bool = True, timeout: int = 600) -> dict:
     """Execute a (student's) notebook in its own folder and collect the verdict of every checker cell.

@@ -28,7 +28,7 @@ from mini_cal.model import Model, ModelConfig
 from mini_cal.optim import SGD, Adam, clip_by_global_norm
 
 from . import grading, plots
-from .nb03 import FormError, grade
+from .grading import FormError, grade
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 RESULTS_FILE = DATA / "compare_default.json"
