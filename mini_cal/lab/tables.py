@@ -10,14 +10,14 @@ from ..noise import ATTACKS, auc
 from .stats import values
 
 
-def fmt(values, digits: int = 3) -> str:
+def fmt(numbers, digits: int = 3) -> str:
     """mean ± std of a list of numbers (just the number for one value; '-' for none)."""
-    values = [v for v in values if v is not None]
-    if not values:
+    numbers = [v for v in numbers if v is not None]
+    if not numbers:
         return "-"
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
+    if len(numbers) == 1:
+        return f"{numbers[0]:.{digits}f}"
+    return f"{np.mean(numbers):.{digits}f} ± {np.std(numbers, ddof=1):.{digits}f}"
 
 
 def markdown_table(header, rows) -> str:
