@@ -53,6 +53,30 @@ def test_use_backend_restores_the_previous_one():
     assert B.get_backend() == "numpy"
 
 
+def test_numpy_namespace_is_numpy_with_direct_calls():
+    """On NumPy, xp() is NumPy with sum, max, take and astype calling the ufunc reduction or array method that
+    NumPy's own wrappers call: the same values and dtypes, bit for bit, for every argument the library passes."""
+    xp = B.xp()
+    assert xp.__name__ == "numpy" and xp.sum is not np.sum
+    assert all(getattr(xp, k) is getattr(np, k) for k in dir(np) if k not in ("sum", "max", "take", "astype"))
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64, np.int64, np.bool_):
+        for shape in ((), (7,), (64, 4), (3, 5, 2), (8193,)):
+            a = (rng.standard_normal(shape) * 1e3).astype(dtype)
+            axes = [None] + list(range(len(shape)))
+            cases = [("sum", (a,), {"axis": ax, "keepdims": kd}) for ax in axes for kd in (False, True)]
+            cases += [("max", (a,), {"axis": ax, "keepdims": kd}) for ax in axes for kd in (False, True)]
+            cases += [("sum", (a,), {"dtype": np.float64}), ("astype", (a, np.float32), {})]
+            if shape:
+                cases.append(("take", (a, np.array([2, 0, 0]) % shape[0]), {"axis": 0}))
+            for fn, args, kwargs in cases:
+                got, want = getattr(xp, fn)(*args, **kwargs), getattr(np, fn)(*args, **kwargs)
+                assert np.asarray(got).dtype == np.asarray(want).dtype, (fn, dtype, shape, kwargs)
+                assert np.array_equal(got, want, equal_nan=True), (fn, dtype, shape, kwargs)
+                assert np.shape(got) == np.shape(want)
+    assert xp.sum([1.0, 2.5]) == 3.5 and xp.max([1, 4]) == 4  # Python lists, as NumPy takes them
+
+
 @pytest.mark.parametrize("name", ["numpy", "array_api_strict", pytest.param("cupy", marks=needs_gpu)])
 def test_rng_reproducible(name):
     B.set_backend(name)
