@@ -1,4 +1,5 @@
-"""The parts of benchmarks/bench_torch.py that run without PyTorch: the weight mapping and the skip message."""
+"""The parts of benchmarks/bench_torch.py that run without PyTorch (the weight mapping and the skip message), and
+the CLI's malloc setting that benchmarks/README.md measures."""
 
 import sys
 from pathlib import Path
@@ -31,3 +32,30 @@ def test_skips_with_a_clear_message_without_torch(monkeypatch, capsys):
 def test_rejects_bad_arguments():
     with pytest.raises(SystemExit):
         bench_torch.main(["--steps", "1"])
+
+
+FAULTS = """
+import resource, sys
+if sys.argv[1] == "keep":
+    from mini_cal.lab.cli import keep_freed_memory
+    keep_freed_memory()
+from mini_cal.methods import make_method
+from mini_cal.synthetic import load_preset
+from mini_cal.train import TrainConfig, train
+ds = load_preset("default")
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+train(make_method("cal"), ds, TrainConfig(epochs=4, progress=False, probe=False))
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc settings")
+def test_keep_freed_memory_cuts_page_faults():
+    """The CLI's malloc setting (mini_cal.lab.cli.keep_freed_memory): a CAL run faults far fewer pages in."""
+    import subprocess
+
+    faults = {
+        how: int(subprocess.run([sys.executable, "-c", FAULTS, how], capture_output=True, text=True, check=True).stdout)
+        for how in ("default", "keep")
+    }
+    assert faults["keep"] < faults["default"] / 2, faults
