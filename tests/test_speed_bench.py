@@ -1,5 +1,5 @@
-"""The parts of benchmarks/bench_torch.py that run without PyTorch (the weight mapping and the skip message), and
-the CLI's malloc setting that benchmarks/README.md measures."""
+"""The parts of benchmarks/bench_torch.py that run without PyTorch (the weight mapping and the skip message), the
+flat step of benchmarks/bench_floor.py (the same numbers as train()), and the CLI's malloc setting."""
 
 import sys
 from pathlib import Path
@@ -59,3 +59,23 @@ def test_keep_freed_memory_cuts_page_faults():
         for how in ("default", "keep")
     }
     assert faults["keep"] < faults["default"] / 2, faults
+
+
+def test_flat_floor_step_computes_what_train_computes():
+    """bench_floor's flat step is a floor for the library's only while it does the same arithmetic: after an epoch
+    its parameters equal train()'s bit for bit (with clipping active: a large learning rate)."""
+    import dataclasses
+
+    bench_floor = pytest.importorskip("bench_floor")
+    bench_floor.check_same_numbers(6)
+    ds = bench_floor.bench_step.synthetic_dataset(64 * 4)
+    config = dataclasses.replace(bench_floor.library_config(), lr=2.0, clip_norm=0.5)
+    flat = bench_floor.FlatJoint(ds, config)
+    norms = [flat.step(idx)[1] for idx in np.array_split(flat.rng.permutation(len(ds.y_train)), 4)]
+    assert max(norms) > 0.5  # the clipping branch ran
+    from mini_cal.methods import Joint
+    from mini_cal.train import train
+
+    lib = train(Joint(), ds, config).params
+    for k in flat.names:
+        assert np.array_equal(lib[k], flat.views[k]), k
