@@ -145,12 +145,15 @@ class FiniteGuard(Hook):
     epoch) a parameter is NaN or inf."""
 
     def on_step(self, run, row):
-        where = f"at epoch {row['epoch'] + 1}, step {row['step']}"
         for name, value in row["terms"].items():
             if not math.isfinite(value):
-                raise DivergenceError(f"loss term {name!r} is {value} {where}")
+                raise DivergenceError(f"loss term {name!r} is {value} {self.where(row)}")
         if not math.isfinite(row["grad_norm"]):
-            raise DivergenceError(f"gradient norm is {row['grad_norm']} {where}")
+            raise DivergenceError(f"gradient norm is {row['grad_norm']} {self.where(row)}")
+
+    @staticmethod
+    def where(row) -> str:
+        return f"at epoch {row['epoch'] + 1}, step {row['step']}"
 
     def on_epoch_end(self, run):
         xp = B.xp()
