@@ -79,3 +79,23 @@ def test_flat_floor_step_computes_what_train_computes():
     lib = train(Joint(), ds, config).params
     for k in flat.names:
         assert np.array_equal(lib[k], flat.views[k]), k
+
+
+def test_fingerprint_is_repeatable_and_sees_a_changed_number(monkeypatch):
+    """benchmarks/fingerprint.py, the bit-identity check for speed work: the same run hashes the same, and a change in
+    the last bit of one parameter update changes the hash."""
+    fingerprint = pytest.importorskip("fingerprint")
+    assert ("tiny", 6, "cal-W-val-epoch") in fingerprint.runs() and ("tiny", 6, "unimodal-2") not in fingerprint.runs()
+    first = fingerprint.fingerprint("tiny", 2, "joint")
+    assert fingerprint.fingerprint("tiny", 2, "joint") == first
+    from mini_cal import optim
+
+    monkeypatch.setattr(optim.SGD, "__init__", _nudged_sgd_init(optim.SGD.__init__))
+    assert fingerprint.fingerprint("tiny", 2, "joint") != first
+
+
+def _nudged_sgd_init(init):
+    def nudged(self, lr=0.05, *args, **kwargs):
+        init(self, float(np.nextafter(np.float32(lr), np.float32(1.0))), *args, **kwargs)
+
+    return nudged
