@@ -88,3 +88,18 @@ def test_exercise_stubs_raise_not_implemented():
         for cell in nb.cells:
             if cell.cell_type == "code" and "YOUR CODE HERE" in cell.source:
                 assert "raise NotImplementedError" in cell.source, f"{path.name}: a stub that does not raise"
+
+
+COURSE_TEXT = sorted(TUTORIALS.glob("*.ipynb")) + sorted(TUTORIALS.glob("*.md")) + sorted(TUTORIALS.glob("course/*.py"))
+
+
+@pytest.mark.parametrize("path", COURSE_TEXT, ids=lambda p: str(p.relative_to(TUTORIALS)))
+def test_course_points_at_files_that_exist(path):
+    """Every library file the course names (``mini_cal/....py``) exists, and the course imports names from where
+    they live, not from the compatibility module ``mini_cal.experiments`` (a 30-line list of re-exports that a
+    student opening it would find empty). make_results.py keeps it: its results files record that command."""
+    text = path.read_text()
+    missing = sorted({p for p in re.findall(r"mini_cal/[\w/]+\.py", text) if not (ROOT / p).exists()})
+    assert not missing, f"{path.name} names files that do not exist: {missing}"
+    if path.name != "make_results.py":
+        assert "from mini_cal.experiments import" not in text and "mini_cal/experiments.py" not in text, path.name

@@ -545,7 +545,7 @@ def plot_coefficients(curves: dict, methods, names, warmup: int, n_seeds: int, p
 
 def plot_branch_norms(runs: dict, names, path=None):
     """Figure 3: per-epoch mean gradient norm of each branch (after modulation, before clipping), one run each."""
-    from mini_cal.experiments import epoch_means
+    from mini_cal.train import epoch_means
 
     fig, axes = plots.figure(ncols=2, width=10, height=3.8, sharey=True)
     for m, ax in enumerate(axes):

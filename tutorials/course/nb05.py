@@ -512,7 +512,7 @@ def plot_beta_rule(bottleneck_betas, path=None):
 
 
 def per_epoch(result, key, m):
-    from mini_cal.experiments import epoch_means
+    from mini_cal.train import epoch_means
 
     return np.array([row[m] for row in epoch_means(result.history["steps"])[key]])
 
@@ -646,9 +646,8 @@ def make_results(path=RESULTS, seeds=RESULT_SEEDS, epochs=40):
     """Train the three variants on the ``corrupted`` preset for ``seeds`` (tuned CAL configuration) and write a
     compact summary: per variant and seed the fused test accuracy, V's coalition and probe accuracy."""
     import mini_cal
-    from mini_cal.data import load_preset
-    from mini_cal.experiments import split_config, tuned_config
-    from mini_cal.methods import make_method
+    from mini_cal.methods import make_method, split_config, tuned_config
+    from mini_cal.synthetic import load_preset
     from mini_cal.train import TrainConfig, train
 
     start = time.perf_counter()

@@ -374,9 +374,9 @@ def load_results(path=RESULTS):
 def make_results(path=RESULTS, seeds=RESULT_SEEDS, epochs=40):
     """Train joint, ARL and CAL (tuned) on the default preset for ``seeds`` and attack each model."""
     import mini_cal
-    from mini_cal.data import load_preset
-    from mini_cal.experiments import attack_curves, split_config, tuned_config
-    from mini_cal.methods import make_method
+    from mini_cal.evaluate import attack_curves
+    from mini_cal.methods import make_method, split_config, tuned_config
+    from mini_cal.synthetic import load_preset
     from mini_cal.train import TrainConfig, train
 
     start = time.perf_counter()
@@ -397,7 +397,7 @@ def make_results(path=RESULTS, seeds=RESULT_SEEDS, epochs=40):
                     "method": name,
                     "seed": seed,
                     "test_acc": r.test["acc"],
-                    "attacks": attack_curves(r.model, r.params, ds, predict, seed=seed),
+                    "attacks": attack_curves(r.model, r.params, ds.x_test, ds.y_test, predict, seed=seed),
                 }
             )
     data = {
@@ -425,8 +425,8 @@ if __name__ == "__main__":
 def train_and_attack(name, data, epochs, seed=0, levels=noise.LEVELS):
     """Train method ``name`` with its tuned configuration (``tuned_config``), then attack the trained model with
     ``attack_curves``; returns {"result", "predict", "attacks"}."""
-    from mini_cal.experiments import attack_curves, split_config, tuned_config
-    from mini_cal.methods import make_method
+    from mini_cal.evaluate import attack_curves
+    from mini_cal.methods import make_method, split_config, tuned_config
     from mini_cal.train import TrainConfig, train
 
     method_kw, train_kw = split_config(tuned_config(name))
@@ -438,5 +438,7 @@ def train_and_attack(name, data, epochs, seed=0, levels=noise.LEVELS):
     return {
         "result": result,
         "predict": predict,
-        "attacks": attack_curves(result.model, result.params, data, predict, seed=seed, levels=levels),
+        "attacks": attack_curves(
+            result.model, result.params, data.x_test, data.y_test, predict, seed=seed, levels=levels
+        ),
     }

@@ -214,8 +214,8 @@ class MyCAL(Method):
 # ---------------------------------------------------------------------------------- the assembly checkers
 def _batch(seed=0, n=32):
     """A small two-branch bottleneck model, one training batch of the default preset, and its forward pass."""
-    from mini_cal.data import load_preset
     from mini_cal.model import Model, ModelConfig
+    from mini_cal.synthetic import load_preset
 
     ds = load_preset("default")
     model = Model(ModelConfig(ds.input_dims, ds.num_classes, hidden=(16,), bottleneck=True, z_dim=8, head_init=1.0))
@@ -335,7 +335,7 @@ def compare_params(a: dict, b: dict) -> float:
 def plot_comparison(mine, library, names, warmup, path=None):
     """Figure 1: W^V per epoch and validation accuracy per epoch, your CAL against the library's."""
     from course import plots
-    from mini_cal.experiments import epoch_means
+    from mini_cal.train import epoch_means
 
     fig, axes = plots.figure(2, width=10, height=3.8)
     for result, label, ls, color in ((library, "library's CAL", "-", "C0"), (mine, "your CAL", "--", "C3")):
