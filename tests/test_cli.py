@@ -23,7 +23,10 @@ def test_train_prints_table_and_json(tmp_path, capsys):
     )
     out = capsys.readouterr().out
     assert "| fused accuracy |" in out and "Bayes-optimal" in out
-    assert json.loads(path.read_text())["method"] == "joint"
+    saved = json.loads(path.read_text())
+    assert saved["method"] == "joint"
+    best = saved["best_epoch"]  # counted from 0, as the history; the printed line counts from 1 and says so
+    assert f"best validation epoch {best + 1} of 2 (best_epoch {best} in --json" in out
 
 
 def test_train_unimodal_table(capsys):

@@ -43,7 +43,8 @@ def train_table(result, dataset) -> str:
         if "shapley_acc" in t:
             rows.append([f"{name}: Shapley value of accuracy", f"{t['shapley_acc'][m]:.3f}", ""])
     head = (
-        f"method {result.method} on {dataset.name}: best validation epoch {result.best_epoch + 1}, "
+        f"method {result.method} on {dataset.name}: best validation epoch {result.best_epoch + 1} of "
+        f"{result.config.epochs} (best_epoch {result.best_epoch} in --json and the history, which count from 0), "
         f"val accuracy {result.val['acc']:.3f}, training time {result.train_time_s:.1f} s\n\n"
     )
     header = ["test metric", "value", "Bayes-optimal"] if dataset.bayes else ["test metric", "value"]
