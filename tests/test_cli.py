@@ -66,3 +66,14 @@ def test_gradcheck_command_passes(capsys):
     assert main(["gradcheck"]) == 0
     out = capsys.readouterr().out
     assert "model M=3 cal loss" in out and "pass at 1e-7" in out
+
+
+def test_compare_notes_hparams_tuned_on_other_data(tmp_path, capsys):
+    """A sweep.json tuned on another dataset is allowed, with a note on stderr naming both; none when they match."""
+    for tuned_on, noted in (("digits_two_views", True), ("tiny", False)):
+        sweep = tmp_path / f"sweep-{tuned_on}.json"
+        sweep.write_text(json.dumps({"dataset": tuned_on, "chosen": {"joint": {"train.lr": 0.1}}}))
+        argv = ["compare", "--preset", "tiny", "--methods", "joint", "--seeds", "1", "--epochs", "1", "--no-progress"]
+        assert main([*argv, "--hparams", str(sweep), "--out", str(tmp_path / f"out-{tuned_on}")]) == 0
+        err = capsys.readouterr().err
+        assert ("was tuned on 'digits_two_views'; this compare runs on 'tiny'" in err) == noted, err

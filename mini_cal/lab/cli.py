@@ -119,8 +119,8 @@ def _add_tuning_options(p: argparse.ArgumentParser) -> None:
     """Where the methods' configurations come from (read by _load_tuned)."""
     p.add_argument(
         "--hparams",
-        help="JSON of tuned configurations (a sweep.json); default: each method's declared "
-        "tuned configuration (SPEC.tuned in mini_cal/methods/)",
+        help="JSON of tuned configurations (a sweep.json; a note is printed when it was tuned on other data); "
+        "default: each method's declared tuned configuration (SPEC.tuned in mini_cal/methods/)",
     )
     p.add_argument(
         "--untuned",
@@ -358,6 +358,7 @@ def cmd_compare(args) -> int:
     source = _source(args)
     tuned = _load_tuned(args)
     ds = load_source(source)
+    _note_tuned_elsewhere(args, ds)
     if args.methods and args.suite:
         raise ValueError("--suite: give a suite or --methods, not both")
     methods = args.methods or X.suite_methods(args.suite or "peers", ds.num_modalities)
@@ -431,8 +432,21 @@ def _load_tuned(args):
     except UnicodeDecodeError as exc:
         raise ValueError(f"{where}: not a UTF-8 text file ({exc})") from None
     if isinstance(loaded, dict) and "chosen" in loaded:  # a sweep.json
+        args.hparams_dataset = loaded.get("dataset")  # what it was tuned on, for _note_tuned_elsewhere
         loaded = loaded["chosen"]
     return X.check_tuned(loaded, where)
+
+
+def _note_tuned_elsewhere(args, ds) -> None:
+    """A note on stderr when --hparams is a sweep.json of another dataset than the one this command runs on (allowed:
+    a configuration tuned on one dataset may be tried on another, but it should not happen unnoticed)."""
+    tuned_on = getattr(args, "hparams_dataset", None)
+    if isinstance(tuned_on, str) and tuned_on != ds.name:
+        print(
+            f"mini-cal {args.command}: note: --hparams {args.hparams!r} was tuned on {tuned_on!r}; "
+            f"this {args.command} runs on {ds.name!r}",
+            file=sys.stderr,
+        )
 
 
 def cmd_robustness(args) -> int:
@@ -457,6 +471,7 @@ def cmd_robustness(args) -> int:
             "leave out --preset/--data to use theirs"
         )
     tuned = _load_tuned(args)
+    _note_tuned_elsewhere(args, ds)
     if args.models is None:
         for name in methods:
             X.check_config(name, tuned_config(name, tuned), f"configuration of {name}")
