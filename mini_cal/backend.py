@@ -37,8 +37,8 @@ def _numpy_namespace():
     for array subclasses, then call a ufunc reduction (``np.add.reduce``, ``np.maximum.reduce``) or an array method
     (``.take``, ``.astype``). That costs about a microsecond per call, as much as the arithmetic on the default
     network's 64 x 64 arrays, and a training step makes ~20 such calls. Calling the reduction or the method directly
-    gives the same numbers bit for bit (``tests/test_backend.py`` checks it, and the training fingerprints) and
-    makes the default model's step ~11% faster (``benchmarks/README.md``). Compute code is unchanged: it still
+    gives the same numbers bit for bit (``tests/test_backend.py`` checks it, and ``benchmarks/fingerprint.py``) and
+    takes the default joint step from 225 to 197 us (``benchmarks/README.md``). Compute code is unchanged: it still
     calls ``xp.sum(x, axis=1)``; CuPy and array_api_strict are handed out as they are.
     """
     ns = types.ModuleType("numpy", np.__doc__)
