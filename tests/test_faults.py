@@ -165,6 +165,38 @@ def test_compare_interrupted_then_resumed_is_identical(tmp_path, capsys, monkeyp
         assert all(a[k].tobytes() == b[k].tobytes() for k in a), name
 
 
+def test_sweep_interrupted_then_resumed_is_identical(tmp_path, capsys, monkeypatch):
+    argv = ["sweep", "--preset", "tiny", "--methods", "joint", "--budget", "2", "--epochs", "1", "--jobs", "1"]
+    argv += ["--no-progress"]
+    assert main([*argv, "--out", str(tmp_path / "full")]) == 0
+    run_one, calls = R.run_one, []
+
+    def interrupted(task):
+        calls.append(task)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return run_one(task)
+
+    monkeypatch.setattr(R, "run_one", interrupted)
+    part = tmp_path / "part"
+    assert main([*argv, "--out", str(part)]) == 130
+    err = capsys.readouterr().err
+    assert "continue with: mini-cal sweep" in err and f"--resume {part}" in err and (part / R.MARKER).exists()
+    assert not (part / "sweep.json").exists()
+    assert main([*argv, "--out", str(part)]) == 2  # refused without --resume or --overwrite, saying both
+    assert "continue it with --resume, or start again with --overwrite" in capsys.readouterr().err
+    monkeypatch.setattr(R, "run_one", run_one)
+    assert main([*argv, "--resume", str(part)]) == 0
+    assert "2 finished trial runs were reused" in capsys.readouterr().out and not (part / R.MARKER).exists()
+
+    def result(folder):
+        saved = json.loads((folder / "sweep.json").read_text())
+        return {k: v for k, v in saved.items() if k != "resumed_runs"}
+
+    assert result(part) == result(tmp_path / "full")
+    assert json.loads((part / "sweep.json").read_text())["resumed_runs"] == 2
+
+
 def test_overwrite_clears_an_interrupted_run(tmp_path, capsys):
     out = tmp_path / "out"
     (out / "models").mkdir(parents=True)

@@ -519,9 +519,20 @@ def cmd_sweep(args) -> int:
     X.validate_methods(args.methods or [], ds.num_modalities, ds.name)
     folder = _out_folder(args, f"sweep-{_label(source)}", "sweep")
     out = folder.path
+    runs_dir = os.path.join(out, "runs")  # each finished trial run's record, for --resume
+    os.makedirs(runs_dir, exist_ok=True)
     result = X.sweep(
-        source, args.methods, budget=args.budget, jobs=args.jobs, progress=not args.no_progress, epochs=args.epochs
+        source,
+        args.methods,
+        budget=args.budget,
+        jobs=args.jobs,
+        progress=not args.no_progress,
+        epochs=args.epochs,
+        runs_dir=runs_dir,
+        resume=args.resume is not None,
     )
+    if result["resumed_runs"]:
+        print(f"--resume: {result['resumed_runs']} finished trial runs were reused, the others were run")
     print(sweep_table(result))
     print("\nchosen:\n" + json.dumps(result["chosen"], indent=1))
     write_json(result, os.path.join(out, "sweep.json"))
@@ -672,6 +683,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--budget", type=_positive_int("--budget"), default=8, help="configurations per method (default: %(default)s)"
+    )
+    p.add_argument(
+        "--resume",
+        metavar="OUT",
+        help="continue the interrupted sweep in folder OUT, with the same options: finished trial runs are kept "
+        "(their results are identical to a rerun's), the others are run",
     )
     _add_run_options(p, "sweep")
     p.set_defaults(func=cmd_sweep)
@@ -826,7 +843,7 @@ def _how_to_continue(args) -> str:
     if folder is None:
         return ""
     text = f"; {folder.path!r} is incomplete (marked by its RUNNING file)"
-    if args.command == "compare":
+    if args.command in ("compare", "sweep"):
         return text + f"; continue with: {_resume_command(args, folder.path, drop=('--resume', '--out'))}"
     again = _resume_command(args, folder.path, drop=("--out",), flags=("--overwrite",), tail=("--overwrite", "--out"))
     return text + f"; start again with: {again}"

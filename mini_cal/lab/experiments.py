@@ -113,6 +113,15 @@ def _task(source: dict, name: str, config: dict, seed: int, epochs: int | None, 
     return task
 
 
+def run_or_reuse(tasks: list, jobs: int, progress: bool, desc: str, resume: bool) -> tuple:
+    """(records in task order, how many were reused): with ``resume``, a task whose record an interrupted run left
+    in its ``save_record`` file is not run again (the record is the one a rerun would give)."""
+    done = {i: r for i, r in enumerate(finished_record(t) for t in tasks) if r is not None} if resume else {}
+    todo = [t for i, t in enumerate(tasks) if i not in done]
+    fresh = iter(run_tasks(todo, jobs, progress, desc=desc) if todo else [])
+    return [done[i] if i in done else next(fresh) for i in range(len(tasks))], len(done)
+
+
 # --------------------------------------------------------------------------------------------------- sweep
 def sweep(
     source: dict,
@@ -122,8 +131,12 @@ def sweep(
     jobs: int = 1,
     progress: bool = True,
     epochs: int | None = None,
+    runs_dir=None,
+    resume: bool = False,
 ) -> dict:
-    """Equal-budget hyper-parameter search on the validation split; returns {"chosen": .., "trials": ..}."""
+    """Equal-budget hyper-parameter search on the validation split; returns {"chosen": .., "trials": ..}.
+
+    ``runs_dir``, ``resume``: as for :func:`compare` (each trial run's record in ``METHOD-trialK-seedS.json``)."""
     ds = load_source(source)
     methods = list(methods or swept_methods(ds.num_modalities))
     validate_methods(methods, ds.num_modalities, ds.name)
@@ -134,12 +147,21 @@ def sweep(
     if untunable:
         raise ValueError(f"methods: {untunable} declare no search space to sweep")
     tasks = [
-        _task(source, name, cfg, seed, epochs, probe=False, shapley=False)
+        _task(
+            source,
+            name,
+            cfg,
+            seed,
+            epochs,
+            probe=False,
+            shapley=False,
+            **({"save_record": os.path.join(runs_dir, f"{name}-trial{k}-seed{seed}.json")} if runs_dir else {}),
+        )
         for name in methods
-        for cfg in sample_configs(name, budget)
+        for k, cfg in enumerate(sample_configs(name, budget))
         for seed in seeds
     ]
-    records = run_tasks(tasks, jobs, progress, desc="sweep")
+    records, resumed = run_or_reuse(tasks, jobs, progress, "sweep", resume)
     trials, chosen = [], {}
     for name in methods:
         best = None
@@ -156,6 +178,7 @@ def sweep(
         "seeds": list(seeds),
         "chosen": chosen,
         "trials": trials,
+        "resumed_runs": resumed,
     }
 
 
@@ -226,11 +249,8 @@ def compare(
         for seed in seeds
         for name in methods
     ]
-    done = {i: r for i, r in enumerate(finished_record(t) for t in tasks) if r is not None} if resume else {}
     start = time.perf_counter()
-    todo = [t for i, t in enumerate(tasks) if i not in done]
-    fresh = iter(run_tasks(todo, jobs, progress, desc="compare") if todo else [])
-    records = [done[i] if i in done else next(fresh) for i in range(len(tasks))]
+    records, resumed = run_or_reuse(tasks, jobs, progress, "compare", resume)
     wall = time.perf_counter() - start
     single = [n for n in methods if single_modality(n, M) is not None]
     return {
@@ -243,7 +263,7 @@ def compare(
         "single_modality": single,
         "records": records,
         "wall_time_s": wall,
-        "resumed_runs": len(done),
+        "resumed_runs": resumed,
         "reference": reference,
         "significance": stats.significance(records, methods, reference, skip=single),
         # the same paired tests against the other references (ARL: the peer CAL must beat), {reference: rows}

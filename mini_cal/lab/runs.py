@@ -208,8 +208,8 @@ class OutFolder:
     removed only after its results are written, so a folder holding it never looks complete. The run holds an
     exclusive lock (``flock``) on the marker, so a second run into the same folder is refused while the first is
     alive, and a marker whose lock is free belongs to a run that died (interrupted, killed): the folder is then
-    refused unless ``overwrite`` (clear the old outputs and models, start again) or ``resume`` (compare: keep the
-    finished runs). ``option``: the name errors use (``--out``)."""
+    refused unless ``overwrite`` (clear the old outputs and models, start again) or ``resume`` (compare and sweep:
+    keep the finished runs). ``option``: the name errors use (``--out``)."""
 
     def __init__(self, path, *, overwrite: bool = False, resume: bool = False, command: str = "", option="--out"):
         import fcntl
@@ -244,7 +244,7 @@ class OutFolder:
         if had_marker and not (overwrite or resume):
             problem = (
                 f"{option}: {path!r} holds an unfinished run ({_marker_text(self.marker)}, no longer running); "
-                + ("continue it with --resume, or " if command == "compare" else "")
+                + ("continue it with --resume, or " if command in ("compare", "sweep") else "")
                 + "start again with --overwrite"
             )
         elif others and not (overwrite or resume or had_marker):
