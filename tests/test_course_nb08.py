@@ -81,6 +81,19 @@ def test_assembly_checkers():
             assert not check(garbage).passed
 
 
+def test_weights_assembly_cannot_call_the_library_metric():
+    """The capstone asks for W assembled from the pieces: calling CAL's own metric is caught and named."""
+    from mini_cal import contribution as C
+
+    def shortcut(P, model, params, out, y_onehot, h_y, temperature):
+        metric = C.ContributionMetric(model.M, model.config.num_classes, temperature, h_y=h_y)
+        return metric(model, params, out, y_onehot)["W"]
+
+    result = nb08.check_weights_assembly(shortcut)
+    assert not result.passed and "library's own answer" in result.message, result.message
+    assert nb08.check_weights_assembly(weights_of_batch).passed  # and the metric works again afterwards
+
+
 def solution_namespace():
     from solutions import (
         bottleneck_backward,
