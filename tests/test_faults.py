@@ -333,6 +333,27 @@ def test_fuzzed_preset_files_are_refused_by_their_checksum(tmp_path, monkeypatch
         synthetic.load_preset("tiny")
 
 
+def test_a_preset_file_without_a_manifest_checksum_is_not_trusted(tmp_path, monkeypatch):
+    """A preset file that no manifest entry vouches for (no manifest, or no entry, or no sha256) is not read: the
+    preset is generated instead, so an altered file with a valid format cannot change the data."""
+    src = synthetic.data_dirs()[0]
+    folder = tmp_path / "data"
+    folder.mkdir()
+    monkeypatch.setenv("MINI_CAL_DATA", str(folder))
+    with np.load(src / "tiny.npz", allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    arrays["train_x0"] = arrays["train_x0"] + 1.0  # altered data, intact format and metadata
+    np.savez(folder / "tiny.npz", **arrays)
+    genuine = synthetic.generate(synthetic.preset_config("tiny"), name="tiny")
+    manifest = json.loads((src / "manifest.json").read_text())
+    for entries in (None, {}, {"tiny": {k: v for k, v in manifest["tiny"].items() if k != "sha256"}}):
+        if entries is not None:
+            (folder / "manifest.json").write_text(json.dumps(entries))
+        ds = synthetic.load_preset("tiny")
+        assert np.array_equal(ds.x_train[0], genuine.x_train[0]) and "file" not in ds.provenance
+    assert np.array_equal(synthetic.load_file(folder / "tiny.npz").x_train[0], genuine.x_train[0] + 1.0)
+
+
 def test_fuzzed_data_files(tmp_path, tiny):
     user = tmp_path / "user.npz"
     np.savez(user, x_train_a=tiny.x_train[0], x_train_b=tiny.x_train[1], y_train=tiny.y_train)
