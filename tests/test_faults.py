@@ -131,10 +131,8 @@ def test_compare_workers_end_with_their_parent(tmp_path, capsys, sig):
     assert rc == 2 and "unfinished run" in capsys.readouterr().err
 
 
-def test_compare_interrupted_then_resumed_is_identical(tmp_path, capsys, monkeypatch):
-    argv = ["compare", "--preset", "tiny", "--methods", "joint", "unimodal-0", "--seeds", "2", "--epochs", "1"]
-    argv += ["--jobs", "1", "--no-progress"]
-    assert main([*argv, "--out", str(tmp_path / "full")]) == 0
+def _interrupt_third_run(monkeypatch):
+    """Make the third run of a multi-run command raise KeyboardInterrupt (Ctrl-C); returns the real run_one."""
     run_one, calls = R.run_one, []
 
     def interrupted(task):
@@ -144,6 +142,14 @@ def test_compare_interrupted_then_resumed_is_identical(tmp_path, capsys, monkeyp
         return run_one(task)
 
     monkeypatch.setattr(R, "run_one", interrupted)
+    return run_one
+
+
+def test_compare_interrupted_then_resumed_is_identical(tmp_path, capsys, monkeypatch):
+    argv = ["compare", "--preset", "tiny", "--methods", "joint", "unimodal-0", "--seeds", "2", "--epochs", "1"]
+    argv += ["--jobs", "1", "--no-progress"]
+    assert main([*argv, "--out", str(tmp_path / "full")]) == 0
+    run_one = _interrupt_third_run(monkeypatch)
     part = tmp_path / "part"
     assert main([*argv, "--out", str(part)]) == 130
     err = capsys.readouterr().err
@@ -169,15 +175,7 @@ def test_sweep_interrupted_then_resumed_is_identical(tmp_path, capsys, monkeypat
     argv = ["sweep", "--preset", "tiny", "--methods", "joint", "--budget", "2", "--epochs", "1", "--jobs", "1"]
     argv += ["--no-progress"]
     assert main([*argv, "--out", str(tmp_path / "full")]) == 0
-    run_one, calls = R.run_one, []
-
-    def interrupted(task):
-        calls.append(task)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return run_one(task)
-
-    monkeypatch.setattr(R, "run_one", interrupted)
+    run_one = _interrupt_third_run(monkeypatch)
     part = tmp_path / "part"
     assert main([*argv, "--out", str(part)]) == 130
     err = capsys.readouterr().err

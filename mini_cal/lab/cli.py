@@ -115,6 +115,16 @@ def _swept(M: int) -> list:
     return swept_methods(M)
 
 
+def _add_resume_option(p: argparse.ArgumentParser, what: str, runs: str) -> None:
+    """--resume OUT of a multi-run command whose finished runs are kept (compare, sweep; see OutFolder)."""
+    p.add_argument(
+        "--resume",
+        metavar="OUT",
+        help=f"continue the interrupted {what} in folder OUT, with the same options: finished {runs} are kept "
+        "(their results are identical to a rerun's), the others are run",
+    )
+
+
 def _add_tuning_options(p: argparse.ArgumentParser) -> None:
     """Where the methods' configurations come from (read by _load_tuned)."""
     p.add_argument(
@@ -639,12 +649,7 @@ def build_parser() -> argparse.ArgumentParser:
         "docs/method.md §3.8, with ARL); not with --methods",
     )
     p.add_argument("--seeds", type=_positive_int("--seeds"), default=10, help="number of seeds (default: %(default)s)")
-    p.add_argument(
-        "--resume",
-        metavar="OUT",
-        help="continue the interrupted comparison in folder OUT, with the same options: finished runs are kept "
-        "(their results are identical to a rerun's), the others are run",
-    )
+    _add_resume_option(p, "comparison", "runs")
     _add_tuning_options(p)
     _add_run_options(p, "compare")
     p.set_defaults(func=cmd_compare)
@@ -684,12 +689,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--budget", type=_positive_int("--budget"), default=8, help="configurations per method (default: %(default)s)"
     )
-    p.add_argument(
-        "--resume",
-        metavar="OUT",
-        help="continue the interrupted sweep in folder OUT, with the same options: finished trial runs are kept "
-        "(their results are identical to a rerun's), the others are run",
-    )
+    _add_resume_option(p, "sweep", "trial runs")
     _add_run_options(p, "sweep")
     p.set_defaults(func=cmd_sweep)
 
