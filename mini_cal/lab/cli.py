@@ -366,9 +366,8 @@ def cmd_compare(args) -> int:
 
     _select_device(args.device)
     source = _source(args)
-    tuned = _load_tuned(args)
     ds = load_source(source)
-    _note_tuned_elsewhere(args, ds)
+    tuned = _load_tuned(args, ds)
     if args.methods and args.suite:
         raise ValueError("--suite: give a suite or --methods, not both")
     methods = args.methods or X.suite_methods(args.suite or "peers", ds.num_modalities)
@@ -420,9 +419,10 @@ def cmd_compare(args) -> int:
     return 0
 
 
-def _load_tuned(args):
+def _load_tuned(args, ds):
     """The configuration table of --hparams (checked: known methods, known keys, valid values), {} with
-    --untuned, None for the declared ones."""
+    --untuned, None for the declared ones. A sweep.json tuned on another dataset than ``ds`` is allowed, with a note
+    on stderr (it should not happen unnoticed)."""
     from . import experiments as X
 
     if args.untuned and args.hparams:
@@ -442,21 +442,15 @@ def _load_tuned(args):
     except UnicodeDecodeError as exc:
         raise ValueError(f"{where}: not a UTF-8 text file ({exc})") from None
     if isinstance(loaded, dict) and "chosen" in loaded:  # a sweep.json
-        args.hparams_dataset = loaded.get("dataset")  # what it was tuned on, for _note_tuned_elsewhere
+        tuned_on = loaded.get("dataset")
+        if isinstance(tuned_on, str) and tuned_on != ds.name:
+            print(
+                f"mini-cal {args.command}: note: --hparams {args.hparams!r} was tuned on {tuned_on!r}; "
+                f"this {args.command} runs on {ds.name!r}",
+                file=sys.stderr,
+            )
         loaded = loaded["chosen"]
     return X.check_tuned(loaded, where)
-
-
-def _note_tuned_elsewhere(args, ds) -> None:
-    """A note on stderr when --hparams is a sweep.json of another dataset than the one this command runs on (allowed:
-    a configuration tuned on one dataset may be tried on another, but it should not happen unnoticed)."""
-    tuned_on = getattr(args, "hparams_dataset", None)
-    if isinstance(tuned_on, str) and tuned_on != ds.name:
-        print(
-            f"mini-cal {args.command}: note: --hparams {args.hparams!r} was tuned on {tuned_on!r}; "
-            f"this {args.command} runs on {ds.name!r}",
-            file=sys.stderr,
-        )
 
 
 def cmd_robustness(args) -> int:
@@ -480,8 +474,7 @@ def cmd_robustness(args) -> int:
             f"--models: the models in {args.models!r} were trained on {trained_on}, not on {source}; "
             "leave out --preset/--data to use theirs"
         )
-    tuned = _load_tuned(args)
-    _note_tuned_elsewhere(args, ds)
+    tuned = _load_tuned(args, ds)
     if args.models is None:
         for name in methods:
             X.check_config(name, tuned_config(name, tuned), f"configuration of {name}")
