@@ -12,7 +12,7 @@ default (this script imports mini_cal before NumPy).
 
 ``runs``: each run is ``mini_cal.lab.runs.run_one`` (what compare's workers run), with these parts timed:
 
-* validation per epoch: the loop's ``evaluate`` on the validation split after every epoch;
+* validation per epoch: the loop's ``metrics`` on the validation split after every epoch;
 * final evaluation: validation and test metrics of the selected parameters; Shapley on test: the test evaluation
   over every coalition (methods that train all branches);
 * probes: the linear probes of the frozen encoders (L-BFGS in SciPy);
@@ -93,7 +93,7 @@ def time_runs(methods, seeds: int, preset: str = "default", epochs: int | None =
         return wrapper
 
     originals = {
-        "evaluate": T.evaluate,
+        "evaluate": T.metrics,
         "finish": T.finish,
         "linear_probe": T.linear_probe,
         "record_step": T.record_step,
@@ -115,7 +115,7 @@ def time_runs(methods, seeds: int, preset: str = "default", epochs: int | None =
         finally:
             state["in_finish"] = False
 
-    T.evaluate, T.finish = evaluate, finish
+    T.metrics, T.finish = evaluate, finish
     T.linear_probe = timed(originals["linear_probe"], "probes")
     steps = {"count": 0, "last": None}
 
@@ -155,7 +155,7 @@ def time_runs(methods, seeds: int, preset: str = "default", epochs: int | None =
             }
             report[name] = {k: v / seeds for k, v in row.items()}
     finally:
-        T.evaluate, T.finish, T.linear_probe, T.record_step = (
+        T.metrics, T.finish, T.linear_probe, T.record_step = (
             originals["evaluate"],
             originals["finish"],
             originals["linear_probe"],
@@ -249,9 +249,10 @@ def time_step(name: str, repeats: int = 2000, preset: str = "default") -> dict:
 
     from mini_cal import backend as B
     from mini_cal import train as T
+    from mini_cal.hooks import FiniteGuard
     from mini_cal.lab.runs import load_source
     from mini_cal.methods import make_method, split_config, tuned_config
-    from mini_cal.methods.base import StepContext
+    from mini_cal.methods.base import StepContext, split_on_device
     from mini_cal.optim import clip_by_global_norm, squared_norms
 
     ds = load_source({"preset": preset})
@@ -261,7 +262,7 @@ def time_step(name: str, repeats: int = 2000, preset: str = "default") -> dict:
     run = T.start_run(method, ds, config)
     model, xp = run.model, B.xp()
     active = method.active_modalities(model.M)
-    x_train, Y = T.device_features(ds.x_train, config), T.device_onehot(ds.y_train, ds, config)
+    x_train, Y = split_on_device(ds, "train", config.dtype)
     idx = next(T.batches(run.rng, len(ds.y_train), config.batch_size))
     epoch = getattr(method, "warmup_epochs", 0)  # past any warm-up
     parts = {}
@@ -278,10 +279,10 @@ def time_step(name: str, repeats: int = 2000, preset: str = "default") -> dict:
     eps = None
     if method.samples_noise:
         eps = part("noise (sample_eps)", lambda: model.sample_eps(len(idx), run.rng, config.dtype, active))
-    out, cache = part("forward", lambda: model.forward(run.params, xb, eps=eps, modalities=active))
+    out = part("forward", lambda: model.forward(run.params, xb, eps=eps, modalities=active))
     ctx = StepContext(model, run.params, out, yb, epoch, 0, run.rng, run.h_y)
     lo = part("method.loss", lambda: method.loss(ctx))
-    grads = part("backward", lambda: model.backward(run.params, cache, lo.dlogits, lo.dmu, lo.dsigma))
+    grads = part("backward", lambda: model.backward(run.params, out, lo.dlogits, lo.dmu, lo.dsigma))
     copies = {k: B.astype(g, g.dtype) for k, g in grads.items()}
     diag = part("method.modify_gradients", lambda: method.modify_gradients(dict(copies), ctx, lo))
     sq = part("squared_norms", lambda: squared_norms(grads))
@@ -289,7 +290,7 @@ def time_step(name: str, repeats: int = 2000, preset: str = "default") -> dict:
     part("clip_by_global_norm", lambda: clip_by_global_norm(grads, config.clip_norm, norm=norm))
     part("optimizer.step", lambda: run.optimizer.step(run.params, grads))
     row = part("record_step", lambda: T.record_step(run, epoch, lo, diag, norm, sq, {}))
-    guard = T.FiniteGuard()
+    guard = FiniteGuard()
     part("hooks (FiniteGuard.on_step)", lambda: guard.on_step(run, row))
     parts["sum"] = sum(parts.values())
     return parts

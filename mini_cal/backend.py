@@ -6,7 +6,8 @@ below, ``@`` for matmul, ``.T`` on 2-D arrays). Nothing else in mini_cal imports
 
 Backends:
 
-* ``"numpy"`` (default): NumPy on the CPU.
+* ``"numpy"`` (default): NumPy on the CPU (as ``mini_cal/_fast_numpy.py`` hands it out: four calls made direct, for
+  speed only).
 * ``"cupy"``: CuPy on an NVIDIA GPU (``pip install mini_cal[gpu]``); data and random numbers are created on the
   device.
 * ``"array_api_strict"``: a strict reference implementation of the array API standard. It runs on the CPU but
@@ -22,47 +23,23 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import types
 
 import numpy as np
 
+from ._fast_numpy import NUMPY  # numpy itself, four calls made direct: faster, the same numbers
+
 BACKENDS = ("numpy", "cupy", "array_api_strict")
-
-
-def _numpy_namespace():
-    """NumPy as :func:`xp` hands it out: a copy of the ``numpy`` module's names with four functions bound to the
-    calls they wrap.
-
-    ``np.sum``, ``np.max``, ``np.take`` and ``np.astype`` are Python functions that check their arguments, look
-    for array subclasses, then call a ufunc reduction (``np.add.reduce``, ``np.maximum.reduce``) or an array method
-    (``.take``, ``.astype``). That costs about a microsecond per call, as much as the arithmetic on the default
-    network's 64 x 64 arrays, and a training step makes ~20 such calls. Calling the reduction or the method directly
-    gives the same numbers bit for bit (``tests/test_backend.py`` checks it, and ``benchmarks/fingerprint.py``) and
-    takes the default joint step from 225 to 197 us (``benchmarks/README.md``). Compute code is unchanged: it still
-    calls ``xp.sum(x, axis=1)``; CuPy and array_api_strict are handed out as they are.
-    """
-    ns = types.ModuleType("numpy", np.__doc__)
-    ns.__dict__.update(np.__dict__)  # every NumPy name, looked up as fast as on the module itself
-    add, maximum = np.add.reduce, np.maximum.reduce
-
-    def sum(x, axis=None, dtype=None, keepdims=False):
-        return add(x, axis=axis, dtype=dtype, keepdims=keepdims)
-
-    def max(x, axis=None, keepdims=False):
-        return maximum(x, axis=axis, keepdims=keepdims)
-
-    def take(x, indices, axis=None):
-        return np.asarray(x).take(indices, axis=axis)
-
-    def astype(x, dtype, copy=True):
-        return np.asarray(x).astype(dtype, copy=copy)
-
-    ns.sum, ns.max, ns.take, ns.astype = sum, max, take, astype
-    return ns
-
-
-NUMPY = _numpy_namespace()
 _state = {"name": "numpy", "xp": NUMPY}
+
+
+def xp():
+    """The array namespace in use (``numpy``, ``cupy`` or ``array_api_strict``)."""
+    return _state["xp"]
+
+
+def get_backend() -> str:
+    """Name of the backend in use."""
+    return _state["name"]
 
 
 def set_backend(name: str):
@@ -86,16 +63,6 @@ def set_backend(name: str):
     return module
 
 
-def get_backend() -> str:
-    """Name of the backend in use."""
-    return _state["name"]
-
-
-def xp():
-    """The array namespace in use (``numpy``, ``cupy`` or ``array_api_strict``)."""
-    return _state["xp"]
-
-
 @contextlib.contextmanager
 def use_backend(name: str):
     """Context manager: run a block under another backend, then restore the previous one."""
@@ -105,28 +72,6 @@ def use_backend(name: str):
         yield xp()
     finally:
         set_backend(previous)
-
-
-def cuda_available() -> bool:
-    """True when CuPy imports and sees at least one CUDA device."""
-    try:
-        cupy = importlib.import_module("cupy")
-        return cupy.cuda.runtime.getDeviceCount() > 0
-    except Exception:
-        return False
-
-
-def synchronize() -> None:
-    """Wait until the device has finished all queued work (a no-op on the CPU); call it before reading a clock."""
-    if get_backend() == "cupy":  # pragma: no cover - needs a GPU
-        xp().cuda.Device().synchronize()
-
-
-def float_dtype(name: str = "float32"):
-    """The backend's dtype object for ``"float32"`` or ``"float64"``."""
-    if name not in ("float32", "float64"):
-        raise ValueError(f"dtype: expected 'float32' or 'float64', got {name!r}")
-    return getattr(xp(), name)
 
 
 def asarray(a, dtype=None):
@@ -153,6 +98,13 @@ def to_float(a) -> float:
     return float(to_numpy(a))
 
 
+def float_dtype(name: str = "float32"):
+    """The backend's dtype object for ``"float32"`` or ``"float64"``."""
+    if name not in ("float32", "float64"):
+        raise ValueError(f"dtype: expected 'float32' or 'float64', got {name!r}")
+    return getattr(xp(), name)
+
+
 def astype(a, dtype):
     """Array API spelling of a dtype conversion, for libraries that predate ``xp.astype``."""
     module = xp()
@@ -165,6 +117,11 @@ def dtype_name(a) -> str:
     """``"float32"`` or ``"float64"`` for a backend float array."""
     module = xp()
     return "float64" if a.dtype == module.float64 else "float32"
+
+
+def make_rng(seed) -> Rng:
+    """The only constructor of randomness in mini_cal."""
+    return Rng(seed)
 
 
 class Rng:
@@ -219,6 +176,16 @@ class Rng:
             self._reseed_device()
 
 
-def make_rng(seed) -> Rng:
-    """The only constructor of randomness in mini_cal."""
-    return Rng(seed)
+def cuda_available() -> bool:
+    """True when CuPy imports and sees at least one CUDA device."""
+    try:
+        cupy = importlib.import_module("cupy")
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False
+
+
+def synchronize() -> None:
+    """Wait until the device has finished all queued work (a no-op on the CPU); call it before reading a clock."""
+    if get_backend() == "cupy":  # pragma: no cover - needs a GPU
+        xp().cuda.Device().synchronize()

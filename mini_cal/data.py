@@ -4,10 +4,10 @@ A :class:`Dataset` knows nothing of where its arrays came from. Three ways to ma
 
 * :func:`from_arrays` - your own features, as arrays (one per modality) and labels;
 * :func:`load_npz` - your own features, from one ``.npz`` file in the format below;
-* :func:`mini_cal.synthetic.load_preset` (also importable from here) - the synthetic benchmark, which attaches its
-  generator configuration and the Bayes-optimal accuracies (``ds.config``, ``ds.bayes``).
+* :func:`mini_cal.synthetic.load_preset` - the synthetic benchmark, which attaches its generator configuration and
+  the Bayes-optimal accuracies (``ds.config``, ``ds.bayes``).
 
-File format of :func:`load_npz` (``docs/method.md`` section 7 and README "Your own data"): one ``.npz`` holding,
+File format of :func:`load_npz` (``docs/method.md`` section 7 and ``docs/data.md``): one ``.npz`` holding,
 for each split ``s`` in ``train``, ``val``, ``test`` and each modality name ``m``, the features ``x_<s>_<m>``
 (floats, shape ``(N_s, D_m)``) and the labels ``y_<s>`` (integers ``0..K-1``, shape ``(N_s,)``). Optional:
 ``modalities`` (the modality names, in order; default: the names found in the ``x_train_*`` keys, sorted) and
@@ -34,14 +34,18 @@ class DataError(ValueError):
     """Malformed input data; the message names the array, the key or the file and what was expected."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Dataset:
     """Three splits as lists of per-modality host arrays (``x_train[m]`` has shape ``(N, D_m)``) and labels.
 
     ``bayes``: Bayes-optimal accuracies when they are known (``{"modality 0": .., "fused": ..}``; the synthetic
     benchmark only), else empty. ``config``: the generator's configuration (synthetic data only), else None.
-    ``provenance``: free-form facts about the source (file, generator, license). The constructor checks every
-    split (shapes, rows, labels, finiteness) and raises :class:`DataError` naming the problem.
+    ``provenance``: free-form facts about the source (file, generator, license).
+
+    The constructor is where data is checked, once: every split (shapes, rows, labels, finiteness), raising
+    :class:`DataError` naming the problem. It keeps read-only copies of the arrays and the fields cannot be
+    reassigned, so nothing downstream (training, evaluation) checks them again; ``dataclasses.replace`` makes a
+    new, checked Dataset.
     """
 
     x_train: list
@@ -61,25 +65,30 @@ class Dataset:
     corrupted_mask: np.ndarray | None = None  # synthetic data: training samples whose modality was corrupted
 
     def __post_init__(self):
+        def put(name, value):  # the constructor's own writes (the instance is frozen afterwards)
+            object.__setattr__(self, name, value)
+
         for s in SPLITS:
-            setattr(self, f"x_{s}", _feature_list(getattr(self, f"x_{s}"), f"x_{s}"))
-            setattr(self, f"y_{s}", _labels(getattr(self, f"y_{s}"), f"y_{s}"))
+            put(f"x_{s}", _feature_list(getattr(self, f"x_{s}"), f"x_{s}"))
+            put(f"y_{s}", _labels(getattr(self, f"y_{s}"), f"y_{s}"))
         M = len(self.x_train)
         if self.modality_names is None:
-            self.modality_names = (
+            put(
+                "modality_names",
                 [s.name for s in self.config.modalities]
                 if self.config is not None and hasattr(self.config, "modalities")
-                else [f"m{m}" for m in range(M)]
+                else [f"m{m}" for m in range(M)],
             )
-        self.modality_names = [str(n) for n in self.modality_names]
+        put("modality_names", [str(n) for n in self.modality_names])
         if len(self.modality_names) != M or len(set(self.modality_names)) != M:
             raise DataError(
                 f"modality_names: expected {M} distinct names (one per modality), got {self.modality_names!r}"
             )
         if self.num_classes is None:
-            self.num_classes = (
+            put(
+                "num_classes",
                 getattr(self.config, "num_classes", None)
-                or int(max(int(getattr(self, f"y_{s}").max(initial=-1)) for s in SPLITS)) + 1
+                or int(max(int(getattr(self, f"y_{s}").max(initial=-1)) for s in SPLITS)) + 1,
             )
             if self.num_classes < 2:
                 raise DataError(f"y_train: expected labels of at least two classes, got only {self.num_classes}")
@@ -89,9 +98,9 @@ class Dataset:
             or self.num_classes < 2
         ):
             raise DataError(f"num_classes: expected an integer >= 2, got {self.num_classes!r}")
-        self.num_classes = int(self.num_classes)
+        put("num_classes", int(self.num_classes))
         if self.class_names is not None:
-            self.class_names = [str(c) for c in self.class_names]
+            put("class_names", [str(c) for c in self.class_names])
             if len(self.class_names) != self.num_classes:
                 raise DataError(
                     f"class_names: expected {self.num_classes} names (one per class), got {len(self.class_names)}"
@@ -220,8 +229,9 @@ def from_arrays(
 
 def load_npz(path, **split_options) -> Dataset:
     """A :class:`Dataset` from an ``.npz`` file in the format of this module's docstring (``split_options`` go to
-    :func:`from_arrays`). A preset file written by ``mini-cal data generate`` is read too. Raises
-    :class:`DataError` naming the file and the key, shape or label problem."""
+    :func:`from_arrays`). Raises :class:`DataError` naming the file and the key, shape or label problem. (A preset
+    file written by ``mini-cal data generate`` has a format of its own: :func:`mini_cal.lab.presets.load_data_file`
+    reads either.)"""
     path = Path(path)
     where = f"--data {str(path)!r}"
     if not path.is_file():
@@ -231,10 +241,6 @@ def load_npz(path, **split_options) -> Dataset:
             arrays = {k: f[k] for k in f.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
         raise DataError(f"{where}: not a readable .npz file ({type(exc).__name__}: {exc})") from None
-    if "meta" in arrays and "train_y" in arrays:  # a synthetic preset file (mini_cal.synthetic.save format)
-        from .synthetic import load_file
-
-        return load_file(path)
     if "y_train" not in arrays:
         raise DataError(f"{where}: missing key 'y_train' (the training labels); keys found: {sorted(arrays)}")
     found = [k[len("x_train_") :] for k in arrays if k.startswith("x_train_")]
@@ -293,7 +299,7 @@ def _named_features(x, what: str):
         raise DataError(f"{what}: expected real-valued (float or integer) features, got dtype {x.dtype}")
     if x.ndim != 2:
         raise DataError(f"{what}: expected a 2-D array (N, D), got shape {x.shape}")
-    return x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float32)
+    return _read_only(x.astype(x.dtype if np.issubdtype(x.dtype, np.floating) else np.float32))
 
 
 def _labels(y, what: str):
@@ -303,13 +309,19 @@ def _labels(y, what: str):
     if y.ndim != 1:
         raise DataError(f"{what}: expected a 1-D array of labels, got shape {y.shape}")
     if np.issubdtype(y.dtype, np.integer):
-        return y.astype(np.int64)
+        return _read_only(y.astype(np.int64))
     if np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
-        return y.astype(np.int64)  # integer-valued floats, e.g. labels stored as 0.0, 1.0, ...
+        return _read_only(y.astype(np.int64))  # integer-valued floats, e.g. labels stored as 0.0, 1.0, ...
     raise DataError(
         f"{what}: expected integer labels 0..K-1, got dtype {y.dtype}"
         + (" with non-integer values" if np.issubdtype(y.dtype, np.floating) else "")
     )
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """``a`` (a fresh copy made by ``astype``) made read-only: what the Dataset checked cannot change afterwards."""
+    a.flags.writeable = False
+    return a
 
 
 def validate_split(xs, y, input_dims=None, num_classes=None, split: str = "data") -> None:
@@ -343,29 +355,3 @@ def validate_split(xs, y, input_dims=None, num_classes=None, split: str = "data"
             raise DataError(f"{split} modality {m}: expected at least one feature, got shape {x.shape}")
         if not np.all(np.isfinite(x)):
             raise DataError(f"{split} modality {m}: contains NaN or inf features")
-
-
-# --------------------------------------------------------------------------- the synthetic benchmark, re-exported
-_SYNTHETIC = (
-    "ModalitySpec",
-    "DataConfig",
-    "generate",
-    "bayes_accuracy",
-    "preset_config",
-    "load_preset",
-    "PRESETS",
-    "data_dir",
-    "config_to_dict",
-    "config_from_dict",
-    "load_file",
-    "checksum",
-    "describe",
-)
-
-
-def __getattr__(name):  # `from mini_cal.data import load_preset` keeps working (PEP 562 module attribute)
-    if name in _SYNTHETIC:
-        from . import synthetic
-
-        return getattr(synthetic, name)
-    raise AttributeError(f"module 'mini_cal.data' has no attribute {name!r}")

@@ -31,10 +31,6 @@ def macro_f1(pred, y, num_classes: int) -> float:
     return float(np.mean(scores)) if scores else 0.0
 
 
-def to_device(xs):
-    return [B.asarray(x) for x in xs]
-
-
 def coalition_predictions(model, params, xs_dev, coalitions=None, batch: int = 4096) -> dict:
     """Deterministic predictions (argmax of logits(S)) for each coalition S, as host arrays."""
     M = model.M
@@ -44,7 +40,7 @@ def coalition_predictions(model, params, xs_dev, coalitions=None, batch: int = 4
     needed = sorted({m for S in coalitions for m in S})
     for start in range(0, n, batch):
         chunk = [x[start : min(start + batch, n), ...] for x in xs_dev]
-        out, _ = model.forward(params, chunk, eps=None, modalities=needed or [0])
+        out = model.forward(params, chunk, eps=None, modalities=needed or [0])
         for S in coalitions:
             logits = model.coalition_logits(params, out, S)
             preds[S].append(B.to_numpy(B.xp().argmax(logits, axis=1)))
@@ -52,11 +48,17 @@ def coalition_predictions(model, params, xs_dev, coalitions=None, batch: int = 4
 
 
 def evaluate(model, params, xs_dev, y, predict_coalition=None, with_shapley: bool = False, modalities=None) -> dict:
+    """:func:`metrics` of arrays of your own, checked first (a ValueError naming the argument that does not fit the
+    model). The training loop calls :func:`metrics` directly: its data was checked once, when the Dataset was made."""
+    _check_inputs(model, xs_dev, y, predict_coalition, modalities)
+    return metrics(model, params, xs_dev, y, predict_coalition, with_shapley, modalities)
+
+
+def metrics(model, params, xs_dev, y, predict_coalition=None, with_shapley: bool = False, modalities=None) -> dict:
     """Fused accuracy and macro-F1 (of ``predict_coalition``), coalition accuracy of each modality and,
     optionally, exact Shapley values of accuracy over all coalitions.
 
     ``modalities``: the branches that were trained (default: all); the others are not run and report None."""
-    _check_inputs(model, xs_dev, y, predict_coalition, modalities)
     M = model.M
     y = np.asarray(y)
     active = range(M) if modalities is None else tuple(modalities)
@@ -74,7 +76,7 @@ def evaluate(model, params, xs_dev, y, predict_coalition=None, with_shapley: boo
     }
     if with_shapley:
         values = {S: accuracy(p, y) for S, p in preds.items()}
-        result["shapley_acc"] = shapley(values, M).tolist()
+        result["shapley_acc"] = [float(v) for v in shapley(values, M)]
         result["coalition_values"] = {",".join(map(str, S)) or "{}": v for S, v in values.items()}
     return result
 
@@ -87,7 +89,7 @@ def encoder_features(model, params, xs_dev, m: int, batch: int = 4096) -> np.nda
     feats = []
     for start in range(0, n, batch):
         chunk = [x[start : min(start + batch, n), ...] for x in xs_dev]
-        out, _ = model.forward(params, chunk, eps=None, modalities=[m])
+        out = model.forward(params, chunk, eps=None, modalities=[m])
         feats.append(B.to_numpy(out.z[m]))
     return np.concatenate(feats).astype(np.float64)
 
@@ -127,8 +129,6 @@ def probe_predict(fit, X) -> np.ndarray:
 def linear_probe(model, params, train_xs_dev, y_train, test_xs_dev, y_test, l2: float = 1e-3, modalities=None) -> list:
     """Accuracy of a fresh softmax regression fitted on each frozen encoder's training features, on test
     (None for branches not in ``modalities``, the trained ones; default: all)."""
-    _check_inputs(model, train_xs_dev, y_train, None, modalities, "train")
-    _check_inputs(model, test_xs_dev, y_test, None, modalities, "test")
     K = model.config.num_classes
     accs = []
     for m in range(model.M):

@@ -178,8 +178,21 @@ def gaussian_kl_backward(dkl, cache):
     return mu * scale, (sigma - 1.0 / sigma) * scale
 
 
-def entropy(logits):
-    """Row-wise entropy of softmax(logits) in nats, (N, K) -> (N,)."""
+def entropy_forward(logits):
+    """Row-wise entropy of softmax(logits) in nats, H_i = -sum_k p_ik log p_ik.  (N, K) -> H (N,), cache."""
     xp = B.xp()
     logp = log_softmax(logits)
-    return -xp.sum(xp.exp(logp) * logp, axis=1)
+    p = xp.exp(logp)
+    H = -xp.sum(p * logp, axis=1)
+    return H, (p, logp, H)
+
+
+def entropy_backward(dH, cache):
+    """dlogits_ik = -dH p_ik (log p_ik + H_i), for the same upstream gradient dH (a number) on every row."""
+    p, logp, H = cache
+    return -dH * p * (logp + H[:, None])
+
+
+def entropy(logits):
+    """Row-wise entropy of softmax(logits) in nats, (N, K) -> (N,)."""
+    return entropy_forward(logits)[0]

@@ -13,11 +13,12 @@ Parameters and gradients are dicts with the same keys:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from . import backend as B
+from . import checks
 from . import layers as L
 
 
@@ -34,21 +35,13 @@ class ModelConfig:
     sigma_shift: float = 5.0  # sigma = softplus(h Ws + bs - shift) + sigma_min starts small (ours, after Alemi et al.)
     head_init: float = 0.1  # head weights ~ N(0, (head_init^2) / fan_in): loss at init ~ log K
 
-    def __post_init__(self):
-        self.input_dims = tuple(int(d) for d in self.input_dims)
-        self.hidden = tuple(int(h) for h in self.hidden)
-        if len(self.input_dims) < 1:
-            raise ValueError("input_dims: expected at least one modality")
-        if any(d < 1 for d in self.input_dims):
-            raise ValueError(f"input_dims: expected positive feature counts, got {self.input_dims}")
-        if self.num_classes < 2:
-            raise ValueError(f"num_classes: expected >= 2, got {self.num_classes}")
-        if not self.hidden or any(h < 1 for h in self.hidden):
-            raise ValueError(f"hidden: expected a non-empty tuple of positive widths, got {self.hidden}")
-        if self.z_dim is not None and self.z_dim < 1:
-            raise ValueError(f"z_dim: expected a positive width, got {self.z_dim}")
-        if self.sigma_min < 0:
-            raise ValueError(f"sigma_min: expected >= 0, got {self.sigma_min}")
+    def __post_init__(self):  # checked here: a configuration is where the network's shape enters
+        self.input_dims = checks.widths("input_dims", self.input_dims)
+        self.hidden = checks.widths("hidden", self.hidden)
+        checks.number("num_classes", self.num_classes, low=2, integer=True)
+        if self.z_dim is not None:
+            checks.number("z_dim", self.z_dim, low=1, integer=True)
+        checks.number("sigma_min", self.sigma_min, low=0)
 
     @property
     def num_modalities(self) -> int:
@@ -62,14 +55,15 @@ class ModelConfig:
 
 @dataclass
 class Forward:
-    """What a forward pass produces. Lists are indexed by modality; entries of inactive modalities are None."""
+    """What a forward pass produces, and all its backward needs. Lists are indexed by modality; entries of inactive
+    modalities are None."""
 
     u: list  # u[m] = z^m Wh[m], (N, K): modality m's additive share of every coalition's logits
     z: list  # (N, Z)
-    mu: list = field(default_factory=list)  # (N, Z): the deterministic representation (z itself without bottleneck)
-    sigma: list = field(default_factory=list)  # (N, Z), bottleneck only
-    h: list = field(default_factory=list)  # encoder outputs (N, H_last)
-    caches: list = field(default_factory=list)  # per-branch layer caches, for backward (see branch_backward)
+    mu: list  # (N, Z): the deterministic representation (z itself without bottleneck)
+    sigma: list  # (N, Z), bottleneck only
+    caches: list  # per-branch layer caches, for backward (see branch_backward)
+    active: list  # the modalities that ran
 
 
 class Model:
@@ -127,39 +121,21 @@ class Model:
         return [rng.normal((n, self.config.out_dim), dtype) if m in active else None for m in range(self.M)]
 
     # --------------------------------------------------------------------------------------------- forward
-    def check_inputs(self, xs) -> int:
-        """Validate a list of per-modality arrays; returns N."""
-        if not isinstance(xs, (list, tuple)) or len(xs) != self.M:
-            got = len(xs) if isinstance(xs, (list, tuple)) else type(xs).__name__
-            raise ValueError(f"xs: expected a list of {self.M} modality arrays, got {got}")
-        n = None
-        for m, x in enumerate(xs):
-            if len(x.shape) != 2 or x.shape[1] != self.config.input_dims[m]:
-                raise ValueError(f"xs[{m}]: expected shape (N, {self.config.input_dims[m]}), got {tuple(x.shape)}")
-            if n is not None and x.shape[0] != n:
-                raise ValueError(f"xs[{m}]: expected {n} rows like xs[0], got {x.shape[0]}")
-            n = x.shape[0]
-        return n
-
-    def forward(self, params: dict, xs, eps=None, modalities=None):
+    def forward(self, params: dict, xs, eps=None, modalities=None) -> Forward:
         """Run every (or each listed) branch and the head's per-modality blocks.
 
         xs: list of (N, D_m). eps: list of (N, Z) noise from :meth:`sample_eps` for a stochastic pass, or None
-        for the deterministic one (z = mu). Returns (Forward, cache).
+        for the deterministic one (z = mu).
         """
         c = self.config
-        self.check_inputs(xs)
         active = list(range(self.M)) if modalities is None else list(modalities)
-        none = [None] * self.M
-        out = Forward(u=list(none), z=list(none), mu=list(none), sigma=list(none), h=list(none), caches=list(none))
-        caches = out.caches
+        out = Forward(*([None] * self.M for _ in range(5)), active=active)
         for m in active:
             h = xs[m]
             enc_caches = []
             for l in range(1, len(c.hidden) + 1):
                 h, cache = L.linear_relu_forward(h, params[f"b{m}.W{l}"], params[f"b{m}.b{l}"])
                 enc_caches.append(cache)
-            out.h[m] = h
             bn_cache = None
             if c.bottleneck:
                 e = None if eps is None else eps[m]
@@ -178,8 +154,8 @@ class Model:
                 z = out.mu[m] = h  # deterministic: the representation is its own mean
             out.z[m] = z
             out.u[m] = z @ params[f"head.W{m}"]  # (N, K)
-            caches[m] = (enc_caches, bn_cache)
-        return out, (active, caches, out)
+            out.caches[m] = (enc_caches, bn_cache)
+        return out
 
     def coalition_logits(self, params: dict, out: Forward, S) -> object:
         """logits(S) = sum_{m in S} u[m] + bh; S an iterable of modality indices (empty: the bias alone)."""
@@ -194,14 +170,16 @@ class Model:
         return logits
 
     def logits(self, params: dict, xs, S=None):
-        """Deterministic (evaluation) logits of coalition S (default: all modalities)."""
+        """Deterministic (evaluation) logits of coalition S (default: all modalities), for your own inputs."""
+        checks.modality_arrays("xs", xs, self.config.input_dims)
         S = tuple(range(self.M)) if S is None else tuple(S)
-        out, _ = self.forward(params, xs, eps=None, modalities=S or None)
+        out = self.forward(params, xs, eps=None, modalities=S or None)
         return self.coalition_logits(params, out, S)
 
     # -------------------------------------------------------------------------------------------- backward
-    def backward(self, params: dict, cache, dlogits: dict, dmu=None, dsigma=None) -> dict:
-        """Gradients of a loss that reached the coalition logits and, optionally, mu and sigma.
+    def backward(self, params: dict, out: Forward, dlogits: dict, dmu=None, dsigma=None) -> dict:
+        """Gradients of a loss that reached the coalition logits and, optionally, mu and sigma, through the
+        forward pass ``out``.
 
         dlogits: {S (tuple of modalities): dL/dlogits(S), (N, K)}. dmu, dsigma: per-modality lists or None; dmu is
         the gradient on the representation mu^m (the bottleneck's mean; z^m itself without a bottleneck), through
@@ -209,7 +187,6 @@ class Model:
         Returns a gradient dict with the same keys as ``params`` (zeros for inactive branches).
         """
         xp = B.xp()
-        active, caches, out = cache
         du = [None] * self.M
         dbh = xp.zeros_like(params["head.b"])
         for S, d in dlogits.items():
@@ -219,7 +196,7 @@ class Model:
         grads = {"head.b": dbh}
         for m in range(self.M):
             w = params[f"head.W{m}"]
-            if m not in active:
+            if m not in out.active:
                 grads[f"head.W{m}"] = xp.zeros_like(w)
                 grads.update({k: xp.zeros_like(params[k]) for k in self.branch_keys(m)})
                 continue

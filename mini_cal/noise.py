@@ -18,24 +18,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .checks import choice, number
+
 ATTACKS = ("gaussian", "salt_pepper", "missing")
 LEVELS = tuple(range(11))
 GAUSSIAN_C = 2.0  # at eps = 10 the added noise has twice the feature's own standard deviation
 SP_DENSITY = 0.5  # at eps = 10 half of an attacked modality's features are salt or pepper
-
-
-def _check(attack, eps, target, M, p_attack):
-    if attack not in ATTACKS:
-        raise ValueError(f"attack: expected one of {ATTACKS}, got {attack!r}")
-    if isinstance(eps, bool) or not (isinstance(eps, (int, float, np.integer, np.floating)) and 0 <= eps <= 10):
-        raise ValueError(f"eps: expected a noise level in [0, 10], got {eps!r}")
-    if not (
-        (isinstance(target, str) and target == "all")
-        or (isinstance(target, (int, np.integer)) and not isinstance(target, bool) and 0 <= target < M)
-    ):
-        raise ValueError(f"target: expected 'all' or a modality index in 0..{M - 1}, got {target!r}")
-    if isinstance(p_attack, bool) or not (isinstance(p_attack, (int, float)) and 0 <= p_attack <= 1):
-        raise ValueError(f"p_attack: expected a probability in [0, 1], got {p_attack!r}")
 
 
 def attack(xs, attack: str, eps: float, target="all", seed: int = 0, p_attack: float = 0.5):
@@ -48,7 +36,10 @@ def attack(xs, attack: str, eps: float, target="all", seed: int = 0, p_attack: f
             raise ValueError(f"xs[{m}]: expected a real 2-D array with {xs[0].shape[0]} rows, got {x.dtype} {x.shape}")
     xs = [x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float64) for x in xs]  # noise is not rounded
     M, n = len(xs), xs[0].shape[0]
-    _check(attack, eps, target, M, p_attack)
+    choice("attack", attack, ATTACKS)
+    eps = number("eps", eps, low=0, high=10)
+    target = choice("target", target, ("all", *range(M)))
+    p_attack = number("p_attack", p_attack, low=0, high=1)
     # Common random numbers: the draws depend on (seed, attack, target) but not on eps, so the samples and
     # features hit at one level are a subset of those hit at a higher one and the curves are not re-rolled per level.
     rng = np.random.default_rng([seed, ATTACKS.index(attack), M if target == "all" else int(target)])

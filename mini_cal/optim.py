@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from . import backend as B
+from . import checks
 
 
 def squared_norms(grads: dict) -> dict:
@@ -40,13 +41,9 @@ class SGD:
     """SGD with momentum and (coupled, L2) weight decay: v = momentum v + (g + wd w); w -= lr v."""
 
     def __init__(self, lr: float = 0.05, momentum: float = 0.9, weight_decay: float = 0.0):
-        if not lr > 0:
-            raise ValueError(f"lr: expected a positive learning rate, got {lr}")
-        if not 0 <= momentum < 1:
-            raise ValueError(f"momentum: expected 0 <= momentum < 1, got {momentum}")
-        if weight_decay < 0:
-            raise ValueError(f"weight_decay: expected >= 0, got {weight_decay}")
-        self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
+        self.lr = checks.number("lr", lr, low=0, low_open=True)
+        self.momentum = checks.number("momentum", momentum, low=0, high=1, high_open=True)
+        self.weight_decay = checks.number("weight_decay", weight_decay, low=0)
         self.state = {}
 
     def step(self, params: dict, grads: dict) -> None:
@@ -68,13 +65,9 @@ class Adam:
     """Adam (Kingma & Ba) with bias correction and L2 weight decay added to the gradient."""
 
     def __init__(self, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0):
-        if not lr > 0:
-            raise ValueError(f"lr: expected a positive learning rate, got {lr}")
-        if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
-            raise ValueError(f"betas: expected two numbers in [0, 1), got {betas}")
-        if weight_decay < 0:
-            raise ValueError(f"weight_decay: expected >= 0, got {weight_decay}")
-        self.lr, self.betas, self.eps, self.weight_decay = lr, tuple(betas), eps, weight_decay
+        self.lr = checks.number("lr", lr, low=0, low_open=True)
+        self.betas = tuple(checks.number("betas", b, low=0, high=1, high_open=True) for b in betas)
+        self.eps, self.weight_decay = eps, checks.number("weight_decay", weight_decay, low=0)
         self.state = {"t": 0}
 
     def step(self, params: dict, grads: dict) -> None:
@@ -99,8 +92,6 @@ class Adam:
 
 def make_optimizer(name: str, lr: float, momentum: float = 0.9, weight_decay: float = 0.0):
     """``"sgd"`` or ``"adam"``."""
-    if name == "sgd":
+    if checks.choice("optimizer", name, ("sgd", "adam")) == "sgd":
         return SGD(lr=lr, momentum=momentum, weight_decay=weight_decay)
-    if name == "adam":
-        return Adam(lr=lr, weight_decay=weight_decay)
-    raise ValueError(f"optimizer: expected 'sgd' or 'adam', got {name!r}")
+    return Adam(lr=lr, weight_decay=weight_decay)

@@ -25,16 +25,13 @@ error. Validation and test splits are clean; training-time corruption and label 
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.special import logsumexp
 
-from .data import DataError, Dataset
+from .checks import choice, number
+from .data import Dataset
 
 
 @dataclass
@@ -73,55 +70,36 @@ class DataConfig:
     n_bayes: int = 200_000  # Monte-Carlo sample size for the Bayes-optimal accuracy
 
     def validate(self):
+        """Check every field (a ValueError naming it); returns self."""
         if not self.modalities:
             raise ValueError("modalities: expected at least one ModalitySpec")
-        for name in ("num_classes", "n_train", "n_val", "n_test", "seed", "n_bayes"):
-            _check_real(name, getattr(self, name), integer=True)
-        for name in ("label_noise", "corrupt_fraction"):
-            _check_real(name, getattr(self, name))
+        number("num_classes", self.num_classes, low=2, integer=True)
+        for name in ("n_train", "n_val", "n_test", "n_bayes"):
+            number(name, getattr(self, name), low=1, integer=True)
+        number("seed", self.seed, low=0, integer=True)
+        number("label_noise", self.label_noise, low=0, high=1, high_open=True)
+        number("corrupt_fraction", self.corrupt_fraction, low=0, high=1)
+        if self.corrupt_fraction > 0:
+            choice("corrupt_modality", self.corrupt_modality, range(len(self.modalities)))
         for m, s in enumerate(self.modalities):
             if not isinstance(s, ModalitySpec):
                 raise ValueError(f"modalities[{m}]: expected a ModalitySpec, got {s!r}")
-            for name in ("informative", "distractors", "components", "confuse"):
-                _check_real(f"modalities[{m}].{name}", getattr(s, name), integer=True)
-            for name in ("separation", "within", "noise", "scale"):
-                _check_real(f"modalities[{m}].{name}", getattr(s, name))
-        if self.num_classes < 2:
-            raise ValueError(f"num_classes: expected >= 2, got {self.num_classes}")
-        for name in ("n_train", "n_val", "n_test"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: expected a positive split size, got {getattr(self, name)}")
-        if not 0 <= self.label_noise < 1:
-            raise ValueError(f"label_noise: expected a fraction in [0, 1), got {self.label_noise}")
-        if not 0 <= self.corrupt_fraction <= 1:
-            raise ValueError(f"corrupt_fraction: expected a fraction in [0, 1], got {self.corrupt_fraction}")
-        if self.corrupt_fraction > 0 and self.corrupt_modality not in range(len(self.modalities)):
-            raise ValueError(
-                f"corrupt_modality: expected an index in 0..{len(self.modalities) - 1}, got {self.corrupt_modality}"
-            )
-        for m, s in enumerate(self.modalities):
-            if s.informative < 1 or s.distractors < 0:
-                raise ValueError(f"modalities[{m}]: expected informative >= 1 and distractors >= 0")
-            if s.components not in (1, 2):
-                raise ValueError(f"modalities[{m}].components: expected 1 or 2, got {s.components}")
-            if s.confuse < 1 or self.num_classes % s.confuse:
-                raise ValueError(
-                    f"modalities[{m}].confuse: expected a divisor of num_classes={self.num_classes}, got {s.confuse}"
-                )
+            at = f"modalities[{m}]."
+            number(at + "informative", s.informative, low=1, integer=True)
+            number(at + "distractors", s.distractors, low=0, integer=True)
+            number(at + "components", s.components, low=1, high=2, integer=True)
+            number(at + "confuse", s.confuse, low=1, integer=True)
+            number(at + "separation", s.separation, low=0)
+            number(at + "within", s.within)
+            number(at + "noise", s.noise, low=0, low_open=True)
+            number(at + "scale", s.scale, low=0, low_open=True)
+            if self.num_classes % s.confuse:
+                raise ValueError(f"{at}confuse: expected a divisor of num_classes={self.num_classes}, got {s.confuse}")
             # one dimension per distinct class mean: K of them, or K / confuse when within = 0 merges classes
             needed = self.num_classes if s.within else self.num_classes // s.confuse
             if s.informative < needed:
-                raise ValueError(f"modalities[{m}].informative: expected >= {needed} dimensions, got {s.informative}")
-            if s.scale <= 0 or s.noise <= 0 or s.separation < 0:
-                raise ValueError(f"modalities[{m}]: expected scale > 0, noise > 0, separation >= 0")
+                raise ValueError(f"{at}informative: expected >= {needed} dimensions, got {s.informative}")
         return self
-
-
-def _check_real(name: str, value, integer: bool = False) -> None:
-    """A real number (an integer with ``integer``), not a bool, NaN or inf; the ranges are checked by validate."""
-    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-    if isinstance(value, bool) or not isinstance(value, kinds) or not np.isfinite(value):
-        raise ValueError(f"{name}: expected {'an integer' if integer else 'a finite number'}, got {value!r}")
 
 
 # ------------------------------------------------------------------------------------------ generative model
@@ -225,20 +203,18 @@ def generate(config: DataConfig, name: str = "custom", with_bayes: bool = True) 
         std = xs[m].std(axis=0, keepdims=True)
         noise = (rng.standard_normal(xs[m].shape) * std * 3.0).astype(np.float32)  # loud, uninformative
         xs[m] = np.where(mask[:, None], noise, xs[m]).astype(np.float32)
-    ds = Dataset(
+    return Dataset(
         xs,
         y,
         *splits["val"],
         *splits["test"],
         config=config,
         name=name,
+        bayes=bayes_accuracy(config) if with_bayes else {},
         clean_y_train=clean_y,
         corrupted_mask=mask,
         provenance={"source": "mini_cal.synthetic", "seed": config.seed},
     )
-    if with_bayes:
-        ds.bayes = bayes_accuracy(config)
-    return ds
 
 
 # -------------------------------------------------------------------------------------------------- presets
@@ -273,120 +249,14 @@ PRESETS = tuple(_preset_configs())
 def preset_config(name: str) -> DataConfig:
     """The :class:`DataConfig` of a named preset."""
     configs = _preset_configs()
-    if name not in configs:
-        raise ValueError(f"preset: expected one of {sorted(configs)}, got {name!r}")
-    return configs[name]
+    return configs[choice("preset", name, sorted(configs))]
 
 
-def cache_dir() -> Path:
-    """The user's cache folder for preset files written outside a source checkout (``$XDG_CACHE_HOME/mini_cal`` or
-    ``~/.cache/mini_cal``); never inside the installed package."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "mini_cal"
-
-
-def data_dirs() -> list:
-    """Where preset files are looked for, in order: ``$MINI_CAL_DATA`` alone when set; else the source checkout's
-    ``synthetic_data/``, the copy installed with the package (``mini_cal/_presets``, see setup.py), the cache."""
-    env = os.environ.get("MINI_CAL_DATA")
-    if env:
-        return [Path(env)]
-    here = Path(__file__).resolve().parent
-    candidates = [here.parent / "synthetic_data", here / "_presets", cache_dir()]
-    return [d for d in candidates if (d / "manifest.json").is_file()] or [cache_dir()]
-
-
-def data_dir() -> Path:
-    """The first of :func:`data_dirs`: where ``mini-cal data generate`` writes by default in a source checkout."""
-    return data_dirs()[0]
-
-
-def config_to_dict(config: DataConfig) -> dict:
-    return asdict(config)
-
-
-def config_from_dict(d: dict) -> DataConfig:
-    d = dict(d)
-    d["modalities"] = [ModalitySpec(**s) for s in d["modalities"]]
-    return DataConfig(**d)
-
-
-def load_file(path) -> Dataset:
-    """Read a preset file written by ``mini-cal data generate`` (:func:`mini_cal.lab.presets.save_preset`)."""
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            meta = json.loads(str(f["meta"]))
-            config = config_from_dict(meta["config"])
-            parts = {}
-            for split in ("train", "val", "test"):
-                parts[f"x_{split}"] = [f[f"{split}_x{m}"] for m in range(len(config.modalities))]
-                parts[f"y_{split}"] = f[f"{split}_y"]
-            extra = {"clean_y_train": f["clean_y_train"], "corrupted_mask": f["corrupted_mask"]}
-    except DataError:
-        raise
-    except Exception as exc:  # a truncated or altered file: zipfile, JSON, key or type errors mean the same here
-        raise DataError(
-            f"preset file {str(path)!r} is unreadable or damaged ({type(exc).__name__}: {exc}); "
-            "regenerate it with: mini-cal data generate"
-        ) from None
-    return Dataset(
-        **parts,
-        config=config,
-        bayes=meta["bayes"],
-        name=meta["name"],
-        **extra,
-        provenance={"source": "mini_cal.synthetic", "seed": config.seed, "file": str(path)},
-    )
-
-
-def verify_file(path, manifest_entry: dict) -> None:
-    """Raise :class:`DataError` when ``path`` does not match the SHA-256 that the manifest records for it."""
-    if manifest_entry.get("sha256") and checksum(path) != manifest_entry["sha256"]:
-        raise DataError(
-            f"preset file {str(path)!r} does not match the checksum in its manifest.json (altered or "
-            f"damaged); regenerate it with: mini-cal data generate {Path(path).stem}"
-        )
-
-
-def load_preset(name: str, regenerate: bool = False) -> Dataset:
-    """A named preset: its file from :func:`data_dirs` (checked against ``manifest.json``), or generated
-    deterministically from its configuration when no file holds it, when the manifest has no checksum for the file
-    (the same numbers, without trusting an unchecked file), or with ``regenerate=True``."""
-    config = preset_config(name)
-    if not regenerate:
-        for folder in data_dirs():
-            path = folder / f"{name}.npz"
-            if path.is_file():
-                entry = _read_manifest(folder / "manifest.json").get(name, {})
-                if not entry.get("sha256"):
-                    continue  # a file that no manifest vouches for is not used: generated below instead
-                verify_file(path, entry)
-                ds = load_file(path)
-                if config_to_dict(ds.config) == config_to_dict(config):
-                    return ds
-    return generate(config, name=name)
-
-
-def _read_manifest(path: Path) -> dict:
-    """The manifest of a data folder ({} when there is none); a DataError when it is damaged."""
-    if not path.is_file():
-        return {}
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, OSError) as exc:
-        raise DataError(
-            f"manifest {str(path)!r} is unreadable ({type(exc).__name__}: {exc}); regenerate it with: "
-            "mini-cal data generate"
-        ) from None
-    if not isinstance(manifest, dict) or not all(isinstance(v, dict) for v in manifest.values()):
-        raise DataError(
-            f"manifest {str(path)!r}: expected a JSON object of presets; regenerate: mini-cal data generate"
-        )
-    return manifest
-
-
-def checksum(path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def load_preset(name: str) -> Dataset:
+    """A named preset, generated in memory from its configuration (deterministic: the same numbers, bit for bit, as
+    the file ``mini-cal data generate`` writes; :func:`mini_cal.lab.presets.load_preset` reads that file instead,
+    which skips the Monte-Carlo Bayes accuracy)."""
+    return generate(preset_config(name), name=name)
 
 
 def describe(ds: Dataset) -> str:

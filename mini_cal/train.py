@@ -9,33 +9,27 @@ validation epoch can come early (joint on the default preset: often before the w
 ``history["epochs"]`` shows the whole run.
 
 Everything else attaches through :class:`~mini_cal.hooks.Hook` objects that see the loop's state (:class:`Run`) at
-three moments: before the first epoch, after every step and after every epoch. :class:`FiniteGuard` (always on)
-stops a diverging run; the method itself is a hook (for what it does once per epoch); :mod:`mini_cal.lab.checkpoint`
-writes checkpoints, resumes runs bit for bit and saves on Ctrl-C.
+three moments: before the first epoch, after every step and after every epoch. :class:`~mini_cal.hooks.FiniteGuard`
+(always on) stops a diverging run; the method itself is a hook (for what it does once per epoch);
+:mod:`mini_cal.lab.checkpoint` writes checkpoints, resumes runs bit for bit and saves on Ctrl-C.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
-
 from . import backend as B
-from . import layers as L
+from . import checks
 from .contribution import label_entropy
-from .data import Dataset, validate_split
-from .evaluate import evaluate, linear_probe
-from .hooks import Hook
-from .methods.base import StepContext, check_number
+from .data import Dataset
+from .evaluate import linear_probe, metrics
+from .history import record_step
+from .hooks import DivergenceError, FiniteGuard, progress_bar  # noqa: F401  (DivergenceError: what train raises)
+from .methods.base import StepContext, split_on_device
 from .model import Model, ModelConfig
 from .optim import clip_by_global_norm, make_optimizer, squared_norms
-
-
-class DivergenceError(FloatingPointError):
-    """A loss term, the gradient norm or a parameter became NaN or inf."""
 
 
 @dataclass
@@ -60,30 +54,22 @@ class TrainConfig:
     shapley: bool = True  # exact Shapley values of test accuracy after training
 
     def validate(self):
-        """Check every field (type and range) and return ``self``; a ValueError names the field, the value and
-        what was expected."""
-        check_number("epochs", self.epochs, low=1, integer=True)
-        check_number("batch_size", self.batch_size, low=1, integer=True)
-        check_number("lr", self.lr, low=0, low_open=True)
-        check_number("momentum", self.momentum, low=0, high=1, high_open=True)
-        check_number("weight_decay", self.weight_decay, low=0)
+        """Check every field (type and range) and return ``self``; a ValueError names the field."""
+        for name, low in (("epochs", 1), ("batch_size", 1), ("seed", 0)):
+            checks.number(name, getattr(self, name), low=low, integer=True)
+        checks.number("lr", self.lr, low=0, low_open=True)
+        checks.number("momentum", self.momentum, low=0, high=1, high_open=True)
+        checks.number("weight_decay", self.weight_decay, low=0)
         if self.clip_norm is not None:
-            check_number("clip_norm", self.clip_norm, low=0, low_open=True)
-        if not isinstance(self.hidden, (tuple, list)) or not self.hidden:
-            raise ValueError(f"hidden: expected a non-empty list of layer widths, got {self.hidden!r}")
-        for width in self.hidden:
-            check_number("hidden", width, low=1, integer=True)
+            checks.number("clip_norm", self.clip_norm, low=0, low_open=True)
+        checks.widths("hidden", self.hidden)
         if self.z_dim is not None:
-            check_number("z_dim", self.z_dim, low=1, integer=True)
-        check_number("sigma_shift", self.sigma_shift)
-        check_number("seed", self.seed, low=0, integer=True)
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype: expected 'float32' or 'float64', got {self.dtype!r}")
-        if self.optimizer not in ("sgd", "adam"):
-            raise ValueError(f"optimizer: expected 'sgd' or 'adam', got {self.optimizer!r}")
+            checks.number("z_dim", self.z_dim, low=1, integer=True)
+        checks.number("sigma_shift", self.sigma_shift)
+        checks.choice("dtype", self.dtype, ("float32", "float64"))
+        checks.choice("optimizer", self.optimizer, ("sgd", "adam"))
         for name in ("progress", "record_steps", "probe", "shapley"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name}: expected true or false, got {getattr(self, name)!r}")
+            checks.flag(name, getattr(self, name))
         return self
 
 
@@ -105,16 +91,8 @@ class TrainResult:
 
     def summary(self) -> dict:
         """JSON-ready metrics (no arrays)."""
-        return {
-            "method": self.method,
-            "hparams": self.hparams,
-            "best_epoch": self.best_epoch,
-            "val": self.val,
-            "test": self.test,
-            "probe_acc": self.probe_acc,
-            "train_time_s": self.train_time_s,
-            "config": asdict(self.config),
-        }
+        keys = ("method", "hparams", "best_epoch", "val", "test", "probe_acc", "train_time_s")
+        return {**{k: getattr(self, k) for k in keys}, "config": asdict(self.config)}
 
 
 @dataclass
@@ -132,7 +110,9 @@ class Run:
     epoch: int = 0  # epochs completed: the next epoch to run (0-based)
     step: int = 0  # steps completed
     history: dict = field(default_factory=lambda: {"epochs": [], "steps": []})
-    best: tuple = (-1.0, -1, None)  # (validation accuracy, epoch, parameters) of the best epoch so far
+    best_acc: float = -1.0  # the best epoch so far by validation accuracy: its accuracy, index and parameters
+    best_epoch: int = -1
+    best_params: dict | None = None
     elapsed_before: float = 0.0  # training time of earlier sessions of this run (a resumed run)
     started: float = field(default_factory=time.perf_counter)
 
@@ -140,42 +120,10 @@ class Run:
         return self.elapsed_before + time.perf_counter() - self.started
 
 
-class FiniteGuard(Hook):
-    """Stops the run with :class:`DivergenceError` as soon as a loss term, the gradient norm or (at the end of an
-    epoch) a parameter is NaN or inf."""
-
-    def on_step(self, run, row):
-        for name, value in row["terms"].items():
-            if not math.isfinite(value):
-                raise DivergenceError(f"loss term {name!r} is {value} {self.where(row)}")
-        if not math.isfinite(row["grad_norm"]):
-            raise DivergenceError(f"gradient norm is {row['grad_norm']} {self.where(row)}")
-
-    @staticmethod
-    def where(row) -> str:
-        return f"at epoch {row['epoch'] + 1}, step {row['step']}"
-
-    def on_epoch_end(self, run):
-        xp = B.xp()
-        finite = B.to_numpy(xp.stack([xp.all(xp.isfinite(p)) for p in run.params.values()]))  # one transfer
-        if not bool(np.all(finite)):
-            raise DivergenceError(f"a parameter is not finite at the end of epoch {run.epoch}")
-
-
 def start_run(method, dataset: Dataset, config: TrainConfig) -> Run:
-    """Check the data, build the model, draw the initial parameters, make the optimiser, set the method up."""
-    for split in ("train", "val", "test"):
-        validate_split(*dataset.split(split), dataset.input_dims, dataset.num_classes, split=split)
-    model = Model(
-        ModelConfig(
-            dataset.input_dims,
-            dataset.num_classes,
-            hidden=config.hidden,
-            bottleneck=method.uses_bottleneck,
-            z_dim=config.z_dim,
-            sigma_shift=config.sigma_shift,
-        )
-    )
+    """Build the model, draw the initial parameters, make the optimiser, set the method up."""
+    bottleneck, dims, K = method.uses_bottleneck, dataset.input_dims, dataset.num_classes
+    model = Model(ModelConfig(dims, K, config.hidden, bottleneck, config.z_dim, sigma_shift=config.sigma_shift))
     rng = B.make_rng(config.seed)
     params = model.init_params(rng, dtype=config.dtype)
     optimizer = make_optimizer(config.optimizer, config.lr, config.momentum, config.weight_decay)
@@ -195,18 +143,18 @@ def train(method, dataset: Dataset, config: TrainConfig | None = None, log=None,
     for hook in hooks:
         hook.on_start(run)
     active, predict = method.active_modalities(model.M), method.predict_coalition(model.M)
-    x_train, Y_train = device_features(dataset.x_train, config), device_onehot(dataset.y_train, dataset, config)
-    x_val = device_features(dataset.x_val, config)
+    x_train, Y_train = split_on_device(dataset, "train", config.dtype)
+    x_val = split_on_device(dataset, "val", config.dtype)[0]
     with progress_bar(config, method, run.epoch) as bar:
         for epoch in range(run.epoch, config.epochs):
             sums, steps = {}, 0
             for idx in batches(run.rng, len(dataset.y_train), config.batch_size):
                 xb, yb = [xp.take(x, idx, axis=0) for x in x_train], xp.take(Y_train, idx, axis=0)
                 eps = model.sample_eps(yb.shape[0], run.rng, config.dtype, active) if method.samples_noise else None
-                out, cache = model.forward(run.params, xb, eps=eps, modalities=active)
+                out = model.forward(run.params, xb, eps=eps, modalities=active)
                 ctx = StepContext(model, run.params, out, yb, epoch, run.step, run.rng, run.h_y)
                 lo = method.loss(ctx)
-                grads = model.backward(run.params, cache, lo.dlogits, lo.dmu, lo.dsigma)
+                grads = model.backward(run.params, out, lo.dlogits, lo.dmu, lo.dsigma)
                 diag = method.modify_gradients(grads, ctx, lo)
                 sq = squared_norms(grads)  # one device-to-host transfer for every norm of this step
                 norm = clip_by_global_norm(grads, config.clip_norm, norm=math.sqrt(sum(sq.values())))
@@ -215,7 +163,7 @@ def train(method, dataset: Dataset, config: TrainConfig | None = None, log=None,
                 for hook in hooks:
                     hook.on_step(run, row)
                 run.step, steps = run.step + 1, steps + 1
-            val = evaluate(model, run.params, x_val, dataset.y_val, predict)
+            val = metrics(model, run.params, x_val, dataset.y_val, predict)
             row = {
                 "epoch": epoch,
                 **{k: v / steps for k, v in sums.items()},
@@ -223,8 +171,8 @@ def train(method, dataset: Dataset, config: TrainConfig | None = None, log=None,
                 "val_coalition_acc": val["coalition_acc"],
             }
             run.history["epochs"].append(row)
-            if val["acc"] > run.best[0]:  # model selection on validation
-                run.best = (val["acc"], epoch, copy_params(run.params))
+            if val["acc"] > run.best_acc:  # model selection on validation
+                run.best_acc, run.best_epoch, run.best_params = val["acc"], epoch, copy_params(run.params)
             run.epoch = epoch + 1
             for hook in hooks:
                 hook.on_epoch_end(run)
@@ -242,61 +190,9 @@ def batches(rng, n: int, batch_size: int):
         yield perm[start : min(start + batch_size, n)]  # no slice stop past the end (the array API forbids it)
 
 
-def device_features(xs, config: TrainConfig) -> list:
-    return [B.asarray(x, dtype=B.float_dtype(config.dtype)) for x in xs]
-
-
-def device_onehot(y, dataset: Dataset, config: TrainConfig):
-    return L.one_hot(B.asarray(np.asarray(y, dtype=np.int64)), dataset.num_classes, dtype=config.dtype)  # (N, K)
-
-
 def copy_params(params: dict) -> dict:
     # astype copies in every backend (CuPy 13's asarray has no copy= keyword); the optimisers update in place
     return {k: B.astype(v, v.dtype) for k, v in params.items()}
-
-
-def record_step(run: Run, epoch: int, lo, diag: dict, norm: float, sq: dict, sums: dict) -> dict:
-    """Add the step's loss terms to the epoch sums and, with ``record_steps``, a row to ``history["steps"]``;
-    returns what the hooks see (``terms``: the loss terms with the total as ``loss``)."""
-    terms = {"loss": B.to_float(lo.total), **lo.terms}
-    for k, v in terms.items():
-        sums[k] = sums.get(k, 0.0) + v
-    branch_norms = [math.sqrt(sum(sq[k] for k in run.model.branch_keys(m))) for m in range(run.model.M)]
-    row = {
-        "epoch": epoch,
-        "step": run.step,
-        **terms,
-        **lo.diagnostics,
-        **diag,
-        "grad_norm": norm,
-        "branch_grad_norm": branch_norms,
-    }
-    if run.config.record_steps:
-        run.history["steps"].append(_jsonable(row))  # a copy: the "terms" added below stay out of the history
-    row["terms"] = lo.terms
-    return row
-
-
-@contextlib.contextmanager
-def progress_bar(config: TrainConfig, method, start_epoch: int):
-    """A tqdm bar over epochs (when ``config.progress``); yields ``update(row)``."""
-    if not config.progress:
-        yield lambda row: None
-        return
-    from tqdm.auto import tqdm
-
-    bar = tqdm(
-        total=config.epochs, initial=start_epoch, desc=str(getattr(method, "name", method)), unit="epoch", leave=False
-    )
-
-    def update(row):
-        bar.update(1)
-        bar.set_postfix(loss=f"{row['loss']:.3f}", val=f"{row['val_acc']:.3f}")
-
-    try:
-        yield update
-    finally:
-        bar.close()
 
 
 def finish(run: Run, x_train, x_val) -> TrainResult:
@@ -304,65 +200,15 @@ def finish(run: Run, x_train, x_val) -> TrainResult:
     method, dataset, config, model = run.method, run.dataset, run.config, run.model
     train_time = run.elapsed()
     active, predict = method.active_modalities(model.M), method.predict_coalition(model.M)
-    best_params = run.best[2]
-    x_test = device_features(dataset.x_test, config)
+    best = run.best_params
+    x_test = split_on_device(dataset, "test", config.dtype)[0]
     # branches that never trained (unimodal runs) are not evaluated: they report None
-    val = evaluate(model, best_params, x_val, dataset.y_val, predict, modalities=active)
-    test = evaluate(
-        model,
-        best_params,
-        x_test,
-        dataset.y_test,
-        predict,
-        with_shapley=config.shapley and not active,
-        modalities=active,
-    )
+    val = metrics(model, best, x_val, dataset.y_val, predict, modalities=active)
+    shapley = config.shapley and not active
+    test = metrics(model, best, x_test, dataset.y_test, predict, with_shapley=shapley, modalities=active)
     probe = None
     if config.probe:
-        probe = linear_probe(model, best_params, x_train, dataset.y_train, x_test, dataset.y_test, modalities=active)
-    return TrainResult(
-        method=str(getattr(method, "name", method)),
-        hparams=method.hparams(),
-        model=model,
-        params=best_params,
-        history=run.history,
-        best_epoch=run.best[1],
-        val=val,
-        test=test,
-        probe_acc=probe,
-        train_time_s=train_time,
-        config=config,
-    )
-
-
-def epoch_means(steps: list) -> dict:
-    """Per-epoch means of each per-step diagnostic (lists stay per modality): {name: [[...] per epoch]}."""
-    by_epoch = {}
-    for row in steps:
-        by_epoch.setdefault(row["epoch"], []).append(row)
-    out = {}
-    for epoch in sorted(by_epoch):
-        rows = by_epoch[epoch]
-        for key in rows[0]:
-            if key in ("epoch", "step"):
-                continue
-            values = [r[key] for r in rows if key in r]
-            try:
-                out.setdefault(key, []).append(np.mean(np.asarray(values, dtype=float), axis=0).tolist())
-            except (TypeError, ValueError):
-                continue
-    return out
-
-
-def _jsonable(row: dict) -> dict:
-    out = {}
-    for k, v in row.items():
-        if isinstance(v, np.ndarray):
-            out[k] = v.tolist()
-        elif isinstance(v, (np.floating, np.integer)):
-            out[k] = v.item()
-        elif isinstance(v, (list, tuple)):
-            out[k] = [x.item() if isinstance(x, (np.floating, np.integer)) else x for x in v]
-        else:
-            out[k] = v
-    return out
+        probe = linear_probe(model, best, x_train, dataset.y_train, x_test, dataset.y_test, modalities=active)
+    name = str(getattr(method, "name", method))
+    hp = method.hparams()
+    return TrainResult(name, hp, model, best, run.history, run.best_epoch, val, test, probe, train_time, config)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mini_cal import data, methods
+from mini_cal import methods, synthetic
 from mini_cal.train import TrainConfig, train
 
 PACKAGE = Path(__file__).resolve().parents[1] / "mini_cal"
@@ -75,7 +75,7 @@ def test_a_method_declared_in_one_file_trains_sweeps_compares_plots_and_checks(t
     from mini_cal.lab.tables import config_table, results_table
 
     assert "toy" in methods.method_names() and "toy-strong" in methods.default_methods(2)
-    ds = data.load_preset("tiny")
+    ds = synthetic.load_preset("tiny")
     result = train(methods.make_method("toy"), ds, TrainConfig(epochs=2, progress=False, probe=False, shapley=False))
     assert result.history["steps"][0]["coef"] == [1.5, 1.5]
     source = {"preset": "tiny"}
@@ -93,3 +93,70 @@ def test_a_method_declared_in_one_file_trains_sweeps_compares_plots_and_checks(t
     json.dumps(compared)  # JSON-ready
     checks = run_all()
     assert checks["model M=2 toy loss"] < 1e-7 and checks["model M=3 toy loss"] < 1e-7
+
+
+def _module_of(name: str) -> str | None:
+    """The mini_cal module a dotted import name refers to (``mini_cal.methods.cal.CAL`` -> ``mini_cal.methods.cal``)."""
+    parts = name.split(".")
+    while parts:
+        path = PACKAGE.parent.joinpath(*parts)
+        if path.with_suffix(".py").exists() or (path / "__init__.py").exists():
+            return ".".join(parts)
+        parts.pop()
+    return None
+
+
+def _import_graph() -> dict:
+    graph = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        node = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        graph[node] = {m for m in map(_module_of, _imports(path)) if m and m != node}
+    return graph
+
+
+def test_no_import_cycle():
+    """Every import in mini_cal points one way (function-level imports included): no module needs a module that
+    needs it back, so each file can be read after the ones it imports."""
+    graph, state, stack = _import_graph(), {}, []
+
+    def visit(node):
+        state[node] = "open"
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == "open":
+                raise AssertionError(" -> ".join(stack[stack.index(nxt) :] + [nxt]))
+            if nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+
+
+def test_nothing_hidden():
+    """No module-level __getattr__ (names resolved at run time, invisible to grep), and the registry lists every
+    method file by hand."""
+    for path in PACKAGE.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        assert not [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "__getattr__"], path
+    registry = (PACKAGE / "methods" / "__init__.py").read_text()
+    assert "pkgutil" not in registry and "import_module" not in registry
+    declared = {p.stem for p in (PACKAGE / "methods").glob("*.py") if "\nSPEC = " in p.read_text()}
+    assert declared and all(f"{stem}.SPEC" in registry for stem in declared), declared
+
+
+def test_the_cal_reading_path_stays_short():
+    """Issue 18's budget for what a student reads to follow one CAL step: the seven files at most 1,100 lines,
+    methods/cal.py at most 150, and CAL's constructor at most 6 arguments (the design space is a subclass)."""
+    import inspect
+
+    from mini_cal.methods import CAL
+
+    files = ["layers", "model", "contribution", "methods/base", "methods/cal", "train", "optim"]
+    lines = {f: len((PACKAGE / f"{f}.py").read_text().splitlines()) for f in files}
+    assert sum(lines.values()) <= 1100, lines
+    assert lines["methods/cal"] <= 150
+    assert len(inspect.signature(CAL).parameters) <= 6

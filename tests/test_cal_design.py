@@ -4,14 +4,13 @@ named suite of `mini-cal compare`."""
 import numpy as np
 import pytest
 
-from mini_cal import data
 from mini_cal import layers as L
-from mini_cal.contribution import ContributionMetric
+from mini_cal import synthetic
 from mini_cal.hooks import Hook
 from mini_cal.lab.checkpoint import read_npz, train_resumable
 from mini_cal.lab.experiments import SUITES, suite_methods
-from mini_cal.methods import CAL, make_method
-from mini_cal.methods.cal import DESIGN_SPACE, acceleration_coefficients
+from mini_cal.methods import CALDesign, make_method
+from mini_cal.methods.cal_design import DESIGN_SPACE, ContributionMetric, acceleration_coefficients
 from mini_cal.train import TrainConfig, train
 
 FAST = dict(progress=False, probe=False, shapley=False)
@@ -19,7 +18,7 @@ FAST = dict(progress=False, probe=False, shapley=False)
 
 @pytest.fixture(scope="module")
 def tiny():
-    return data.load_preset("tiny")
+    return synthetic.load_preset("tiny")
 
 
 # ------------------------------------------------------------------------------------- coefficients by hand
@@ -90,7 +89,7 @@ def test_every_design_variant_is_registered_with_its_flag():
 
 def test_metric_measure_takes_no_ema_step(tiny):
     res = train(make_method("cal"), tiny, TrainConfig(epochs=1, **FAST))
-    out, _ = res.model.forward(res.params, [x[:16] for x in tiny.x_val])
+    out = res.model.forward(res.params, [x[:16] for x in tiny.x_val])
     Y = L.one_hot(np.asarray(tiny.y_val[:16]), tiny.num_classes, dtype="float32")
     metric = ContributionMetric(2, tiny.num_classes, ema=0.5)
     metric.W, metric.steps = np.array([0.9, 0.1]), 3
@@ -132,8 +131,8 @@ def test_val_epoch_W_is_the_metric_on_the_whole_validation_split(tiny):
     res = train(method, tiny, TrainConfig(epochs=3, **FAST), hooks=[spy])
     Y = L.one_hot(np.asarray(tiny.y_val), tiny.num_classes, dtype="float32")
     for epoch, (params, W) in enumerate(spy.seen):
-        out, _ = res.model.forward(params, list(tiny.x_val))
-        fresh = ContributionMetric(2, tiny.num_classes, h_y=method.h_y).measure(res.model, params, out, Y)
+        out = res.model.forward(params, list(tiny.x_val))
+        fresh = ContributionMetric(2, tiny.num_classes, h_y=method.metric.h_y).measure(res.model, params, out, Y)
         np.testing.assert_allclose(W, fresh["W"], rtol=1e-6)
         rows = [r for r in res.history["steps"] if r["epoch"] == epoch + 1]
         for r in rows:  # the next epoch uses it on every step
@@ -167,14 +166,14 @@ def test_resume_of_the_stateful_variants_is_bit_identical(tiny, tmp_path, name):
 def test_val_epoch_resume_needs_its_heldout_state(tiny, tmp_path):
     """Forgetting the held-out W at resume changes the run: the test above has teeth."""
 
-    class Forgetful(CAL):
+    class Forgetful(CALDesign):
         def load_state_dict(self, state):
             super().load_state_dict({"metric": state["metric"]})
 
-    kw = dict(w_source="val-epoch", warmup_epochs=1, name="cal-W-val-epoch")
-    full = train_resumable(CAL(**kw), tiny, TrainConfig(epochs=4, **FAST))
+    kw = dict(w_source="val-epoch", warmup_epochs=1)
+    full = train_resumable(CALDesign(**kw), tiny, TrainConfig(epochs=4, **FAST))
     part = tmp_path / "part.npz"
-    train_resumable(CAL(**kw), tiny, TrainConfig(epochs=2, **FAST), checkpoint_path=part)
+    train_resumable(CALDesign(**kw), tiny, TrainConfig(epochs=2, **FAST), checkpoint_path=part)
     forgetful = train_resumable(Forgetful(**kw), tiny, TrainConfig(epochs=4, **FAST), resume=part)
     assert any(full.params[k].tobytes() != forgetful.params[k].tobytes() for k in full.params)
 

@@ -15,6 +15,23 @@ def test_help_lists_commands(capsys):
     assert "train" in out and "data" in out and "2510.26289" in out
 
 
+def test_help_lists_the_registered_methods(capsys, monkeypatch):
+    """The --help texts name methods from the registry (every method, the declared default and swept sets) and
+    every data action, not a hand-written list that goes stale as methods are added."""
+    from mini_cal.methods import default_methods, method_names, swept_methods
+
+    monkeypatch.setenv("COLUMNS", "10000")  # one line per option: no names broken at their hyphens
+    helps = {}
+    for command in ("compare", "sweep", "train", "data"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        helps[command] = capsys.readouterr().out
+    assert " ".join(method_names()) in helps["compare"] and " ".join(default_methods(2)) in helps["compare"]
+    assert " ".join(swept_methods(2)) in helps["sweep"]
+    assert ",".join(method_names()) in helps["train"]
+    assert "example NAME" in helps["data"]
+
+
 def test_train_prints_table_and_json(tmp_path, capsys):
     path = tmp_path / "r.json"
     assert (

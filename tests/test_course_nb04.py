@@ -17,8 +17,8 @@ from solutions.cal_coefficients import accelerate  # noqa: E402
 from solutions.ge_noise import ge_noise  # noqa: E402
 from solutions.ogm_k import ogm_k  # noqa: E402
 
-from mini_cal.data import load_preset  # noqa: E402
 from mini_cal.methods import arl, ogm_ge  # noqa: E402
+from mini_cal.synthetic import load_preset  # noqa: E402
 
 CHECKS = [
     (nb04.check_acceleration, accelerate),

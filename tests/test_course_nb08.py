@@ -14,9 +14,8 @@ from course import nb08  # noqa: E402
 from solutions.capstone_kl import kl_loss  # noqa: E402
 from solutions.capstone_weights import weights_of_batch  # noqa: E402
 
-from mini_cal.data import load_preset  # noqa: E402
-from mini_cal.experiments import split_config, tuned_config  # noqa: E402
-from mini_cal.methods import make_method  # noqa: E402
+from mini_cal.methods import make_method, split_config, tuned_config  # noqa: E402
+from mini_cal.synthetic import load_preset  # noqa: E402
 from mini_cal.train import TrainConfig, train  # noqa: E402
 
 
@@ -86,8 +85,7 @@ def test_weights_assembly_cannot_call_the_library_metric():
     from mini_cal import contribution as C
 
     def shortcut(P, model, params, out, y_onehot, h_y, temperature):
-        metric = C.ContributionMetric(model.M, model.config.num_classes, temperature, h_y=h_y)
-        return metric(model, params, out, y_onehot)["W"]
+        return C.contribution_weights(model, params, out, y_onehot, h_y, temperature)["W"]
 
     result = nb08.check_weights_assembly(shortcut)
     assert not result.passed and "library's own answer" in result.message, result.message

@@ -3,25 +3,27 @@ import json
 import numpy as np
 import pytest
 
-from mini_cal import experiments as X
 from mini_cal.lab.cli import main
+from mini_cal.lab.experiments import sample_configs
+from mini_cal.lab.stats import significance
+from mini_cal.methods import split_config, tuned_config
 
 
 def test_equal_budget_and_determinism():
     for name in ("ogm-ge", "arl", "cal"):
-        cfgs = X.sample_configs(name, 8)
+        cfgs = sample_configs(name, 8)
         assert len(cfgs) == 8 and len({json.dumps(c, sort_keys=True) for c in cfgs}) == 8
-        assert cfgs == X.sample_configs(name, 8)
-    assert len(X.sample_configs("joint", 8)) == 6  # a smaller space is searched exhaustively
+        assert cfgs == sample_configs(name, 8)
+    assert len(sample_configs("joint", 8)) == 6  # a smaller space is searched exhaustively
 
 
 def test_tuned_config_fallbacks():
     tuned = {"cal": {"gamma": 2.0, "train.lr": 0.1}, "arl": {"gamma": 0.5}, "unimodal-1": {"train.lr": 0.02}}
-    assert X.tuned_config("cal-no-aib", tuned) == {"gamma": 2.0, "train.lr": 0.1}
-    assert X.tuned_config("arl-released", tuned) == {"gamma": 0.5}
-    assert X.tuned_config("unimodal-1", tuned) == {"train.lr": 0.02}
-    assert X.tuned_config("joint", tuned) == {}
-    assert X.split_config({"gamma": 2.0, "train.lr": 0.1}) == ({"gamma": 2.0}, {"lr": 0.1})
+    assert tuned_config("cal-no-aib", tuned) == {"gamma": 2.0, "train.lr": 0.1}
+    assert tuned_config("arl-released", tuned) == {"gamma": 0.5}
+    assert tuned_config("unimodal-1", tuned) == {"train.lr": 0.02}
+    assert tuned_config("joint", tuned) == {}
+    assert split_config({"gamma": 2.0, "train.lr": 0.1}) == ({"gamma": 2.0}, {"lr": 0.1})
 
 
 def test_significance_by_hand():
@@ -30,7 +32,7 @@ def test_significance_by_hand():
         for m, accs in {"cal": [0.9, 0.8, 0.85], "joint": [0.7, 0.75, 0.8], "arl": [0.9, 0.8, 0.85]}.items()
         for s, a in enumerate(accs)
     ]
-    rows = {r["baseline"]: r for r in X.significance(recs, ["joint", "arl", "cal"])}
+    rows = {r["baseline"]: r for r in significance(recs, ["joint", "arl", "cal"])}
     assert rows["joint"]["mean_diff"] == pytest.approx(0.1)
     assert rows["joint"]["wins"] == 3 and rows["joint"]["losses"] == 0
     assert np.isnan(rows["arl"]["t_test_p"])  # identical results: no test

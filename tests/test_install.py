@@ -42,7 +42,7 @@ def run(code, target, cwd, env_extra=None):
 
 def test_installed_package_reads_shipped_presets(installed, tmp_path):
     out = run(
-        "from mini_cal import synthetic; print(synthetic.load_preset('tiny').provenance['file'])", installed, tmp_path
+        "from mini_cal.lab import presets; print(presets.load_preset('tiny').provenance['file'])", installed, tmp_path
     )
     assert Path(out.strip()) == installed / "mini_cal" / "_presets" / "tiny.npz"
     code = "from mini_cal.lab.cli import main; main(['train', '--preset', 'tiny', '--epochs', '1', '--no-progress'])"

@@ -6,10 +6,12 @@ import pytest
 from mini_cal import backend as B
 from mini_cal import layers as L
 from mini_cal.gradcheck import check_params
-from mini_cal.methods import ARL, CAL, OGMGE, Joint, StepContext, make_method
+from mini_cal.methods import ARL, CAL, OGMGE, CALDesign, Joint, StepContext, make_method
 from mini_cal.methods.arl import arl_weights
+from mini_cal.methods.base import ratio_to_others as discrepancy_ratios
 from mini_cal.methods.cal import bottleneck_betas
-from mini_cal.methods.ogm_ge import discrepancy_ratios, modulation_coefficient
+from mini_cal.methods.cal_design import directed_betas
+from mini_cal.methods.ogm_ge import modulation_coefficient
 from mini_cal.model import Model, ModelConfig
 
 
@@ -27,7 +29,7 @@ def setup_model(M=2, bottleneck=True, n=6, seed=0):
     return model, params, xs, Y, eps, rng
 
 
-class FrozenCAL(CAL):
+class FrozenCAL(CALDesign):
     """CAL with W fixed, so that the loss is a function of the parameters alone."""
 
     def __init__(self, W, **kw):
@@ -40,10 +42,10 @@ class FrozenCAL(CAL):
 
 
 def loss_and_grads(method, model, params, xs, Y, eps, rng, epoch=10):
-    out, cache = model.forward(params, xs, eps=eps if method.samples_noise else None)
+    out = model.forward(params, xs, eps=eps if method.samples_noise else None)
     ctx = StepContext(model, params, out, Y, epoch, 0, rng, math.log(3))
     lo = method.loss(ctx)
-    return lo, model.backward(params, cache, lo.dlogits, lo.dmu, lo.dsigma), ctx
+    return lo, model.backward(params, out, lo.dlogits, lo.dmu, lo.dsigma), ctx
 
 
 @pytest.mark.parametrize("M", [2, 3])
@@ -74,7 +76,7 @@ def test_other_losses_gradient_check(name):
 def test_betas():
     np.testing.assert_allclose(bottleneck_betas([0.5, 0.5], 0.01), [0.01, 0.01])
     np.testing.assert_allclose(bottleneck_betas([0.8, 0.2], 0.01), [0.01 * 2 * 0.2, 0.01 * 2 * 0.8])
-    np.testing.assert_allclose(bottleneck_betas([0.8, 0.2], 0.01, "high"), [0.016, 0.004])
+    np.testing.assert_allclose(directed_betas([0.8, 0.2], 0.01, "high"), [0.016, 0.004])
     np.testing.assert_allclose(bottleneck_betas([1 / 3] * 3, 0.01), [0.01] * 3)
 
 
@@ -116,7 +118,7 @@ def test_cal_ablation_flags():
     assert not make_method("cal-no-aib").samples_noise and make_method("cal").samples_noise
     assert make_method("cal-gamma0", gamma=1.0).gamma == 0.0  # a variant's own flag wins
     with pytest.raises(ValueError, match="beta_direction"):
-        CAL(beta_direction="up")
+        CALDesign(beta_direction="up")
     with pytest.raises(ValueError, match="gamma"):
         CAL(gamma=-1)
 
@@ -130,8 +132,8 @@ def test_ogm_coefficients_by_hand():
     assert modulation_coefficient(1.0 + 1e-9, 0.5, "paper") == pytest.approx(1 - math.tanh(0.5))
     assert modulation_coefficient(1.0 + 1e-9, 0.5, "continuous") == pytest.approx(1.0)
     np.testing.assert_allclose(discrepancy_ratios([3.0, 1.5]), [2.0, 0.5])
-    with pytest.raises(ValueError, match="variant"):
-        modulation_coefficient(2.0, 0.5, "smooth")
+    with pytest.raises(ValueError, match="variant"):  # checked where it enters: the method's constructor
+        OGMGE(variant="smooth")
 
 
 def test_ogm_ge_noise_uses_unmodulated_std_and_reaches_both_encoders():

@@ -13,7 +13,7 @@ TOL = 1e-7
 
 def full_loss(model, params, xs, Y, eps, gamma=0.5, betas=None):
     """CE(all) + gamma * sum_m CE({m}) + sum_m beta_m KL_m, and its hand-written gradient."""
-    out, cache = model.forward(params, xs, eps=eps)
+    out = model.forward(params, xs, eps=eps)
     M = model.M
     total, dlogits = 0.0, {}
     for S, w in [(tuple(range(M)), 1.0)] + [((m,), gamma) for m in range(M)]:
@@ -30,7 +30,7 @@ def full_loss(model, params, xs, Y, eps, gamma=0.5, betas=None):
             a, b = L.gaussian_kl_backward(betas[m], c)
             dmu.append(a)
             dsigma.append(b)
-    return total, model.backward(params, cache, dlogits, dmu, dsigma)
+    return total, model.backward(params, out, dlogits, dmu, dsigma)
 
 
 def make(M, bottleneck, seed=0, n=6):
@@ -75,7 +75,7 @@ def test_init_reproducible_from_seed():
 
 def test_coalition_logits_are_sums_of_blocks():
     model, params, xs, Y, eps = make(2, False)
-    out, _ = model.forward(params, xs)
+    out = model.forward(params, xs)
     z = np.concatenate(out.z, axis=1)
     W = np.concatenate([params["head.W0"], params["head.W1"]], axis=0)
     np.testing.assert_allclose(model.coalition_logits(params, out, (0, 1)), z @ W + params["head.b"])
@@ -87,16 +87,16 @@ def test_coalition_logits_are_sums_of_blocks():
 
 def test_eval_forward_is_deterministic_z_equals_mu():
     model, params, xs, Y, eps = make(2, True)
-    out, _ = model.forward(params, xs, eps=None)
+    out = model.forward(params, xs, eps=None)
     np.testing.assert_array_equal(out.z[0], out.mu[0])
-    out2, _ = model.forward(params, xs, eps=eps)
+    out2 = model.forward(params, xs, eps=eps)
     assert not np.allclose(out2.z[0], out.z[0])
 
 
 def test_loss_at_init_is_log_k():
-    from mini_cal import data
+    from mini_cal import synthetic
 
-    ds = data.load_preset("tiny")
+    ds = synthetic.load_preset("tiny")
     model = Model(ModelConfig(ds.input_dims, ds.num_classes))
     params = model.init_params(B.make_rng(0))
     Y = L.one_hot(B.asarray(ds.y_train), ds.num_classes)
@@ -105,10 +105,10 @@ def test_loss_at_init_is_log_k():
 
 
 def test_overfits_twenty_samples():
-    from mini_cal import data
+    from mini_cal import synthetic
     from mini_cal.optim import Adam
 
-    ds = data.load_preset("tiny")
+    ds = synthetic.load_preset("tiny")
     xs = [x[:20] for x in ds.x_train]
     y = ds.y_train[:20]
     model = Model(ModelConfig(ds.input_dims, ds.num_classes, hidden=(64, 32)))
@@ -116,21 +116,22 @@ def test_overfits_twenty_samples():
     Y = L.one_hot(B.asarray(y), ds.num_classes)
     opt = Adam(lr=1e-2)
     for _ in range(300):
-        out, cache = model.forward(params, xs)
+        out = model.forward(params, xs)
         loss, c = L.softmax_ce_forward(model.coalition_logits(params, out, (0, 1)), Y)
-        opt.step(params, model.backward(params, cache, {(0, 1): L.softmax_ce_backward(1.0, c)}))
+        opt.step(params, model.backward(params, out, {(0, 1): L.softmax_ce_backward(1.0, c)}))
     pred = np.argmax(model.logits(params, xs), axis=1)
     assert np.mean(pred == y) == 1.0
 
 
 def test_input_validation():
+    """Your own inputs enter through model.logits (forward is the inner maths, fed by checked data)."""
     model, params, xs, Y, eps = make(2, False)
     with pytest.raises(ValueError, match=r"xs: expected a list of 2"):
-        model.forward(params, xs[:1])
+        model.logits(params, xs[:1])
     with pytest.raises(ValueError, match=r"xs\[1\]: expected shape \(N, 4\)"):
-        model.forward(params, [xs[0], xs[1][:, :3]])
+        model.logits(params, [xs[0], xs[1][:, :3]])
     with pytest.raises(ValueError, match=r"xs\[1\]: expected 6 rows"):
-        model.forward(params, [xs[0], xs[1][:4]])
+        model.logits(params, [xs[0], xs[1][:4]])
     with pytest.raises(ValueError, match="num_classes"):
         ModelConfig((3,), 1)
     with pytest.raises(ValueError, match="hidden"):

@@ -51,8 +51,8 @@ def test_attack_strength_grows_with_level(xs):
     "kw, msg",
     [
         (dict(name="blur"), "attack: expected one of"),
-        (dict(eps=11), "eps: expected a noise level"),
-        (dict(target=2), "target: expected 'all' or a modality index in 0..1"),
+        (dict(eps=11), r"eps: expected a finite number >= 0 and <= 10, got 11"),
+        (dict(target=2), r"target: expected one of \('all', 0, 1\), got 2"),
         (dict(p_attack=1.5), "p_attack"),
     ],
 )

@@ -96,10 +96,8 @@ COURSE_TEXT = sorted(TUTORIALS.glob("*.ipynb")) + sorted(TUTORIALS.glob("*.md"))
 @pytest.mark.parametrize("path", COURSE_TEXT, ids=lambda p: str(p.relative_to(TUTORIALS)))
 def test_course_points_at_files_that_exist(path):
     """Every library file the course names (``mini_cal/....py``) exists, and the course imports names from where
-    they live, not from the compatibility module ``mini_cal.experiments`` (a 30-line list of re-exports that a
-    student opening it would find empty). make_results.py keeps it: its results files record that command."""
+    they live, not from the removed compatibility module ``mini_cal.experiments``."""
     text = path.read_text()
     missing = sorted({p for p in re.findall(r"mini_cal/[\w/]+\.py", text) if not (ROOT / p).exists()})
     assert not missing, f"{path.name} names files that do not exist: {missing}"
-    if path.name != "make_results.py":
-        assert "from mini_cal.experiments import" not in text and "mini_cal/experiments.py" not in text, path.name
+    assert "from mini_cal.experiments import" not in text and "mini_cal/experiments.py" not in text, path.name

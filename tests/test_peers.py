@@ -10,8 +10,8 @@ from test_reliability import assert_same_checkpoint, assert_same_result, config
 from test_reliability import train as train_resumable
 
 from mini_cal import backend as B
-from mini_cal import data
 from mini_cal import layers as L
+from mini_cal import synthetic
 from mini_cal.gradcheck import numerical_gradient, numerical_gradient_array
 from mini_cal.lab.selfcheck import _model_check
 from mini_cal.methods import SPECS, StepContext, default_methods, make_method, swept_methods
@@ -19,7 +19,7 @@ from mini_cal.methods import agm as A
 from mini_cal.methods import gblending as G
 from mini_cal.methods import mmpareto as P
 from mini_cal.methods import pmr as R
-from mini_cal.methods.base import add_unimodal_gradient, unimodal_logits
+from mini_cal.methods.conventions import add_unimodal_gradient, unimodal_logits
 from mini_cal.model import Model, ModelConfig
 from mini_cal.train import TrainConfig, start_run
 
@@ -28,7 +28,7 @@ PEERS = ("gblending", "agm", "mmpareto", "pmr")
 
 @pytest.fixture(scope="module")
 def tiny():
-    return data.load_preset("tiny")
+    return synthetic.load_preset("tiny")
 
 
 def small_problem(M=2, seed=0, method=None):
@@ -41,8 +41,8 @@ def small_problem(M=2, seed=0, method=None):
     Y = L.one_hot(B.asarray(np.array([0, 1, 2, 0, 1, 2])), 3, dtype="float64")
     if method is not None:
         method.setup(model, math.log(3))
-    out, cache = model.forward(params, xs)
-    return model, params, xs, Y, out, cache, StepContext(model, params, out, Y, 10, 0, rng, math.log(3))
+    out = model.forward(params, xs)
+    return model, params, xs, Y, out, out, StepContext(model, params, out, Y, 10, 0, rng, math.log(3))
 
 
 # ----------------------------------------------------------------------------------------- declarations
@@ -68,12 +68,12 @@ def test_model_gradient_on_the_representation():
     model, params, xs, Y, out, cache, _ = small_problem(M=2)
     g = np.random.default_rng(3)
     dz = [g.standard_normal(z.shape) for z in out.z]
-    grads = model.backward(params, cache, {}, dmu=dz)
+    grads = model.backward(params, out, {}, dmu=dz)
     for key in ("b0.W1", "b1.W2", "b0.b2"):
 
         def f(value, key=key):
             trial = dict(params, **{key: value})
-            o, _ = model.forward(trial, xs)
+            o = model.forward(trial, xs)
             return sum(float(np.sum(o.mu[m] * dz[m])) for m in range(2))
 
         num = numerical_gradient(f, params[key])
@@ -85,7 +85,7 @@ def test_branch_backward_separates_the_loss_terms():
     method = make_method("mmpareto")
     model, params, xs, Y, out, cache, ctx = small_problem(M=3, method=method)
     lo = method.loss(ctx)
-    total = model.backward(params, cache, lo.dlogits)
+    total = model.backward(params, out, lo.dlogits)
     for m in range(3):
         g_mm, g_m = method.branch_gradients(ctx, lo, m)
         for k in model.branch_keys(m):
@@ -102,9 +102,9 @@ def test_slice_convention_by_hand():
     d = np.random.default_rng(0).standard_normal(sliced.shape)
     dlogits = {}
     add_unimodal_gradient(dlogits, 1, d, "slice", 3)
-    grads = model.backward(params, cache, dlogits)
+    grads = model.backward(params, out, dlogits)
     assert np.allclose(grads["head.b"], d.sum(axis=0) / 3)
-    reference = model.backward(params, cache, {(1,): d})
+    reference = model.backward(params, out, {(1,): d})
     for k in model.branch_keys(1) + ["head.W1"]:
         assert np.allclose(grads[k], reference[k]), k
 
@@ -222,7 +222,7 @@ def test_mmpareto_step_replaces_branch_gradients():
     method = make_method("mmpareto", boost=1.0)
     model, params, xs, Y, out, cache, ctx = small_problem(M=2, method=method)
     lo = method.loss(ctx)
-    grads = model.backward(params, cache, lo.dlogits)
+    grads = model.backward(params, out, lo.dlogits)
     head = {k: grads[k].copy() for k in model.head_keys()}
     diag = method.modify_gradients(grads, ctx, lo)
     for k in model.head_keys():
@@ -244,11 +244,11 @@ def test_prototype_logits_and_entropy_by_hand_and_numerically():
     z, c, d = g.standard_normal((4, 3)), g.standard_normal((5, 3)), g.standard_normal((4, 5))
     dz = R.prototype_logits_backward(d, R.prototype_logits_forward(z, c)[1])
     assert np.allclose(dz, numerical_gradient_array(lambda v: R.prototype_logits_forward(v, c)[0], z, d), atol=1e-8)
-    H, cache = R.entropy_forward(np.log(np.array([[0.5, 0.5], [0.25, 0.75]])))
-    assert np.isclose(H, (math.log(2) + (-0.25 * math.log(0.25) - 0.75 * math.log(0.75))) / 2)
+    H, cache = L.entropy_forward(np.log(np.array([[0.5, 0.5], [0.25, 0.75]])))  # PMR's entropy term: the mean
+    assert np.isclose(H.mean(), (math.log(2) + (-0.25 * math.log(0.25) - 0.75 * math.log(0.75))) / 2)
     lg = g.standard_normal((4, 5))
-    dl = R.entropy_backward(0.7, R.entropy_forward(lg)[1])
-    assert np.allclose(dl, numerical_gradient(lambda v: 0.7 * R.entropy_forward(v)[0], lg), atol=1e-8)
+    dl = L.entropy_backward(0.7 / 4, L.entropy_forward(lg)[1])
+    assert np.allclose(dl, numerical_gradient(lambda v: 0.7 * L.entropy_forward(v)[0].mean(), lg), atol=1e-8)
 
 
 def test_pmr_coefficients_and_prototypes_by_hand():

@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mini_cal import data
+from mini_cal import synthetic
 from mini_cal.lab import checkpoint as C
 from mini_cal.lab import io
 from mini_cal.lab.checkpoint import TrainingInterrupted, train_resumable
 from mini_cal.lab.cli import main
-from mini_cal.methods import CAL, Joint, make_method
+from mini_cal.methods import CALDesign, Joint, make_method
 from mini_cal.train import DivergenceError, TrainConfig
 
 FAST = dict(progress=False, probe=False, shapley=False)
@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def tiny():
-    return data.load_preset("tiny")
+    return synthetic.load_preset("tiny")
 
 
 CHECKPOINT_OPTIONS = ("checkpoint_path", "checkpoint_every", "save_on_interrupt")
@@ -84,7 +84,7 @@ def test_resume_is_bit_identical(tiny, tmp_path, name):
 def test_cal_state_matters_for_resume(tiny, tmp_path):
     """Without CAL's EMA state the resumed run differs: the bit-identical test above has teeth."""
 
-    class ForgetfulCAL(CAL):
+    class ForgetfulCAL(CALDesign):
         def load_state_dict(self, state):
             pass
 
@@ -131,7 +131,7 @@ def interrupting(cls, step):
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_interruption_mid_epoch_saves_the_last_epoch_and_resumes(tiny, tmp_path, name):
     path = tmp_path / "run.npz"
-    cls = type(make_method(name))
+    cls = type(make_method(name, **METHODS[name]))
     full = train(make_method(name, **METHODS[name]), tiny, config(4))
     # 4 steps per epoch: step 10 is inside epoch 3 (0-based 2); checkpoint_every=3 has written nothing yet
     with pytest.raises(TrainingInterrupted) as info:
@@ -326,7 +326,7 @@ def test_cli_interrupt_then_resume_matches_uninterrupted(tmp_path, capsys, monke
     base = ["train", "--method", "cal", "--preset", "tiny", "--epochs", "4", "--no-progress"]
     assert run_cli(base + ["--json", "full.json"], capsys)[0] == 0
 
-    evaluate, calls = T.evaluate, []
+    evaluate, calls = T.metrics, []
 
     def interrupt_third_validation(*args, **kwargs):
         calls.append(1)
@@ -334,13 +334,13 @@ def test_cli_interrupt_then_resume_matches_uninterrupted(tmp_path, capsys, monke
             raise KeyboardInterrupt
         return evaluate(*args, **kwargs)
 
-    monkeypatch.setattr(T, "evaluate", interrupt_third_validation)
+    monkeypatch.setattr(T, "metrics", interrupt_third_validation)
     rc, out, err = run_cli(base + ["--json", "resumed.json"], capsys)
     assert rc == 130 and "Traceback" not in err
     assert "end of epoch 2" in err and "checkpoints/cal-seed0-" in err and "default location" in err
     command = err.split("resume with: ")[1].strip()
     saved = str(next(Path("checkpoints").glob("cal-seed0-*-interrupted.npz")))
-    monkeypatch.setattr(T, "evaluate", evaluate)
+    monkeypatch.setattr(T, "metrics", evaluate)
     argv = shlex.split(command)
     assert argv[0] == "mini-cal" and argv[-2:] == ["--resume", saved]
     assert run_cli(argv[1:], capsys)[0] == 0
@@ -527,6 +527,6 @@ def test_no_interrupt_checkpoint_when_disabled(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(TrainingInterrupted) as info:
-        train(Stop(), data.load_preset("tiny"), config(4, save_on_interrupt=False))
+        train(Stop(), synthetic.load_preset("tiny"), config(4, save_on_interrupt=False))
     assert info.value.path is None and "nothing was saved" in str(info.value)
     assert not (tmp_path / "checkpoints").exists()

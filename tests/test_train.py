@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mini_cal import data
+from mini_cal import synthetic
 from mini_cal.methods import Joint, Unimodal, make_method
 from mini_cal.train import TrainConfig, train
 
@@ -10,7 +10,7 @@ FAST = dict(epochs=3, progress=False)
 
 @pytest.fixture(scope="module")
 def tiny():
-    return data.load_preset("tiny")
+    return synthetic.load_preset("tiny")
 
 
 def test_joint_training_history_and_selection(tiny):
@@ -41,8 +41,8 @@ def test_same_seed_same_result(tiny):
 
 
 def test_unimodal_trains_only_its_branch(tiny):
-    r = train(Unimodal(1), tiny, TrainConfig(**FAST))
-    assert r.method == "unimodal-1"
+    r = train(make_method("unimodal-1"), tiny, TrainConfig(**FAST))
+    assert r.method == "unimodal-1"  # the registry names a method
     assert r.test["acc"] == r.test["coalition_acc"][1]
     assert r.probe_acc[0] is None and r.probe_acc[1] is not None
     assert r.test["coalition_acc"][0] is None  # the untrained branch reports nothing, like its probe
@@ -76,10 +76,10 @@ def test_training_rejects_bad_data(tiny):
 
     with pytest.raises(ValueError, match="train modality 1: contains NaN"):  # refused when the Dataset is made
         dc_replace(tiny, x_train=[tiny.x_train[0], np.full_like(tiny.x_train[1], np.nan)])
-    bad = dc_replace(tiny)
-    bad.y_val = tiny.y_val + 7  # changed after construction: train checks again before it starts
     with pytest.raises(ValueError, match=r"val labels: expected integers in 0..3"):
-        train(Joint(), bad, TrainConfig(**FAST))
+        dc_replace(tiny, y_val=tiny.y_val + 7)
+    with pytest.raises(ValueError, match="read-only"):  # a Dataset keeps its own read-only copies: checked once
+        tiny.x_train[0][0, 0] = np.nan
 
 
 def test_divergence_is_reported(tiny):

@@ -30,6 +30,26 @@ def test_dataset_needs_no_generator():
     assert "modality 1 (v): 6 features" in ds.describe()
 
 
+def test_dataset_is_checked_once_and_cannot_change_afterwards():
+    """The constructor is the one check: it keeps read-only copies, and its fields cannot be reassigned, so
+    training and evaluation need not check the data again."""
+    import dataclasses
+
+    xs, y = arrays()
+    a, v = xs["audio"].copy(), xs["video"].copy()
+    ds = data.Dataset([a, v], y, [a, v], y, [a, v], y)
+    a[:] = np.nan  # the caller's arrays change later: the Dataset's do not
+    assert np.all(np.isfinite(ds.x_train[0])) and ds.x_train[0] is not a
+    with pytest.raises(ValueError, match="read-only"):
+        ds.x_val[1][0, 0] = np.nan
+    with pytest.raises(ValueError, match="read-only"):
+        ds.y_val[0] = 7
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ds.y_val = ds.y_val + 7
+    with pytest.raises(DataError, match=r"val labels: expected integers in 0..2"):
+        dataclasses.replace(ds, y_val=ds.y_val + 7)  # a changed copy is a new Dataset, checked again
+
+
 def test_from_arrays_splits_stratified_and_reproducibly():
     xs, y = arrays(n=150)
     ds = from_arrays(xs, y)

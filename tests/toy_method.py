@@ -3,12 +3,13 @@ modality's own cross-entropy, with every branch's gradients scaled by ``1 + weig
 registers it; nothing else in mini_cal is edited (tests/test_architecture.py)."""
 
 from mini_cal.methods import register
-from mini_cal.methods.base import LossOutput, Method, MethodSpec, cross_entropy_terms, scale_branches
+from mini_cal.methods.base import LossOutput, Method, cross_entropy_terms, scale_branches
+from mini_cal.methods.spec import MethodSpec
 
 
 class Toy(Method):
-    def __init__(self, weight: float = 0.5, name: str = "toy"):
-        self.weight, self.name = float(weight), name
+    def __init__(self, weight: float = 0.5):
+        self.weight = float(weight)
 
     def loss(self, ctx):
         M = ctx.model.M
@@ -26,11 +27,10 @@ SPEC = register(
         name="toy",
         cls=Toy,
         order=90,
-        variants={"toy-strong": {"weight": 1.0, "name": "toy-strong"}},
+        variants={"toy-strong": {"weight": 1.0}},
         search_space={"train.lr": [0.05, 0.1], "weight": [0.25, 0.5]},
         tuned={"toy": {"train.lr": 0.1, "weight": 0.25}},
         compare_default=("toy", "toy-strong"),
         diagnostics=("coef", "branch_grad_norm"),
-        description="a toy method for the registry test",
     )
 )

@@ -10,7 +10,8 @@ core. Modules:
 * :mod:`~mini_cal.lab.experiments` - sweep, compare and robustness;
 * :mod:`~mini_cal.lab.stats` - paired significance tests over seeds;
 * :mod:`~mini_cal.lab.tables` - every markdown table; :mod:`~mini_cal.lab.plots` - every figure;
-* :mod:`~mini_cal.lab.presets` - writing the synthetic preset files and their manifest;
+* :mod:`~mini_cal.lab.presets` - the synthetic preset files: where they are, reading them checked against their
+  manifest, writing them;
 * :mod:`~mini_cal.lab.selfcheck` - every backward pass against finite differences, as one report;
 * :mod:`~mini_cal.lab.cli` - the ``mini-cal`` command.
 """

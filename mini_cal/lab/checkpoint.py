@@ -125,9 +125,6 @@ class TrainingState:
     elapsed_s: float  # training time so far, over every session of this run
     history_json: dict | None = field(default=None, repr=False)  # each row of history as JSON text (a cache)
 
-    def all_finite(self) -> bool:
-        return all(bool(np.isfinite(a).all()) for a in self.params.values())
-
 
 def _host_copy(arrays: dict) -> dict:
     return {k: np.array(B.to_numpy(v), copy=True) for k, v in arrays.items()}
@@ -151,7 +148,6 @@ def capture_training_state(run: Run, previous: TrainingState | None = None) -> T
         k: v if isinstance(v, (int, float)) else np.array(B.to_numpy(v), copy=True)
         for k, v in run.optimizer.state.items()
     }
-    best_acc, best_epoch, best_params = run.best
     history = run.history
     return TrainingState(
         epoch=run.epoch,
@@ -161,9 +157,9 @@ def capture_training_state(run: Run, previous: TrainingState | None = None) -> T
         rng_state=run.rng.get_state(),
         method_state=_plain(run.method.state_dict()),
         history={"epochs": list(history["epochs"]), "steps": list(history["steps"])},
-        best_epoch=best_epoch,
-        best_val_acc=best_acc,
-        best_params=None if best_params is None else _host_copy(best_params),
+        best_epoch=run.best_epoch,
+        best_val_acc=run.best_acc,
+        best_params=None if run.best_params is None else _host_copy(run.best_params),
         elapsed_s=run.elapsed(),
         history_json=None
         if previous is None or previous.history_json is None
@@ -181,7 +177,8 @@ def restore_training_state(run: Run, state: TrainingState) -> None:
     run.history = {"epochs": list(state.history["epochs"]), "steps": list(state.history["steps"])}
     run.step, run.epoch, run.elapsed_before = state.step, state.epoch, state.elapsed_s
     if state.best_params is not None:
-        run.best = (state.best_val_acc, state.best_epoch, {k: B.asarray(v) for k, v in state.best_params.items()})
+        run.best_acc, run.best_epoch = state.best_val_acc, state.best_epoch
+        run.best_params = {k: B.asarray(v) for k, v in state.best_params.items()}
 
 
 def dataset_signature(dataset) -> dict:

@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
-import math
 import os
 import signal
 import sys
 
 from .. import backend as B
 from .. import synthetic
+from ..checks import number
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
@@ -34,7 +34,7 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
         metavar="FILE.npz",
         default=None,
         help="your own features instead of a preset: an .npz with x_<split>_<modality> and y_<split> "
-        "arrays (format: README 'Your own data'); val/test are split off train when absent",
+        "arrays (format: docs/data.md); val/test are split off train when absent",
     )
 
 
@@ -53,10 +53,8 @@ def _source(args) -> dict:
     """The data source of a command, checked (the file is read) before anything is written."""
     from .runs import data_source, load_source
 
-    if args.preset is not None:
-        synthetic.preset_config(args.preset)  # a clear error for an unknown name
     source = data_source(args.preset, args.data)
-    load_source(source)
+    load_source(source)  # an unknown preset, a missing or damaged file: a clear error here
     return source
 
 
@@ -66,16 +64,19 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
     _add_common_options(p)
     p.add_argument(
-        "--epochs", type=_positive_int("--epochs"), default=d.epochs, help="training epochs (default: %(default)s)"
+        "--epochs",
+        type=_number("--epochs", integer=True, low=1),
+        default=d.epochs,
+        help="training epochs (default: %(default)s)",
     )
     p.add_argument(
         "--batch-size",
-        type=_positive_int("--batch-size"),
+        type=_number("--batch-size", integer=True, low=1),
         default=d.batch_size,
         help="mini-batch size (default: %(default)s)",
     )
     p.add_argument(
-        "--lr", type=_number("--lr", positive=True), default=d.lr, help="learning rate (default: %(default)s)"
+        "--lr", type=_number("--lr", low=0, low_open=True), default=d.lr, help="learning rate (default: %(default)s)"
     )
     p.add_argument(
         "--optimizer",
@@ -85,34 +86,10 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--weight-decay",
-        type=_number("--weight-decay"),
+        type=_number("--weight-decay", low=0),
         default=d.weight_decay,
         help="L2 weight decay (default: %(default)s)",
     )
-
-
-def _method_names() -> list:
-    from ..methods import method_names
-
-    return method_names()
-
-
-def _defaults(M: int) -> list:
-    from ..methods import default_methods
-
-    return default_methods(M)
-
-
-def _suites() -> list:
-    from .experiments import SUITES
-
-    return sorted(SUITES)
-
-
-def _swept(M: int) -> list:
-    from ..methods import swept_methods
-
-    return swept_methods(M)
 
 
 def _add_resume_option(p: argparse.ArgumentParser, what: str, runs: str) -> None:
@@ -127,6 +104,9 @@ def _add_resume_option(p: argparse.ArgumentParser, what: str, runs: str) -> None
 
 def _add_tuning_options(p: argparse.ArgumentParser) -> None:
     """Where the methods' configurations come from (read by _load_tuned)."""
+    from ..train import TrainConfig
+
+    d = TrainConfig()
     p.add_argument(
         "--hparams",
         help="JSON of tuned configurations (a sweep.json; a note is printed when it was tuned on other data); "
@@ -135,15 +115,18 @@ def _add_tuning_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--untuned",
         action="store_true",
-        help="run every method with the library defaults (SGD, lr 0.05, 40 epochs) instead of its tuned configuration",
+        help=f"run every method with the library defaults ({d.optimizer.upper()}, lr {d.lr}, {d.epochs} epochs) "
+        "instead of its tuned configuration",
     )
 
 
 def _add_run_options(p: argparse.ArgumentParser, what: str) -> None:
     """Options shared by the multi-run commands (compare, robustness, sweep)."""
+    from ..train import TrainConfig
+
     p.add_argument(
         "--jobs",
-        type=_positive_int("--jobs"),
+        type=_number("--jobs", integer=True, low=1),
         default=2,
         help="worker processes, at most one per run; 1 with --device gpu (default: %(default)s)",
     )
@@ -157,39 +140,26 @@ def _add_run_options(p: argparse.ArgumentParser, what: str) -> None:
     _add_common_options(p)
     p.add_argument(
         "--epochs",
-        type=_positive_int("--epochs"),
+        type=_number("--epochs", integer=True, low=1),
         default=None,
-        help="override the training epochs of every run (default: 40, the protocol's)",
+        help=f"override the training epochs of every run (default: {TrainConfig().epochs}, the protocol's)",
     )
 
 
-def _positive_int(name, low: int = 1):
-    what = "a positive integer" if low == 1 else f"an integer >= {low}"
+def _number(name: str, *, integer: bool = False, **bounds):
+    """An argparse type: the option's text as a number (an int with ``integer``) in the range ``bounds`` of
+    :func:`mini_cal.checks.number` (``low``, ``low_open``, ...), which also refuses NaN and inf; the error names
+    the option."""
 
     def parse(text):
         try:
-            value = int(text)
+            value = int(text) if integer else float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name}: expected {what}, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{name}: expected {what}, got {value}")
-        return value
-
-    return parse
-
-
-def _number(name, positive: bool = False):
-    """A finite number (> 0 with ``positive``, else >= 0); NaN and inf are refused."""
-    what = f"a finite number {'> 0' if positive else '>= 0'}"
-
-    def parse(text):
+            value = text  # not a number: number() says so, quoting the text as typed
         try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name}: expected {what}, got {text!r}") from None
-        if not math.isfinite(value) or value < 0 or (positive and value == 0):
-            raise argparse.ArgumentTypeError(f"{name}: expected {what}, got {text!r}")
-        return value
+            return number(name, value, integer=integer, **bounds)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
     return parse
 
@@ -357,7 +327,7 @@ def _described(source: dict) -> str:
 
 
 def cmd_compare(args) -> int:
-    from ..methods import default_methods, tuned_config
+    from ..methods import default_methods
     from . import experiments as X
     from . import tables as T
     from .io import write_json, write_text
@@ -372,9 +342,7 @@ def cmd_compare(args) -> int:
         raise ValueError("--suite: give a suite or --methods, not both")
     methods = args.methods or X.suite_methods(args.suite or "peers", ds.num_modalities)
     methods = methods or default_methods(ds.num_modalities)  # the "peers" suite: every declaration's default rows
-    X.validate_methods(methods, ds.num_modalities, ds.name)
-    for name in methods:
-        X.check_config(name, tuned_config(name, tuned), f"configuration of {name}")
+    X.check_methods(methods, ds, tuned)  # before the --out folder is claimed (compare checks them again)
     folder = _out_folder(args, f"compare-{_label(source)}", "compare")
     out = folder.path
     models_dir, runs_dir = os.path.join(out, "models"), os.path.join(out, "runs")
@@ -454,7 +422,7 @@ def _load_tuned(args, ds):
 
 
 def cmd_robustness(args) -> int:
-    from ..methods import default_methods, tuned_config
+    from ..methods import default_methods
     from . import experiments as X
     from . import tables as T
     from .io import write_json, write_text
@@ -466,18 +434,9 @@ def cmd_robustness(args) -> int:
         args.preset, args.data = _models_data(args.models)  # the data the models were trained on
     source = _source(args)
     ds = load_source(source)
-    methods = args.methods or default_methods(ds.num_modalities)
-    X.validate_methods(methods, ds.num_modalities, ds.name)
-    trained_on = X.check_saved_models(args.models, methods, args.seeds)
-    if trained_on is not None and X.json_key(trained_on) != X.json_key(source):
-        raise ValueError(
-            f"--models: the models in {args.models!r} were trained on {trained_on}, not on {source}; "
-            "leave out --preset/--data to use theirs"
-        )
     tuned = _load_tuned(args, ds)
-    if args.models is None:
-        for name in methods:
-            X.check_config(name, tuned_config(name, tuned), f"configuration of {name}")
+    methods = X.check_methods(args.methods or default_methods(ds.num_modalities), ds, tuned)
+    X.check_saved_models(args.models, methods, args.seeds, source)  # before the --out folder is claimed
     folder = _out_folder(args, f"robustness-{_label(source)}", "robustness")
     out = folder.path
     result = X.robustness(
@@ -519,7 +478,7 @@ def cmd_sweep(args) -> int:
     _select_device(args.device)
     source = _source(args)
     ds = load_source(source)
-    X.validate_methods(args.methods or [], ds.num_modalities, ds.name)
+    X.check_sweep(args.methods, ds, args.budget)  # before the --out folder is claimed (sweep checks them again)
     folder = _out_folder(args, f"sweep-{_label(source)}", "sweep")
     out = folder.path
     runs_dir = os.path.join(out, "runs")  # each finished trial run's record, for --resume
@@ -576,13 +535,13 @@ def cmd_gradcheck(args) -> int:
 
 def cmd_data(args) -> int:
     if args.action == "describe":
-        from ..data import load_npz
+        from .presets import load_data_file, load_preset
 
         if args.data and args.names:
             raise ValueError("data describe: give preset names or --data FILE, not both")
         if len(args.names) > 1:
             raise ValueError(f"data describe: expected at most one preset name, got {args.names}")
-        ds = load_npz(args.data) if args.data else synthetic.load_preset(args.names[0] if args.names else "default")
+        ds = load_data_file(args.data) if args.data else load_preset(args.names[0] if args.names else "default")
         print(synthetic.describe(ds))
         return 0
     if args.action == "example":
@@ -603,6 +562,10 @@ def cmd_data(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ..methods import default_methods, method_names, swept_methods
+    from .examples import DEFAULT_FILES, EXAMPLES
+    from .experiments import SUITES
+
     parser = argparse.ArgumentParser(
         prog="mini-cal",
         description="mini_cal: Contribution-Guided Asymmetric Learning (CAL, arXiv 2510.26289) and its peers on "
@@ -617,9 +580,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "compare",
         help="train CAL, its ablations and its peers over seeds; tables and figures",
-        description="Train joint, unimodal (each modality), OGM-GE, ARL (paper and as released), CAL "
-        "and CAL's ablations with their tuned hyper-parameters (chosen on validation by "
-        "'mini-cal sweep', same budget for all) on seeds 0..S-1. Prints a markdown table "
+        description="Train CAL, its ablations and its peers (--methods or --suite; by default the set the "
+        "methods' declarations name, listed under --methods) with their tuned hyper-parameters (chosen on "
+        "validation by 'mini-cal sweep', same budget for all) on seeds 0..S-1. Prints a markdown table "
         "(mean ± std over seeds of test metrics), the paired significance of CAL against "
         "each method, and writes results.json, table.md and figures to --out.",
     )
@@ -629,19 +592,28 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="NAME",
         help="methods to run, from: "
-        + " ".join(_method_names())
+        + " ".join(method_names())
         + " (default, for two modalities: "
-        + " ".join(_defaults(2))
+        + " ".join(default_methods(2))
         + "; the methods' declarations decide)",
     )
     p.add_argument(
         "--suite",
-        choices=_suites(),
+        choices=sorted(SUITES),
         default=None,
-        help="a named set of methods: peers (the default set above) or cal-design (CAL's design space, "
-        "docs/method.md §3.8, with ARL); not with --methods",
+        help="a named set of methods, not with --methods: "
+        + "; ".join(
+            f"{name} = {'the default set above' if names is None else ' '.join(names)}"
+            for name, names in SUITES.items()
+        )
+        + " (cal-design is CAL's design space, docs/method.md §3.8, with ARL as the reference peer)",
     )
-    p.add_argument("--seeds", type=_positive_int("--seeds"), default=10, help="number of seeds (default: %(default)s)")
+    p.add_argument(
+        "--seeds",
+        type=_number("--seeds", integer=True, low=1),
+        default=10,
+        help="number of seeds (default: %(default)s)",
+    )
     _add_resume_option(p, "comparison", "runs")
     _add_tuning_options(p)
     _add_run_options(p, "compare")
@@ -658,7 +630,12 @@ def build_parser() -> argparse.ArgumentParser:
         "accuracy-vs-level curve, mean ± std over seeds, and saves the curves as a figure.",
     )
     p.add_argument("--methods", nargs="+", default=None, metavar="NAME", help="methods (default: as compare)")
-    p.add_argument("--seeds", type=_positive_int("--seeds"), default=5, help="number of seeds (default: %(default)s)")
+    p.add_argument(
+        "--seeds",
+        type=_number("--seeds", integer=True, low=1),
+        default=5,
+        help="number of seeds (default: %(default)s)",
+    )
     p.add_argument("--models", help="folder of models saved by compare (its OUT/models); skips training")
     _add_tuning_options(p)
     _add_run_options(p, "robustness")
@@ -677,10 +654,13 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=None,
         metavar="NAME",
-        help="methods to tune (default, for two modalities: " + " ".join(_swept(2)) + ")",
+        help="methods to tune (default, for two modalities: " + " ".join(swept_methods(2)) + ")",
     )
     p.add_argument(
-        "--budget", type=_positive_int("--budget"), default=8, help="configurations per method (default: %(default)s)"
+        "--budget",
+        type=_number("--budget", integer=True, low=1),
+        default=8,
+        help="configurations per method (default: %(default)s)",
     )
     _add_resume_option(p, "sweep", "trial runs")
     _add_run_options(p, "sweep")
@@ -697,18 +677,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--method",
         default="joint",
-        choices=_method_names(),
+        choices=method_names(),
         help="training method, with its library defaults (mini-cal compare uses the tuned ones) (default: %(default)s)",
     )
     p.add_argument(
         "--modality",
-        type=_positive_int("--modality", low=0),
+        type=_number("--modality", integer=True, low=0),
         default=None,
         help="modality index for --method unimodal (default: 0)",
     )
     p.add_argument(
         "--seed",
-        type=_positive_int("--seed", low=0),
+        type=_number("--seed", integer=True, low=0),
         default=0,
         help="seed of initialisation and batches (default: 0)",
     )
@@ -722,7 +702,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--checkpoint-every",
-        type=_positive_int("--checkpoint-every"),
+        type=_number("--checkpoint-every", integer=True, low=1),
         default=1,
         metavar="N",
         help="epochs between checkpoints (default: %(default)s)",
@@ -745,7 +725,7 @@ def build_parser() -> argparse.ArgumentParser:
         "error of each (tensor-wise, see mini_cal/gradcheck.py).",
     )
     p.add_argument(
-        "--seed", type=_positive_int("--seed", low=0), default=0, help="seed of the random inputs (default: 0)"
+        "--seed", type=_number("--seed", integer=True, low=0), default=0, help="seed of the random inputs (default: 0)"
     )
     p.set_defaults(func=cmd_gradcheck)
 
@@ -754,16 +734,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="describe a preset or a data file, or (re)generate the synthetic presets",
         description="describe NAME: the generative model and Bayes-optimal accuracies; "
         "generate [NAME ...]: write the preset files, manifest and checksums "
-        "(describe --data FILE.npz: a file of your own features).",
+        "(describe --data FILE.npz: a file of your own features); "
+        "example NAME: write an example data file of real features for --data (needs scikit-learn).",
     )
     p.add_argument("action", choices=("describe", "generate", "example"))
-    p.add_argument("names", nargs="*", help=f"preset names ({', '.join(synthetic.PRESETS)})")
+    p.add_argument(
+        "names",
+        nargs="*",
+        help=f"preset names ({', '.join(synthetic.PRESETS)}); with 'example': one of {', '.join(EXAMPLES)}",
+    )
     p.add_argument("--data", metavar="FILE.npz", default=None, help="describe this data file instead of a preset")
     p.add_argument(
         "--out",
         default=None,
         help="output folder for generate (default: synthetic_data/ in a source "
-        "checkout, else the user cache ~/.cache/mini_cal)",
+        "checkout, else the user cache ~/.cache/mini_cal); with 'example': the file, or the folder, to write "
+        f"(default: {', '.join(DEFAULT_FILES.values())} in the current folder)",
     )
     p.set_defaults(func=cmd_data)
     return parser

@@ -13,23 +13,31 @@ then trains every method with its tuned configuration on seeds 0..S-1 and report
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import itertools
+import json
 import os
 import time
 
 import numpy as np
 
-from ..methods import default_methods, make_method, method_names, spec_of, split_config, swept_methods, tuned_config
-from ..methods.cal import DESIGN_SPACE
+from ..methods import (
+    default_methods,
+    hyperparameters,
+    make_method,
+    method_names,
+    spec_of,
+    split_config,
+    swept_methods,
+    tuned_config,
+)
+from ..methods.cal_design import DESIGN_SPACE
 from ..noise import LEVELS
 from ..train import TrainConfig
 from . import stats
-from .runs import BASE_TRAIN, finished_record, load_source, robust_one, run_one, run_tasks
+from .runs import finished_record, load_source, robust_one, run_one, run_tasks
 
 SWEEP_BUDGET = 8
 SWEEP_SEEDS = (1000, 1001)
-SWEEP_COMMAND = "mini-cal sweep --preset default --jobs 2"
 
 
 def sample_configs(name: str, budget: int = SWEEP_BUDGET, seed: int = 0) -> list:
@@ -74,8 +82,7 @@ def check_config(name: str, config, where: str = "configuration") -> None:
     values the method and TrainConfig accept."""
     if not isinstance(config, dict):
         raise ValueError(f"{where}: {name!r}: expected an object of {{key: value}}, got {config!r}")
-    cls = spec_of(name).cls
-    known = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    known = hyperparameters(name)
     fields = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in RUN_OWNED]
     for key in config:
         if not isinstance(key, str) or (
@@ -87,9 +94,9 @@ def check_config(name: str, config, where: str = "configuration") -> None:
             )
     method_kw, train_kw = split_config(config)
     try:
-        cls(**method_kw)  # the values as given (a variant's own flags would replace some of them)
+        make_method(spec_of(name).name, **method_kw)  # as given (a variant's own flags would replace some)
         make_method(name, **method_kw)
-        TrainConfig(**{**BASE_TRAIN, **train_kw}).validate()
+        TrainConfig(**train_kw).validate()
     except (ValueError, TypeError) as exc:
         raise ValueError(f"{where}: {name!r}: {exc}") from None
 
@@ -104,6 +111,19 @@ def check_tuned(tuned, where: str = "hparams") -> dict:
             raise ValueError(f"{where}: unknown method {name!r}; expected one of {method_names()}")
         check_config(name, config, where)
     return tuned
+
+
+def check_methods(methods, ds, tuned: dict | None = None) -> list:
+    """The methods of a comparison (or robustness run) on dataset ``ds``, as a list, after checking before anything
+    runs or is written: each known, given once and runnable on the data's modalities (:func:`validate_methods`);
+    ``tuned`` (:func:`check_tuned`); and the configuration each method will run with (:func:`check_config`)."""
+    methods = list(methods)
+    validate_methods(methods, ds.num_modalities, ds.name)
+    if tuned is not None:
+        check_tuned(tuned)
+    for name in methods:
+        check_config(name, tuned_config(name, tuned), f"configuration of {name}")
+    return methods
 
 
 def _task(source: dict, name: str, config: dict, seed: int, epochs: int | None, **extra) -> dict:
@@ -123,6 +143,21 @@ def run_or_reuse(tasks: list, jobs: int, progress: bool, desc: str, resume: bool
 
 
 # --------------------------------------------------------------------------------------------------- sweep
+def check_sweep(methods, ds, budget: int = SWEEP_BUDGET) -> list:
+    """The methods a sweep on dataset ``ds`` tunes (None: the declared ones), as a list, after checking before
+    anything runs or is written: each known, given once, runnable on the data and declaring a search space whose
+    sampled configurations the method accepts."""
+    methods = list(methods or swept_methods(ds.num_modalities))
+    validate_methods(methods, ds.num_modalities, ds.name)
+    for name in methods:
+        for cfg in sample_configs(name, budget):
+            check_config(name, cfg, f"search space of {name}")
+    untunable = [n for n in methods if not spec_of(n).search_space]
+    if untunable:
+        raise ValueError(f"methods: {untunable} declare no search space to sweep")
+    return methods
+
+
 def sweep(
     source: dict,
     methods=None,
@@ -138,14 +173,7 @@ def sweep(
 
     ``runs_dir``, ``resume``: as for :func:`compare` (each trial run's record in ``METHOD-trialK-seedS.json``)."""
     ds = load_source(source)
-    methods = list(methods or swept_methods(ds.num_modalities))
-    validate_methods(methods, ds.num_modalities, ds.name)
-    for name in methods:
-        for cfg in sample_configs(name, budget):
-            check_config(name, cfg, f"search space of {name}")
-    untunable = [n for n in methods if not spec_of(n).search_space]
-    if untunable:
-        raise ValueError(f"methods: {untunable} declare no search space to sweep")
+    methods = check_sweep(methods, ds, budget)
     tasks = [
         _task(
             source,
@@ -230,12 +258,7 @@ def compare(
     seeds = _seed_list(seeds)
     ds = load_source(source)
     M = ds.num_modalities
-    methods = list(methods or default_methods(M))
-    validate_methods(methods, M, ds.name)
-    if tuned is not None:
-        check_tuned(tuned)
-    for name in methods:
-        check_config(name, tuned_config(name, tuned), f"configuration of {name}")
+    methods = check_methods(methods or default_methods(M), ds, tuned)
     tasks = [
         _task(
             source,
@@ -276,14 +299,14 @@ def compare(
 
 
 # ---------------------------------------------------------------------------------------------- robustness
-def check_saved_models(models_dir, methods, seeds) -> dict | None:
+def check_saved_models(models_dir, methods, seeds, source: dict) -> None:
     """Fail early (before any output) when ``models_dir`` lacks a (method, seed) model, holds a damaged one
-    (CheckpointError), or models trained on different data; returns the data source the models were trained on
-    (their files' ``data``), or None without ``models_dir``."""
+    (CheckpointError), or models trained on other data than each other or than ``source``; nothing to check
+    without ``models_dir``."""
     from .checkpoint import read_npz
 
     if not models_dir:
-        return None
+        return
     if not os.path.isdir(models_dir):
         raise ValueError(f"--models: {models_dir!r} is not a folder (expected the OUT/models of a compare run)")
     sources = {}
@@ -299,12 +322,15 @@ def check_saved_models(models_dir, methods, seeds) -> dict | None:
     if len(sources) > 1:
         (a, pa), (b, pb) = list(sources.values())[:2]
         raise ValueError(f"--models: the models were trained on different data: {a} ({pa!r}) and {b} ({pb!r})")
-    return next(iter(sources.values()))[0]
+    trained_on = next(iter(sources.values()))[0]
+    if json_key(trained_on) != json_key(source):
+        raise ValueError(
+            f"--models: the models in {models_dir!r} were trained on {trained_on}, not on {source}; "
+            "leave out --preset/--data to use theirs"
+        )
 
 
 def json_key(obj) -> str:
-    import json
-
     return json.dumps(obj, sort_keys=True)
 
 
@@ -322,13 +348,8 @@ def robustness(
     ``models_dir`` holds the ones ``compare`` saved."""
     seeds = _seed_list(seeds)
     ds = load_source(source)
-    methods = list(methods or default_methods(ds.num_modalities))
-    validate_methods(methods, ds.num_modalities, ds.name)
-    trained_on = check_saved_models(models_dir, methods, seeds)
-    if trained_on is not None and json_key(trained_on) != json_key(source):
-        raise ValueError(f"--models: the models were trained on {trained_on}, not on {source}")
-    if tuned is not None:
-        check_tuned(tuned)
+    methods = check_methods(methods or default_methods(ds.num_modalities), ds, tuned)
+    check_saved_models(models_dir, methods, seeds, source)
     if models_dir:
         tasks = [
             {

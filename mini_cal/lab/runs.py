@@ -16,16 +16,13 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 
 from .. import backend as B
-from .. import synthetic
-from ..data import load_npz
 from ..evaluate import attack_curves, imbalance_degree
+from ..history import epoch_means
 from ..methods import make_method, split_config
-from ..train import TrainConfig, epoch_means, train
+from ..train import TrainConfig, train
 from .checkpoint import load_model, save_model
 from .io import write_json
-
-# The protocol's training recipe (docs/method.md §5.4); `train.*` keys of a configuration override it.
-BASE_TRAIN = {"epochs": 40, "batch_size": 64, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4}
+from .presets import load_data_file, load_preset
 
 _DATASETS = {}
 
@@ -42,7 +39,7 @@ def load_source(source: dict):
     """The Dataset of a source, loaded once per process."""
     key = tuple(sorted(source.items()))
     if key not in _DATASETS:
-        _DATASETS[key] = load_npz(source["file"]) if "file" in source else synthetic.load_preset(source["preset"])
+        _DATASETS[key] = load_data_file(source["file"]) if "file" in source else load_preset(source["preset"])
     return _DATASETS[key]
 
 
@@ -51,9 +48,8 @@ def run_one(task: dict) -> dict:
     ds = load_source(task["data"])
     method_kw, train_kw = split_config(task["config"])
     method = make_method(task["method"], **method_kw)
-    cfg = TrainConfig(
+    cfg = TrainConfig(  # the protocol's recipe is TrainConfig's defaults (docs/method.md §5.4); train.* overrides
         **{
-            **BASE_TRAIN,
             **train_kw,
             **task.get("train", {}),
             "seed": task["seed"],

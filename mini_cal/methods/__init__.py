@@ -1,24 +1,28 @@
 """One file per method on a shared interface (:mod:`mini_cal.methods.base`), grouped by what they change:
 
-* loss only: ``joint`` (fused CE), ``unimodal`` (one branch alone);
-* gradients: ``ogm-ge`` (suppress the dominant modality, add noise), ``arl`` (unimodal CE terms + accelerate),
-  ``cal`` (unimodal CE terms + contribution-guided acceleration + asymmetric information bottleneck).
+* loss only: ``joint`` (fused CE), ``unimodal`` (one branch alone), ``gblending`` (loss weights from held-out data);
+* gradients: ``ogm-ge`` (suppress the dominant modality, add noise), ``agm`` (Shapley responses), ``mmpareto``
+  (Pareto weights when fused and unimodal gradients conflict), ``pmr`` (prototypes), ``arl`` (unimodal CE terms +
+  accelerate), ``cal`` (unimodal CE terms + contribution-guided acceleration + asymmetric information bottleneck).
 
-Each method file ends with a declaration, ``SPEC = MethodSpec(...)``: its names and variants, search space, tuned
-configuration, default comparison rows and the diagnostics it exposes. Every file of this package that declares a
-``SPEC`` is registered on import, so a new method is one new file; :func:`register` adds one defined elsewhere.
+Each method file ends with its declaration, ``SPEC = MethodSpec(...)`` (:mod:`mini_cal.methods.spec`): names and
+variants, search space, tuned configuration, default comparison rows and diagnostics; CAL's is in
+``cal_design.py``, beside its design space, so that ``cal.py`` holds the algorithm alone. The registry below lists
+every declaration by hand; :func:`register` adds a method defined elsewhere.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
+import inspect
 
+from . import agm, arl, cal_design, gblending, joint, mmpareto, ogm_ge, pmr, unimodal
 from .arl import ARL
-from .base import LossOutput, Method, MethodSpec, StepContext
+from .base import LossOutput, Method, StepContext
 from .cal import CAL
+from .cal_design import CALDesign
 from .joint import Joint
 from .ogm_ge import OGMGE
+from .spec import MethodSpec
 from .unimodal import Unimodal
 
 SPECS: dict = {}  # registry name -> MethodSpec
@@ -44,12 +48,18 @@ def unregister(name: str) -> None:
         VARIANTS.pop(variant, None)
 
 
-def _discover() -> None:
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
-        if info.name != "base":
-            module = importlib.import_module(f"{__name__}.{info.name}")
-            if isinstance(getattr(module, "SPEC", None), MethodSpec):
-                register(module.SPEC)
+for _spec in (
+    joint.SPEC,
+    unimodal.SPEC,
+    ogm_ge.SPEC,
+    arl.SPEC,
+    agm.SPEC,
+    gblending.SPEC,
+    mmpareto.SPEC,
+    pmr.SPEC,
+    cal_design.SPEC,
+):
+    register(_spec)
 
 
 def spec_of(name: str) -> MethodSpec:
@@ -64,12 +74,31 @@ def method_names() -> list:
     return [n for s in sorted(SPECS.values(), key=lambda s: (s.order, s.name)) for n in s.names()]
 
 
+def _arguments(cls) -> list:
+    return [p.name for p in inspect.signature(cls).parameters.values() if p.kind != p.VAR_KEYWORD]
+
+
+def hyperparameters(name: str) -> list:
+    """Every keyword argument ``make_method(name, ...)`` accepts (for CAL: its design space's too)."""
+    spec = spec_of(name)
+    classes = [spec.class_of(name), *spec.classes.values()]
+    return list(dict.fromkeys(a for cls in classes for a in _arguments(cls)))
+
+
 def make_method(name: str, **hparams) -> Method:
     """A method by registry name (``joint``, ``unimodal``, ``ogm-ge``, ``arl``, ``cal``, ...) or variant name
-    (``unimodal-1``, ``cal-no-aib``, ...); ``hparams`` override the defaults, but never a variant's own flags
-    (``cal-gamma0`` keeps gamma = 0 whatever configuration it is given)."""
+    (``unimodal-1``, ``cal-no-aib``, ...), named ``name``; ``hparams`` override the defaults, but never a variant's
+    own flags (``cal-gamma0`` keeps gamma = 0 whatever configuration it is given). A design-space option
+    (``make_method("cal", ema=0.9)``) gives the class that has it (:class:`CALDesign`)."""
     spec = spec_of(name)
-    return spec.cls(**{**hparams, **VARIANTS[name][1]})
+    kwargs = {**hparams, **VARIANTS[name][1]}
+    for cls in (spec.class_of(name), *spec.classes.values()):
+        if set(kwargs) <= set(_arguments(cls)):
+            method = cls(**kwargs)
+            method.name = name
+            return method
+    unknown = sorted(set(kwargs) - set(hyperparameters(name)))
+    raise ValueError(f"{name}: unknown hyper-parameter(s) {unknown}; expected some of {hyperparameters(name)}")
 
 
 def default_methods(M: int = 2) -> list:
@@ -107,8 +136,6 @@ def tuned_config(name: str, tuned: dict | None = None) -> dict:
     return dict(table.get(spec.name, {}))
 
 
-_discover()
-
 __all__ = [
     "Method",
     "MethodSpec",
@@ -119,7 +146,9 @@ __all__ = [
     "OGMGE",
     "ARL",
     "CAL",
+    "CALDesign",
     "make_method",
+    "hyperparameters",
     "register",
     "unregister",
     "spec_of",

@@ -16,23 +16,14 @@ paper and its released code:
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .. import backend as B
+from .. import checks
 from .. import layers as L
-from ..contribution import all_coalitions
-from .base import (
-    LossOutput,
-    Method,
-    MethodSpec,
-    StepContext,
-    check_choice,
-    check_number,
-    cross_entropy_terms,
-    scale_branches,
-)
+from ..contribution import all_coalitions, shapley
+from .base import LossOutput, Method, StepContext, cross_entropy_terms, in_epochs, scale_branches
+from .spec import MethodSpec
 
 MASKINGS = ("input", "feature")
 
@@ -43,7 +34,7 @@ def coalition_outputs(model, params, out, masking: str = "input") -> dict:
     M = model.M
     if masking == "input":  # a zeroed input still passes through its branch: u_m(0), the same for every row
         zeros = [xp.zeros((1, d), dtype=out.u[0].dtype) for d in model.config.input_dims]
-        u0 = model.forward(params, zeros)[0].u
+        u0 = model.forward(params, zeros).u
     outputs = {}
     for S in all_coalitions(M):
         if not S:
@@ -59,17 +50,7 @@ def coalition_outputs(model, params, out, masking: str = "input") -> dict:
 
 def shapley_responses(outputs: dict, M: int) -> list:
     """o^m = sum_{S not containing m} |S|!(M-|S|-1)!/M! (f(S u {m}) - f(S)), with f({}) = 0; (N, K) each."""
-    responses = []
-    for m in range(M):
-        o = 0.0
-        for S in all_coalitions(M):
-            if m in S:
-                continue
-            weight = math.factorial(len(S)) * math.factorial(M - len(S) - 1) / math.factorial(M)
-            without = outputs[S] if S else 0.0
-            o = o + weight * (outputs[tuple(sorted(S + (m,)))] - without)
-        responses.append(o)
-    return responses
+    return shapley({(): 0.0, **outputs}, M)
 
 
 def response_scores(responses: list, y_onehot) -> np.ndarray:
@@ -92,31 +73,19 @@ def agm_coefficients(s, s_bar, alpha: float, cap: float = 7.0) -> np.ndarray:
 
 
 class AGM(Method):
+    name = "agm"
     min_modalities = 2
 
-    def __init__(
-        self,
-        alpha: float = 0.1,
-        masking: str = "input",
-        modulation_start: int = 0,
-        modulation_end: int | None = None,
-        name: str = "agm",
-    ):
-        check_number("alpha", alpha, low=0)
-        check_choice("masking", masking, MASKINGS)
-        check_number("modulation_start", modulation_start, low=0, integer=True)
+    def __init__(self, alpha=0.1, masking="input", modulation_start=0, modulation_end=None):
+        self.alpha, self.masking = checks.number("alpha", alpha, low=0), checks.choice("masking", masking, MASKINGS)
+        self.modulation_start = checks.number("modulation_start", modulation_start, low=0, integer=True)
         if modulation_end is not None:
-            check_number("modulation_end", modulation_end, low=modulation_start, integer=True)
-        self.alpha, self.masking = float(alpha), masking
-        self.modulation_start, self.modulation_end = modulation_start, modulation_end
-        self.name = name
+            checks.number("modulation_end", modulation_end, low=modulation_start, integer=True)
+        self.modulation_end = modulation_end
 
     def setup(self, model, h_y):
         super().setup(model, h_y)
         self.s_bar, self._count = np.zeros(model.M), 0
-
-    def active(self, epoch: int) -> bool:
-        return self.modulation_start <= epoch and (self.modulation_end is None or epoch <= self.modulation_end)
 
     def loss(self, ctx: StepContext) -> LossOutput:
         M = ctx.model.M
@@ -135,7 +104,7 @@ class AGM(Method):
 
     def modify_gradients(self, grads, ctx, lo):
         M = ctx.model.M
-        if not self.active(ctx.epoch):
+        if not in_epochs(ctx.epoch, self.modulation_start, self.modulation_end):
             return {"coef": [1.0] * M}
         kappa = lo.modulation["kappa"]
         scale_branches(ctx.model, grads, kappa.tolist())  # Python floats: any backend multiplies by them
@@ -153,12 +122,11 @@ SPEC = MethodSpec(
     name="agm",
     cls=AGM,
     order=35,
-    variants={"agm-feature": {"masking": "feature", "name": "agm-feature"}},
+    variants={"agm-feature": {"masking": "feature"}},
     compare_default=("agm",),
     search_space={"train.lr": [0.02, 0.05, 0.1], "alpha": [0.05, 0.1, 0.3, 0.5, 1.0]},
     # tuned by `mini-cal sweep --preset default --methods gblending agm mmpareto pmr --jobs 2` (docs/results/peers.md)
     tuned={"agm": {"alpha": 1.0, "train.lr": 0.1}},
     diagnostics=("coef", "s", "r", "r_target", "branch_grad_norm"),
     gradcheck={"agm": {}},
-    description="Shapley mono-modal responses; each encoder's gradients scaled by exp(alpha (target - current ratio))",
 )

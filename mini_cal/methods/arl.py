@@ -17,46 +17,34 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend as B
+from .. import checks
 from .. import layers as L
 from ..contribution import softmax_weights
-from .base import LossOutput, Method, MethodSpec, StepContext, check_number, cross_entropy_terms, scale_branches
+from .base import LossOutput, Method, StepContext, cross_entropy_terms, mean_of_others, scale_branches
+from .spec import MethodSpec
 
 
 def arl_weights(c, H, temperature: float = 1.0, h_floor: float = 0.3) -> np.ndarray:
     """w from raw per-modality magnitudes c_m and entropies H_m (host arrays)."""
     c = np.asarray(c, dtype=float)
     H = np.asarray(H, dtype=float)
-    M = len(c)
     c_n = c / c.sum()
     H_n = np.maximum(H / H.sum(), h_floor)
     a = 1.0 / H_n
     a = a / a.sum()
-    others = (c_n.sum() - c_n) / (M - 1)  # for M = 2: the other modality's c
-    return softmax_weights(a * others, temperature)
+    return softmax_weights(a * mean_of_others(c_n), temperature)  # for M = 2: the other modality's c
 
 
 class ARL(Method):
+    name = "arl"
     min_modalities = 2
 
-    def __init__(
-        self,
-        gamma: float = 1.0,
-        temperature: float = 1.0,
-        warmup_epochs: int = 5,
-        h_floor: float = 0.3,
-        as_released: bool = False,
-    ):
-        self.gamma = check_number("gamma", gamma, low=0)
-        self.temperature = check_number("temperature", temperature, low=0)  # as CAL's: 0 gives equal weights
-        self.warmup_epochs = check_number("warmup_epochs", warmup_epochs, low=0, integer=True)
-        self.h_floor = check_number("h_floor", h_floor, low=0, high=1)  # a floor on entropies normalised to sum 1
-        if not isinstance(as_released, bool):
-            raise ValueError(f"as_released: expected true or false, got {as_released!r}")
-        self.as_released = as_released
-
-    @property
-    def name(self):
-        return "arl-released" if self.as_released else "arl"
+    def __init__(self, gamma=1.0, temperature=1.0, warmup_epochs=5, h_floor=0.3, as_released=False):
+        self.gamma = checks.number("gamma", gamma, low=0)
+        self.temperature = checks.number("temperature", temperature, low=0)  # as CAL's: 0 gives equal weights
+        self.warmup_epochs = checks.number("warmup_epochs", warmup_epochs, low=0, integer=True)
+        self.h_floor = checks.number("h_floor", h_floor, low=0, high=1)  # a floor on entropies normalised to sum 1
+        self.as_released = checks.flag("as_released", as_released)
 
     def loss(self, ctx: StepContext) -> LossOutput:
         xp = B.xp()
@@ -99,5 +87,4 @@ SPEC = MethodSpec(
     tuned={"arl": {"gamma": 1.0, "temperature": 1.0, "train.lr": 0.1}},  # by `mini-cal sweep`; reused by the variant
     diagnostics=("coef", "branch_grad_norm"),
     gradcheck={"arl": {}},
-    description="unimodal loss terms plus acceleration weighted by magnitude and inverse entropy",
 )

@@ -23,21 +23,12 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend as B
+from .. import checks
 from .. import layers as L
 from ..optim import SGD, clip_by_global_norm
-from .base import (
-    UNIMODAL_LOGITS,
-    LossOutput,
-    Method,
-    MethodSpec,
-    StepContext,
-    add_unimodal_gradient,
-    check_choice,
-    check_number,
-    cross_entropy_terms,
-    unimodal_cross_entropy_terms,
-    unimodal_logits,
-)
+from .base import LossOutput, Method, StepContext, cross_entropy_terms, split_on_device
+from .conventions import UNIMODAL_LOGITS, add_unimodal_gradient, unimodal_cross_entropy_terms, unimodal_logits
+from .spec import MethodSpec
 
 NEGATIVE = ("clip", "abs")
 SCALES = ("sum", "fused")
@@ -65,30 +56,19 @@ def term_logits(model, params, out, S, convention: str = "coalition"):
 
 def split_loss(model, params, xs, Y, S, convention: str = "coalition") -> float:
     """Mean CE of term S's deterministic logits over a whole split."""
-    out, _ = model.forward(params, xs, modalities=S)
+    out = model.forward(params, xs, modalities=S)
     return B.to_float(L.softmax_ce_forward(term_logits(model, params, out, S, convention), Y)[0])
 
 
 class GBlending(Method):
+    name = "gblending"
     min_modalities = 2
 
-    def __init__(
-        self,
-        super_epoch: int = 10,
-        probe_epochs: int = 1,
-        negative: str = "clip",
-        scale: str = "sum",
-        unimodal_logits: str = "coalition",
-        name: str = "gblending",
-    ):
-        check_number("super_epoch", super_epoch, low=1, integer=True)
-        check_number("probe_epochs", probe_epochs, low=1, integer=True)
-        check_choice("negative", negative, NEGATIVE)
-        check_choice("scale", scale, SCALES)
-        check_choice("unimodal_logits", unimodal_logits, UNIMODAL_LOGITS)
-        self.super_epoch, self.probe_epochs, self.negative, self.scale = super_epoch, probe_epochs, negative, scale
-        self.unimodal_logits = unimodal_logits
-        self.name = name
+    def __init__(self, super_epoch=10, probe_epochs=1, negative="clip", scale="sum", unimodal_logits="coalition"):
+        self.super_epoch = checks.number("super_epoch", super_epoch, low=1, integer=True)
+        self.probe_epochs = checks.number("probe_epochs", probe_epochs, low=1, integer=True)
+        self.negative, self.scale = checks.choice("negative", negative, NEGATIVE), checks.choice("scale", scale, SCALES)
+        self.unimodal_logits = checks.choice("unimodal_logits", unimodal_logits, UNIMODAL_LOGITS)
 
     def setup(self, model, h_y):
         super().setup(model, h_y)
@@ -121,11 +101,7 @@ class GBlending(Method):
     def estimate(self, run) -> None:
         """G_k and O_k of every term from a copy trained on it alone; new weights (see the module docstring)."""
         cfg, ds, model = run.config, run.dataset, run.model
-        dtype = B.float_dtype(cfg.dtype)
-        x_tr = [B.asarray(x, dtype=dtype) for x in ds.x_train]
-        x_va = [B.asarray(x, dtype=dtype) for x in ds.x_val]
-        Y_tr = L.one_hot(B.asarray(np.asarray(ds.y_train, dtype=np.int64)), ds.num_classes, cfg.dtype)
-        Y_va = L.one_hot(B.asarray(np.asarray(ds.y_val, dtype=np.int64)), ds.num_classes, cfg.dtype)
+        (x_tr, Y_tr), (x_va, Y_va) = split_on_device(ds, "train", cfg.dtype), split_on_device(ds, "val", cfg.dtype)
         G, O = [], []
         for k, (_, S) in enumerate(self.terms(model.M)):
             params = {key: B.astype(v, v.dtype) for key, v in run.params.items()}  # a copy
@@ -149,14 +125,14 @@ class GBlending(Method):
             for start in range(0, n, cfg.batch_size):
                 idx = B.asarray(perm[start : min(start + cfg.batch_size, n)])
                 xb, yb = [xp.take(x, idx, axis=0) for x in x_tr], xp.take(Y_tr, idx, axis=0)
-                out, cache = model.forward(params, xb, modalities=S)
+                out = model.forward(params, xb, modalities=S)
                 _, ce_cache = L.softmax_ce_forward(term_logits(model, params, out, S, self.unimodal_logits), yb)
                 d, dlogits = L.softmax_ce_backward(1.0, ce_cache), {}
                 if len(S) == 1:
                     add_unimodal_gradient(dlogits, S[0], d, self.unimodal_logits, model.M)
                 else:
                     dlogits[S] = d
-                grads = model.backward(params, cache, dlogits)
+                grads = model.backward(params, out, dlogits)
                 clip_by_global_norm(grads, cfg.clip_norm)
                 opt.step(params, grads)
 
@@ -174,8 +150,8 @@ SPEC = MethodSpec(
     cls=GBlending,
     order=36,
     variants={
-        "gblending-abs": {"negative": "abs", "name": "gblending-abs"},
-        "gblending-slice": {"unimodal_logits": "slice", "name": "gblending-slice"},
+        "gblending-abs": {"negative": "abs"},
+        "gblending-slice": {"unimodal_logits": "slice"},
     },
     compare_default=("gblending",),
     search_space={"train.lr": [0.02, 0.05, 0.1], "super_epoch": [5, 10], "scale": ["sum", "fused"]},
@@ -183,5 +159,4 @@ SPEC = MethodSpec(
     tuned={"gblending": {"scale": "sum", "super_epoch": 5, "train.lr": 0.05}},
     diagnostics=("gb_w", "gb_G", "gb_O", "branch_grad_norm"),
     gradcheck={"gblending": {}, "gblending-slice": {}},
-    description="unimodal and fused loss weights from each term's generalisation / overfitting^2, on held-out data",
 )

@@ -1,6 +1,7 @@
 """joint: plain late fusion, L = CE(logits(all), y), no modulation - the model that shows the imbalance."""
 
-from .base import Method, MethodSpec
+from .base import Method
+from .spec import MethodSpec
 
 
 class Joint(Method):
@@ -13,7 +14,6 @@ SPEC = MethodSpec(
     order=0,
     compare_default=("joint",),
     search_space={"train.lr": [0.02, 0.05, 0.1], "train.weight_decay": [1e-4, 1e-3]},
-    tuned={"joint": {"train.lr": 0.1, "train.weight_decay": 1e-4}},  # by `mini-cal sweep` (README "Results")
+    tuned={"joint": {"train.lr": 0.1, "train.weight_decay": 1e-4}},  # by `mini-cal sweep` (docs/results.md)
     diagnostics=("coef", "branch_grad_norm"),
-    description="late fusion trained on the fused cross-entropy only",
 )

@@ -23,17 +23,10 @@ import math
 import numpy as np
 
 from .. import backend as B
-from .base import (
-    UNIMODAL_LOGITS,
-    LossOutput,
-    Method,
-    MethodSpec,
-    StepContext,
-    check_choice,
-    check_number,
-    cross_entropy_terms,
-    unimodal_cross_entropy_terms,
-)
+from .. import checks
+from .base import LossOutput, Method, StepContext, cross_entropy_terms
+from .conventions import UNIMODAL_LOGITS, unimodal_cross_entropy_terms
+from .spec import MethodSpec
 
 
 def pareto_weights(gg_mm: float, gg_mu: float, gg_uu: float) -> tuple:
@@ -63,19 +56,13 @@ def combine(g_mm: dict, g_m: dict, a: float, b: float, boost: float) -> tuple:
 
 
 class MMPareto(Method):
+    name = "mmpareto"
     min_modalities = 2
 
-    def __init__(
-        self, boost: float = 1.5, modulation_start: int = 0, unimodal_logits: str = "coalition", name: str = "mmpareto"
-    ):
-        check_number("boost", boost, low=0, low_open=True)
-        check_number("modulation_start", modulation_start, low=0, integer=True)
-        check_choice("unimodal_logits", unimodal_logits, UNIMODAL_LOGITS)
-        self.boost, self.modulation_start, self.unimodal_logits = float(boost), modulation_start, unimodal_logits
-        self.name = name
-
-    def setup(self, model, h_y):
-        super().setup(model, h_y)
+    def __init__(self, boost=1.5, modulation_start=0, unimodal_logits="coalition"):
+        self.boost = checks.number("boost", boost, low=0, low_open=True)
+        self.modulation_start = checks.number("modulation_start", modulation_start, low=0, integer=True)
+        self.unimodal_logits = checks.choice("unimodal_logits", unimodal_logits, UNIMODAL_LOGITS)
 
     def loss(self, ctx: StepContext) -> LossOutput:
         M = ctx.model.M
@@ -121,8 +108,8 @@ SPEC = MethodSpec(
     cls=MMPareto,
     order=37,
     variants={
-        "mmpareto-released": {"boost": 1.5, "name": "mmpareto-released"},
-        "mmpareto-slice": {"unimodal_logits": "slice", "name": "mmpareto-slice"},
+        "mmpareto-released": {"boost": 1.5},
+        "mmpareto-slice": {"unimodal_logits": "slice"},
     },
     compare_default=("mmpareto",),
     search_space={"train.lr": [0.02, 0.05, 0.1], "boost": [1.0, 1.5], "modulation_start": [0, 5]},
@@ -130,5 +117,4 @@ SPEC = MethodSpec(
     tuned={"mmpareto": {"boost": 1.0, "modulation_start": 0, "train.lr": 0.1}},
     diagnostics=("coef", "cos", "a_fused", "branch_grad_norm"),
     gradcheck={"mmpareto": {}, "mmpareto-slice": {}},
-    description="fused and unimodal gradients on each encoder combined by Pareto (min-norm) weights when they conflict",
 )

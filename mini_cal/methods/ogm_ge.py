@@ -21,8 +21,10 @@ import math
 import numpy as np
 
 from .. import backend as B
+from .. import checks
 from .. import layers as L
-from .base import Method, MethodSpec, StepContext, check_number
+from .base import Method, StepContext, in_epochs, ratio_to_others
+from .spec import MethodSpec
 
 VARIANTS = ("paper", "continuous")
 
@@ -35,18 +37,8 @@ def discrepancy_scores(model, params, out, y_onehot) -> np.ndarray:
     return np.array([B.to_float(xp.sum(L.softmax(out.u[m] + bias) * y_onehot)) for m in range(M)])
 
 
-def discrepancy_ratios(s) -> np.ndarray:
-    """rho_m = s_m / s_other for M = 2; s_m / mean_{j != m} s_j in general."""
-    s = np.asarray(s, dtype=float)
-    M = len(s)
-    others = (s.sum() - s) / (M - 1)
-    return s / np.maximum(others, 1e-12)
-
-
 def modulation_coefficient(rho: float, alpha: float, variant: str = "paper") -> float:
     """k for one modality with ratio rho (1 when it is not dominant)."""
-    if variant not in VARIANTS:
-        raise ValueError(f"variant: expected one of {VARIANTS}, got {variant!r}")
     if rho <= 1:
         return 1.0
     if variant == "paper":
@@ -55,47 +47,28 @@ def modulation_coefficient(rho: float, alpha: float, variant: str = "paper") -> 
 
 
 class OGMGE(Method):
+    name = "ogm-ge"
     min_modalities = 2
 
-    @property
-    def name(self):
-        return "ogm-ge" if self.ge else "ogm-ge-no-ge"
-
-    def __init__(
-        self,
-        alpha: float = 0.5,
-        variant: str = "paper",
-        ge: bool = True,
-        modulation_start: int = 0,
-        modulation_end: int | None = None,
-    ):
-        check_number("alpha", alpha, low=0)
-        check_number("modulation_start", modulation_start, low=0, integer=True)
+    def __init__(self, alpha=0.5, variant="paper", ge=True, modulation_start=0, modulation_end=None):
+        self.alpha = checks.number("alpha", alpha, low=0)
+        self.variant, self.ge = checks.choice("variant", variant, VARIANTS), checks.flag("ge", ge)
+        self.modulation_start = checks.number("modulation_start", modulation_start, low=0, integer=True)
         if modulation_end is not None:
-            check_number("modulation_end", modulation_end, low=modulation_start, integer=True)
-        if not isinstance(ge, bool):
-            raise ValueError(f"ge: expected true or false, got {ge!r}")
-        if variant not in VARIANTS:
-            raise ValueError(f"variant: expected one of {VARIANTS}, got {variant!r}")
-        if modulation_end is not None and modulation_end < modulation_start:
-            raise ValueError(f"modulation_end: expected >= modulation_start={modulation_start}, got {modulation_end}")
-        self.alpha, self.variant, self.ge = float(alpha), variant, bool(ge)
-        self.modulation_start, self.modulation_end = modulation_start, modulation_end
-
-    def active(self, epoch: int) -> bool:
-        return self.modulation_start <= epoch and (self.modulation_end is None or epoch <= self.modulation_end)
+            checks.number("modulation_end", modulation_end, low=modulation_start, integer=True)
+        self.modulation_end = modulation_end
 
     def loss(self, ctx: StepContext):
         lo = super().loss(ctx)
         s = discrepancy_scores(ctx.model, ctx.params, ctx.out, ctx.y_onehot)
-        rho = discrepancy_ratios(s)
+        rho = ratio_to_others(s)
         lo.modulation["k"] = np.array([modulation_coefficient(r, self.alpha, self.variant) for r in rho])
         lo.diagnostics.update({"s": s.tolist(), "rho": rho.tolist()})
         return lo
 
     def modify_gradients(self, grads, ctx, lo):
         M = ctx.model.M
-        if not self.active(ctx.epoch):
+        if not in_epochs(ctx.epoch, self.modulation_start, self.modulation_end):
             return {"coef": [1.0] * M}
         xp = B.xp()
         keys = [key for m in range(M) for key in ctx.model.branch_keys(m)]
@@ -123,5 +96,4 @@ SPEC = MethodSpec(
     tuned={"ogm-ge": {"alpha": 0.8, "train.lr": 0.05}},  # by `mini-cal sweep`; ogm-ge-no-ge reuses it
     diagnostics=("coef", "branch_grad_norm"),
     gradcheck={"ogm-ge": {}},
-    description="suppress the dominant modality's encoder gradients by k(rho), plus Gaussian noise (GE)",
 )

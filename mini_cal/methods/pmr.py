@@ -21,8 +21,10 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend as B
+from .. import checks
 from .. import layers as L
-from .base import LossOutput, Method, MethodSpec, StepContext, check_number, cross_entropy_terms
+from .base import LossOutput, Method, StepContext, cross_entropy_terms, ratio_to_others, split_on_device
+from .spec import MethodSpec
 
 
 def prototype_logits_forward(z, c):
@@ -40,21 +42,6 @@ def prototype_logits_backward(dlogits, cache):
     return -xp.sum((dlogits / xp.maximum(d, 1e-12))[:, :, None] * diff, axis=1)
 
 
-def entropy_forward(logits):
-    """Mean entropy of softmax(logits) over the rows (0-d), cache."""
-    xp = B.xp()
-    log_p = L.log_softmax(logits)
-    p = xp.exp(log_p)
-    H = -xp.sum(p * log_p, axis=1)  # (N,)
-    return xp.mean(H), (p, log_p, H)
-
-
-def entropy_backward(dout, cache):
-    """dH/dlogits = -p (log p + H) per row, scaled by dout / N."""
-    p, log_p, H = cache
-    return -dout / p.shape[0] * p * (log_p + H[:, None])
-
-
 def prototype_scores(p_list, y_onehot) -> np.ndarray:
     """s^m = sum_i p^m_i[y_i] from each modality's prototypical probabilities; host array (M,)."""
     xp = B.xp()
@@ -63,9 +50,7 @@ def prototype_scores(p_list, y_onehot) -> np.ndarray:
 
 def pmr_coefficients(s, alpha: float) -> tuple:
     """(rho, beta): rho^m = s^m / mean_{j != m} s^j; beta^m = alpha where rho^m < 1, else 0."""
-    s = np.asarray(s, dtype=float)
-    M = len(s)
-    rho = s / np.maximum((s.sum() - s) / (M - 1), 1e-12)
+    rho = ratio_to_others(s)
     return rho, np.where(rho < 1.0, alpha, 0.0)
 
 
@@ -80,32 +65,20 @@ def class_means(z, y_onehot, previous=None):
 
 
 class PMR(Method):
+    name = "pmr"
     min_modalities = 2
 
     def __init__(
-        self,
-        alpha: float = 0.6,
-        momentum: float = 0.5,
-        entropy_weight: float = 0.0,
-        entropy_epochs: int = 5,
-        modulation_start: int = 0,
-        prototype_seed: int | None = None,
-        name: str = "pmr",
+        self, alpha=0.6, momentum=0.5, entropy_weight=0.0, entropy_epochs=5, modulation_start=0, prototype_seed=None
     ):
-        check_number("alpha", alpha, low=0)
-        check_number("entropy_weight", entropy_weight, low=0)
-        check_number("momentum", momentum, low=0, high=1, high_open=True)
-        check_number("entropy_epochs", entropy_epochs, low=0, integer=True)
-        check_number("modulation_start", modulation_start, low=0, integer=True)
+        self.alpha = checks.number("alpha", alpha, low=0)
+        self.momentum = checks.number("momentum", momentum, low=0, high=1, high_open=True)
+        self.entropy_weight = checks.number("entropy_weight", entropy_weight, low=0)
+        self.entropy_epochs = checks.number("entropy_epochs", entropy_epochs, low=0, integer=True)
+        self.modulation_start = checks.number("modulation_start", modulation_start, low=0, integer=True)
         if prototype_seed is not None:
-            check_number("prototype_seed", prototype_seed, low=0, integer=True)
-        self.alpha, self.momentum, self.entropy_weight = float(alpha), float(momentum), float(entropy_weight)
-        self.entropy_epochs, self.modulation_start, self.prototype_seed = (
-            entropy_epochs,
-            modulation_start,
-            prototype_seed,
-        )
-        self.name = name
+            checks.number("prototype_seed", prototype_seed, low=0, integer=True)
+        self.prototype_seed = prototype_seed
 
     def setup(self, model, h_y):
         super().setup(model, h_y)
@@ -124,12 +97,8 @@ class PMR(Method):
 
     def update_prototypes(self, run) -> None:
         """c^m <- class means of mu^m over the training set (averaged with the old ones after the first time)."""
-        dtype = B.float_dtype(run.config.dtype)
-        xs = [B.asarray(x, dtype=dtype) for x in run.dataset.x_train]
-        Y = L.one_hot(
-            B.asarray(np.asarray(run.dataset.y_train, dtype=np.int64)), run.dataset.num_classes, run.config.dtype
-        )
-        out, _ = run.model.forward(run.params, xs)
+        xs, Y = split_on_device(run.dataset, "train", run.config.dtype)
+        out = run.model.forward(run.params, xs)
         for m in range(run.model.M):
             new = class_means(out.mu[m], Y, self.prototypes[m])
             self.prototypes[m] = (
@@ -161,10 +130,11 @@ class PMR(Method):
                 terms[f"pce_{m}"] = B.to_float(pce)
                 dl = L.softmax_ce_backward(float(beta[m]), ce_cache)
             if entropy_on and rho[m] > 1:
-                H, h_cache = entropy_forward(logits[m])
-                total = total - self.entropy_weight * H
-                terms[f"proto_entropy_{m}"] = B.to_float(H)
-                dH = entropy_backward(-self.entropy_weight, h_cache)
+                H, h_cache = L.entropy_forward(logits[m])  # (N,): the term is the mean over the batch
+                H_mean = B.xp().mean(H)
+                total = total - self.entropy_weight * H_mean
+                terms[f"proto_entropy_{m}"] = B.to_float(H_mean)
+                dH = L.entropy_backward(-self.entropy_weight / H.shape[0], h_cache)
                 dl = dH if dl is None else dl + dH
             dmu.append(None if dl is None else prototype_logits_backward(dl, caches[m]))
         if all(d is None for d in dmu):
@@ -187,12 +157,11 @@ SPEC = MethodSpec(
     name="pmr",
     cls=PMR,
     order=38,
-    variants={"pmr-per": {"entropy_weight": 0.1, "name": "pmr-per"}},
+    variants={"pmr-per": {"entropy_weight": 0.1}},
     compare_default=("pmr",),
     search_space={"train.lr": [0.02, 0.05, 0.1], "alpha": [0.3, 0.6, 1.0, 2.0], "momentum": [0.0, 0.5]},
     # tuned by `mini-cal sweep --preset default --methods gblending agm mmpareto pmr --jobs 2` (docs/results/peers.md)
     tuned={"pmr": {"alpha": 2.0, "momentum": 0.0, "train.lr": 0.1}},
     diagnostics=("beta", "rho", "s_proto", "branch_grad_norm"),
     gradcheck={"pmr": {"prototype_seed": 0}, "pmr-per": {"prototype_seed": 0, "entropy_epochs": 20}},
-    description="class prototypes per modality; a prototypical CE term speeds up the modality behind",
 )

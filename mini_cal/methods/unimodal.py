@@ -3,16 +3,16 @@
 Only branch m runs; its head block Wh[m] and the bias bh form its own linear head.
 """
 
-from .base import LossOutput, Method, MethodSpec, StepContext, check_number, cross_entropy_terms
+from .. import checks
+from .base import LossOutput, Method, StepContext, cross_entropy_terms
+from .spec import MethodSpec
 
 
 class Unimodal(Method):
-    def __init__(self, modality: int = 0):
-        self.modality = check_number("modality", modality, low=0, integer=True)
+    name = "unimodal"
 
-    @property
-    def name(self):
-        return f"unimodal-{self.modality}"
+    def __init__(self, modality: int = 0):
+        self.modality = checks.number("modality", modality, low=0, integer=True)
 
     def setup(self, model, h_y):
         if self.modality >= model.M:
@@ -46,5 +46,4 @@ SPEC = MethodSpec(
         "unimodal-0": {"train.lr": 0.02, "train.weight_decay": 1e-4},  # by `mini-cal sweep`
         "unimodal-1": {"train.lr": 0.05, "train.weight_decay": 1e-4},
     },
-    description="one branch and its head trained alone: that modality's ceiling",
 )

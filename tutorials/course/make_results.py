@@ -1,17 +1,19 @@
 """Write the multi-seed results files that the notebooks load (``tutorials/data/``).
 
-    python tutorials/course/make_results.py            # from the repository root; about a minute on 2 idle cores
+    python tutorials/course/make_results.py            # from the repository root; several minutes on 2 idle cores
+    python tutorials/course/make_results.py --seeds 1 --epochs 6 --out /tmp/check.json   # a quick check
 
-It runs :func:`mini_cal.experiments.compare` (what ``mini-cal compare --seeds 10`` runs) on the default preset with
-every method of ``mini-cal compare`` plus ``ogm-ge-no-ge``, each with its tuned configuration, seeds 0-9, and keeps
-a compact summary: per method and seed the test accuracy, the coalition accuracy and the linear-probe accuracy of
-each modality, the Shapley values of accuracy and the mean coefficient applied to each branch after warm-up; per
+It runs :func:`mini_cal.lab.experiments.compare` (what ``mini-cal compare --seeds 10`` runs) on the default preset
+with every method of ``mini-cal compare`` plus ``ogm-ge-no-ge``, each with its tuned configuration, seeds 0-9, and
+keeps a compact summary: per method and seed the test accuracy, the coalition accuracy and the linear-probe accuracy
+of each modality, the Shapley values of accuracy and the mean coefficient applied to each branch after warm-up; per
 method the per-epoch means over seeds of the validation accuracies and coefficients; CAL's paired tests. The file
 records the command that made it, the library version and the wall time.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import sys
@@ -24,18 +26,26 @@ sys.path.insert(0, str(ROOT))  # the mini_cal next to this folder, not another i
 import numpy as np  # noqa: E402
 
 import mini_cal  # noqa: E402
-from mini_cal import experiments as X  # noqa: E402
+from mini_cal.lab.experiments import compare  # noqa: E402
+from mini_cal.methods import default_methods, tuned_config  # noqa: E402
 
 OUT = ROOT / "tutorials" / "data" / "compare_default.json"
-METHODS = X.DEFAULT_METHODS + ("ogm-ge-no-ge",)
+SOURCE = {"preset": "default"}
+METHODS = [*default_methods(2), "ogm-ge-no-ge"]
 SEEDS = 10
 JOBS = 2
 WARMUP = 5  # ARL's and CAL's warm-up epochs: the coefficients are averaged over the epochs after it
-COMMAND = (
-    f"python tutorials/course/make_results.py   (= mini_cal.experiments.compare('default', "
-    f"methods={list(METHODS)}, seeds={SEEDS}, jobs={JOBS}); the same runs as "
-    f"`mini-cal compare --seeds {SEEDS} --jobs {JOBS} --methods {' '.join(METHODS)}`)"
-)
+
+
+def command(seeds: int, jobs: int, epochs: int | None, argv: list) -> str:
+    """The command that made the file, and the ``mini-cal compare`` that runs the same runs."""
+    more = f", epochs={epochs}" if epochs else ""
+    cli = f" --epochs {epochs}" if epochs else ""
+    return (
+        f"python tutorials/course/make_results.py{''.join(' ' + a for a in argv)}   "
+        f"(= mini_cal.lab.experiments.compare({SOURCE}, methods={METHODS}, seeds={seeds}, jobs={jobs}{more}); "
+        f"the same runs as `mini-cal compare --seeds {seeds} --jobs {jobs}{cli} --methods {' '.join(METHODS)}`)"
+    )
 
 
 def _r(x, digits=4):
@@ -45,7 +55,7 @@ def _r(x, digits=4):
     return None if x is None else round(float(x), digits)
 
 
-def summarise(result: dict) -> dict:
+def summarise(result: dict, command: str) -> dict:
     per_seed, curves = {}, {}
     for name in result["methods"]:
         rows = sorted((r for r in result["records"] if r["method"] == name), key=lambda r: r["seed"])
@@ -69,18 +79,19 @@ def summarise(result: dict) -> dict:
             "coef": _r(np.mean([r["step_means"]["coef"] for r in rows], axis=0).tolist()),
         }
     return {
-        "what": "mini_cal compare on the default preset: tuned configurations, test split, seeds 0..9",
-        "command": COMMAND,
+        "what": "mini_cal compare on the default preset: tuned configurations, test split, "
+        f"seeds 0..{len(result['seeds']) - 1}",
+        "command": command,
         "mini_cal_version": mini_cal.__version__,
         "python": platform.python_version(),
         "made": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "wall_time_s": round(result["wall_time_s"], 1),
-        "preset": result["preset"],
+        "preset": result["data"]["preset"],
         "seeds": result["seeds"],
         "modality_names": result["modality_names"],
         "bayes": {k: _r(v) for k, v in result["bayes"].items()},
         "methods": result["methods"],
-        "configs": {name: X.tuned_config(name) for name in result["methods"]},
+        "configs": {name: tuned_config(name) for name in result["methods"]},
         "per_seed": per_seed,
         "per_epoch_mean_over_seeds": curves,
         "significance_cal_vs": [
@@ -89,12 +100,19 @@ def summarise(result: dict) -> dict:
     }
 
 
-def main() -> None:
-    result = X.compare("default", methods=METHODS, seeds=SEEDS, jobs=JOBS, progress=True)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(summarise(result), indent=1, allow_nan=True)
-    OUT.write_text(text + "\n")
-    print(f"wrote {OUT} ({len(text) / 1000:.0f} kB) in {result['wall_time_s']:.0f} s")
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="Write tutorials/data/compare_default.json (see the docstring).")
+    parser.add_argument("--seeds", type=int, default=SEEDS, help="seeds 0..N-1 (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=None, help="override every run's epochs (a quick check)")
+    parser.add_argument("--jobs", type=int, default=JOBS, help="worker processes (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=OUT, help="the file to write (default: %(default)s)")
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv)
+    result = compare(SOURCE, METHODS, seeds=args.seeds, jobs=args.jobs, epochs=args.epochs, progress=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(summarise(result, command(args.seeds, args.jobs, args.epochs, argv)), indent=1, allow_nan=True)
+    args.out.write_text(text + "\n")
+    print(f"wrote {args.out} ({len(text) / 1000:.0f} kB) in {result['wall_time_s']:.0f} s")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import numpy as np
 from mini_cal import contribution as C
 from mini_cal import layers as L
 from mini_cal import model as model_module
+from mini_cal.methods import cal_design
 
 from . import grading, plots
 from .grading import FormError, grade
@@ -423,7 +424,7 @@ def _weight_cases(seed=0):
         if T > 100:
             I = np.array([2.5, 1.0])
         D = rng.uniform(0.1, 0.95, size=M)
-        expected = C.softmax_weights(C.score(I, D), T)
+        expected = C.softmax_weights(I * D, T)
         s = I * D
         with np.errstate(over="ignore", invalid="ignore"):
             wrong = {
@@ -450,7 +451,7 @@ def check_contribution_weights(fn, seed: int = 0) -> grading.Result:
     return grade(
         fn,
         cases,
-        hidden=[(C, "softmax_weights"), (C, "score")],
+        hidden=[(C, "softmax_weights"), (cal_design, "score")],
         to_array=to_array,
         messages=WEIGHT_MISTAKES,
         name="contribution weights W",
@@ -517,8 +518,8 @@ def plot_weights_vs_temperature(I: dict, D: dict, path=None):
     temperatures = np.logspace(-1, 2, 61)
     fig, axes = plots.figure(ncols=len(I), width=10, height=3.8, sharey=True)
     for ax, name in zip(np.atleast_1d(axes), I):
-        for mode, ls in zip(C.SCORE_MODES, ("-", "--", "-.", ":")):
-            s = C.score(I[name], D[name], mode)
+        for mode, ls in zip(cal_design.SCORE_MODES, ("-", "--", "-.", ":")):
+            s = cal_design.score(I[name], D[name], mode)
             ax.semilogx(temperatures, [C.softmax_weights(s, T)[0] for T in temperatures], ls=ls, lw=2, label=mode)
         ax.axvline(1.0, color="k", lw=0.8, ls=":")
         ax.axhline(0.5, color="grey", lw=0.8)
@@ -606,16 +607,16 @@ def batch_traces(
     seed: int = 0,
     temperature: float = 1.0,
 ):
-    """W^A of a frozen trained model's metric (``C.ContributionMetric`` with this ``ema``) on ``n_batches`` random
-    validation batches, the same batches for every ``ema`` (same ``seed``): an array (n_batches,)."""
+    """W^A of a frozen trained model's metric (``cal_design.ContributionMetric`` with this ``ema``) on ``n_batches``
+    random validation batches, the same batches for every ``ema`` (same ``seed``): an array (n_batches,)."""
     from mini_cal import backend as B
 
     xs, y = ds.split("val")
     rng = np.random.default_rng(seed)
-    metric = C.ContributionMetric(result.model.M, ds.num_classes, temperature=temperature, ema=ema, h_y=h_y)
+    metric = cal_design.ContributionMetric(result.model.M, ds.num_classes, temperature=temperature, ema=ema, h_y=h_y)
     trace = []
     for _ in range(n_batches):
         idx = rng.choice(len(y), size=batch_size, replace=False)
-        out, _ = result.model.forward(result.params, [B.asarray(x[idx]) for x in xs])
+        out = result.model.forward(result.params, [B.asarray(x[idx]) for x in xs])
         trace.append(metric(result.model, result.params, out, L.one_hot(B.asarray(y[idx]), ds.num_classes))["W"][0])
     return np.array(trace)

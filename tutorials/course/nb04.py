@@ -196,10 +196,10 @@ def lr_experiment(
         xs = [np.asarray(x, dtype=np.float64) for x in ds.x_train]
 
         def gradients(params, idx):
-            out, cache = model.forward(params, [x[idx] for x in xs])
+            out = model.forward(params, [x[idx] for x in xs])
             ctx = StepContext(model, params, out, Y[idx], 0, 0, None, math.log(ds.num_classes))
             lo = method.loss(ctx)
-            return model.backward(params, cache, lo.dlogits)
+            return model.backward(params, out, lo.dlogits)
 
         for _ in range(steps):
             idx = rng.choice(n, size=64, replace=False)
@@ -545,7 +545,7 @@ def plot_coefficients(curves: dict, methods, names, warmup: int, n_seeds: int, p
 
 def plot_branch_norms(runs: dict, names, path=None):
     """Figure 3: per-epoch mean gradient norm of each branch (after modulation, before clipping), one run each."""
-    from mini_cal.train import epoch_means
+    from mini_cal.history import epoch_means
 
     fig, axes = plots.figure(ncols=2, width=10, height=3.8, sharey=True)
     for m, ax in enumerate(axes):

@@ -489,7 +489,7 @@ def plot_kl_terms(kl_term, sigma_min, shift, out_dim=None, path=None):
     plots.finish(fig, path)
 
 
-def plot_beta_rule(bottleneck_betas, path=None):
+def plot_beta_rule(directed_betas, path=None):
     """Figure 2: beta^m / beta0 against W^m for M = 2 and 3, both directions."""
     from course import plots
 
@@ -497,7 +497,7 @@ def plot_beta_rule(bottleneck_betas, path=None):
     fig, ax = plots.figure(width=7.5, height=4.0)
     for M, direction, color, ls in [(2, "low", "C0", "-"), (3, "low", "C2", "-"), (2, "high", "C3", "--")]:
         # beta^m depends on W^m only; the other weights just have to sum to 1 - W^m
-        ratio = [bottleneck_betas([w] + [(1 - w) / (M - 1)] * (M - 1), 1.0, direction)[0] for w in W_grid]
+        ratio = [directed_betas([w] + [(1 - w) / (M - 1)] * (M - 1), 1.0, direction)[0] for w in W_grid]
         ax.plot(W_grid, ratio, color=color, ls=ls, label=f"M = {M}, direction '{direction}'")
     for M, color in [(2, "C0"), (3, "C2")]:
         ax.plot(1 / M, 1.0, "o", color=color)
@@ -512,7 +512,7 @@ def plot_beta_rule(bottleneck_betas, path=None):
 
 
 def per_epoch(result, key, m):
-    from mini_cal.train import epoch_means
+    from mini_cal.history import epoch_means
 
     return np.array([row[m] for row in epoch_means(result.history["steps"])[key]])
 

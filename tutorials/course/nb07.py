@@ -141,7 +141,7 @@ def attempt(label, fn):
 def loss_and_grads(model, params, xs, Y, eps, beta=0.5):
     """CE of the fused logits and of each modality's coalition, plus beta * KL per branch; hand-written gradient
     (the model's backward pass)."""
-    out, cache = model.forward(params, xs, eps=eps)
+    out = model.forward(params, xs, eps=eps)
     total, dlogits = 0.0, {}
     for S in [(0, 1), (0,), (1,)]:
         ce, ce_cache = L.softmax_ce_forward(model.coalition_logits(params, out, S), Y)
@@ -154,4 +154,4 @@ def loss_and_grads(model, params, xs, Y, eps, beta=0.5):
         d_mu, d_sigma = L.gaussian_kl_backward(beta, kl_cache)
         dmu.append(d_mu)
         dsigma.append(d_sigma)
-    return total, model.backward(params, cache, dlogits, dmu, dsigma)
+    return total, model.backward(params, out, dlogits, dmu, dsigma)

@@ -1,0 +1,67 @@
+"""Input checks, in one place. They run where input enters (Dataset construction, a method's constructor, the
+training configuration, the command line), never inside the loop, the layers or the contribution maths.
+
+Every check raises ``ValueError`` naming the argument, what was expected and what it got, and returns the value
+converted (a float, an int, ...), so that a constructor can write ``self.lr = number("lr", lr, low=0)``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+
+def number(name: str, value, *, low=None, high=None, low_open=False, high_open=False, integer=False):
+    """``value`` as a float (an int with ``integer=True``) after checking that it is a real number (not a bool,
+    NaN or inf) in the range [low, high] (``low_open``/``high_open``: the bound excluded)."""
+    kind = "an integer" if integer else "a finite number"
+    ok = (
+        not isinstance(value, bool)
+        and isinstance(value, numbers.Integral if integer else numbers.Real)
+        and (integer or math.isfinite(value))
+        and (low is None or (value > low if low_open else value >= low))
+        and (high is None or (value < high if high_open else value <= high))
+    )
+    if not ok:
+        lo = "" if low is None else f"{'>' if low_open else '>='} {low}"
+        hi = "" if high is None else f"{'<' if high_open else '<='} {high}"
+        bounds = " and ".join(b for b in (lo, hi) if b)
+        raise ValueError(f"{name}: expected {kind}{' ' + bounds if bounds else ''}, got {value!r}")
+    return int(value) if integer else float(value)
+
+
+def choice(name: str, value, allowed):
+    """``value`` after checking that it is one of ``allowed``."""
+    if isinstance(value, bool) or value not in allowed:
+        raise ValueError(f"{name}: expected one of {tuple(allowed)}, got {value!r}")
+    return value
+
+
+def flag(name: str, value) -> bool:
+    """``value`` after checking that it is ``True`` or ``False``."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name}: expected true or false, got {value!r}")
+    return value
+
+
+def widths(name: str, values) -> tuple:
+    """A non-empty sequence of positive integers (layer widths, feature counts), as a tuple of ints."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) == 0:
+        raise ValueError(f"{name}: expected a non-empty list of positive integers, got {values!r}")
+    return tuple(number(name, v, low=1, integer=True) for v in values)
+
+
+def modality_arrays(name: str, xs, input_dims) -> int:
+    """A list of one (N, D_m) array per modality, every one with the same N; returns N."""
+    M = len(input_dims)
+    if not isinstance(xs, (list, tuple)) or len(xs) != M:
+        got = len(xs) if isinstance(xs, (list, tuple)) else type(xs).__name__
+        raise ValueError(f"{name}: expected a list of {M} modality arrays, got {got}")
+    n = None
+    for m, x in enumerate(xs):
+        if len(getattr(x, "shape", ())) != 2 or x.shape[1] != input_dims[m]:
+            raise ValueError(f"{name}[{m}]: expected shape (N, {input_dims[m]}), got {getattr(x, 'shape', None)}")
+        if n is not None and x.shape[0] != n:
+            raise ValueError(f"{name}[{m}]: expected {n} rows like {name}[0], got {x.shape[0]}")
+        n = x.shape[0]
+    return n
