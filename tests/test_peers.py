@@ -123,6 +123,15 @@ def test_gblending_weights_by_hand():
     assert np.allclose(w_none, [0.5, 0.5])  # nothing generalises: equal weights
 
 
+def test_gblending_fused_scale_with_the_fused_weight_clipped():
+    """Issue 20, item 12 (found by the independent oracle): with the fused term's weight clipped to 0, scale="fused"
+    divided by 1e-12 and gave unimodal weights of ~1e11; the fused term keeps weight 1 and so does every term."""
+    _, w = G.blending_weights([-0.02, 0.05, 0.01], [0.1, 0.2, 0.05], "clip", "fused")
+    assert np.allclose(w, [1.0, 1.0, 1.0])
+    _, w_sum = G.blending_weights([-0.02, 0.05, 0.01], [0.1, 0.2, 0.05], "clip", "sum")
+    assert np.allclose(w_sum, np.array([0.0, 1.25, 4.0]) / 5.25)  # G / O^2 = (-2, 1.25, 4), clipped: unchanged
+
+
 def test_gblending_estimate_by_hand(tiny, monkeypatch):
     """G and O from the split losses before and after the copy's training, for each term (fused first)."""
     method = make_method("gblending")

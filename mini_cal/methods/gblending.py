@@ -42,8 +42,8 @@ def blending_weights(G, O, negative: str = "clip", scale: str = "sum", eps: floa
     if not np.isfinite(w).all() or w.sum() <= 0:  # no term generalises: fall back to equal weights
         w = np.ones_like(w)
     w = w / w.sum()
-    if scale == "fused":
-        w = w / max(w[0], eps)
+    if scale == "fused":  # the fused term keeps weight 1; clipped to 0, it has no estimate: equal weights
+        w = w / w[0] if w[0] > 0 else np.ones_like(w)
     return raw, w
 
 
