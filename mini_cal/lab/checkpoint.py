@@ -28,14 +28,20 @@ draws the shuffling permutation, the bottleneck noise and OGM-GE's noise, the me
 continuing from a checkpoint gives the same numbers, bit for bit, as the run that was never interrupted. JSON keeps
 floats exactly (``repr`` round-trips). Loading checks that the checkpoint belongs to this run - same method and
 hyper-parameters, same data, same network, same training options except ``epochs`` (which may grow), ``progress``,
-``probe``, ``shapley`` and the checkpoint options - and raises :class:`CheckpointError` naming what differs.
+``probe``, ``shapley`` and the checkpoint options - and raises :class:`CheckpointError` naming what differs. The
+counters and the method's running state are then checked against their schemas (:mod:`mini_cal.lab.schema`:
+shapes from the network, finite numbers, ranges), before anything uses them. A run writing a checkpoint holds
+``PATH.lock`` (:func:`checkpoint_lock`), so that two runs never write one file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import math
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -45,7 +51,8 @@ from .. import backend as B
 from ..hooks import Hook
 from ..model import Model, ModelConfig
 from ..train import DivergenceError, Run, train
-from .io import write_npz
+from . import schema
+from .io import pid_alive, write_npz
 
 MODEL_FORMAT_VERSION = 1
 
@@ -80,11 +87,15 @@ def read_npz(path) -> tuple:
         raise CheckpointError(
             f"checkpoint {str(path)!r} is truncated or corrupted ({type(exc).__name__}: {exc})"
         ) from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"checkpoint {str(path)!r} is truncated or corrupted (its meta is not an object)")
     return meta, arrays
 
 
-def load_model(path, dtype: str = "float32") -> tuple:
-    """(Model, params, meta) from a file written by :func:`save_model`."""
+def load_model(path, dtype: str = "float32", *, expect_method=None, expect_seed=None) -> tuple:
+    """(Model, params, meta) from a file written by :func:`save_model`; ``expect_method``, ``expect_seed``: what
+    the caller takes the file to be (its name, say ``cal-seed0.npz``), checked against the ``method`` and ``seed``
+    saved in it."""
     meta, arrays = read_npz(path)
     if meta.get("kind") != "model" or meta.get("format_version") != MODEL_FORMAT_VERSION:
         raise CheckpointError(
@@ -92,7 +103,17 @@ def load_model(path, dtype: str = "float32") -> tuple:
             f"{MODEL_FORMAT_VERSION}, got kind {meta.get('kind')!r} version "
             f"{meta.get('format_version')!r}"
         )
-    model = Model(ModelConfig(**meta["model_config"]))
+    wanted = {k: v for k, v in (("method", expect_method), ("seed", expect_seed)) if v is not None}
+    if any(meta.get(k) != v for k, v in wanted.items()):
+        raise CheckpointError(
+            f"model file {str(path)!r} holds method {meta.get('method')!r} seed {meta.get('seed')!r}, expected "
+            + " ".join(f"{k} {v!r}" for k, v in wanted.items())
+            + " (another run's model under this name)"
+        )
+    try:
+        model = Model(ModelConfig(**meta["model_config"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {str(path)!r}: damaged model_config ({type(exc).__name__}: {exc})") from None
     params = {k[len("param/") :]: B.asarray(v, dtype=dtype) for k, v in arrays.items() if k.startswith("param/")}
     expected = model.init_params(B.make_rng(0), dtype=dtype)
     for k, v in expected.items():
@@ -281,23 +302,44 @@ def _check_same_run(where: str, meta: dict, method, config, model: Model, datase
         raise CheckpointError(f"{where} has already run {meta['epoch']} epochs, more than epochs={config.epochs}")
 
 
-def _check_counters(where: str, meta: dict) -> None:
-    """The epoch, step and best-epoch counters and the timings are numbers in their ranges."""
-    for key, low in (("epoch", 0), ("step", 0), ("best_epoch", -1)):
-        value = meta[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise CheckpointError(f"{where}: {key} is {value!r}, expected an integer >= {low}")
-    if meta["best_epoch"] >= meta["epoch"] or (meta["epoch"] > 0 and meta["best_epoch"] < 0):
-        raise CheckpointError(f"{where}: best_epoch {meta['best_epoch']} does not fit epoch {meta['epoch']}")
-    for key in ("best_val_acc", "elapsed_s"):
-        value = meta[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
-            raise CheckpointError(f"{where}: {key} is {value!r}, expected a finite number")
-
-
-def _rows(meta: dict, config) -> list:
-    """(history key, expected row count): one row per epoch, and one per step when steps are recorded."""
-    return [("epochs", meta["epoch"])] + ([("steps", meta["step"])] if config.record_steps else [])
+def _check_progress(where: str, meta: dict, history, config, dataset) -> None:
+    """The loop's counters (:data:`schema.TRAINING`: integers and numbers in their ranges) and how they fit each
+    other: one history row per epoch (and per step when steps are recorded), ``step`` = ``epoch`` epochs of
+    mini-batches, and the best epoch the first one of the history's highest validation accuracy."""
+    schema.check(meta, schema.TRAINING, {}, where, error=CheckpointError)
+    epoch, step, best_epoch, best_acc = meta["epoch"], meta["step"], meta["best_epoch"], meta["best_val_acc"]
+    rows = history.get("epochs") if isinstance(history, dict) else None
+    steps = history.get("steps") if isinstance(history, dict) else None
+    if not isinstance(rows, list) or not isinstance(steps, list):
+        raise CheckpointError(f"{where}: the history is damaged (expected lists of epoch and step rows)")
+    if len(rows) != epoch:
+        raise CheckpointError(f"{where}: epoch is {epoch}, but the history holds {len(rows)} epochs")
+    n, size = len(dataset.y_train), config.batch_size
+    if step != epoch * math.ceil(n / size):
+        raise CheckpointError(
+            f"{where}: step is {step}, expected {epoch * math.ceil(n / size)} ({epoch} epochs of "
+            f"{math.ceil(n / size)} batches of {size} from {n} training samples)"
+        )
+    if config.record_steps and len(steps) != step:
+        raise CheckpointError(f"{where}: step is {step}, but the history holds {len(steps)} steps")
+    if best_epoch >= epoch or (epoch > 0 and best_epoch < 0):
+        raise CheckpointError(f"{where}: best_epoch {best_epoch} does not fit epoch {epoch}")
+    if epoch == 0:
+        if best_acc != -1:
+            raise CheckpointError(f"{where}: best_val_acc is {best_acc!r}, expected -1 before the first epoch")
+        return
+    if not 0 <= best_acc <= 1:
+        raise CheckpointError(f"{where}: best_val_acc is {best_acc!r}, expected a number in [0, 1] after an epoch")
+    accs = [row.get("val_acc") if isinstance(row, dict) else None for row in rows]
+    bad = [i for i, a in enumerate(accs) if not schema.Number(0, 1).ok(a, {})]
+    if bad:
+        raise CheckpointError(f"{where}: the history's epoch {bad[0]} has val_acc {accs[bad[0]]!r}, expected [0, 1]")
+    top = max(accs)
+    if (best_epoch, best_acc) != (accs.index(top), top):
+        raise CheckpointError(
+            f"{where}: best_epoch {best_epoch} and best_val_acc {best_acc!r}, expected the best validation "
+            f"accuracy in the history, {top!r} (epoch {accs.index(top)})"
+        )
 
 
 def _check_optimizer(where: str, meta: dict, optim: dict, expected: dict, config) -> None:
@@ -362,7 +404,8 @@ def load_training_checkpoint(path, *, method, config, model: Model, dataset) -> 
             g: {k[len(g) + 1 :]: v for k, v in arrays.items() if k.startswith(g + "/")}
             for g in ("param", "best", "optim")
         }
-        _check_counters(where, meta)
+        history = json.loads(bytes(arrays["history_json"]).decode())
+        _check_progress(where, meta, history, config, dataset)
         for group in ("param", "best") if meta["best_epoch"] >= 0 else ("param",):
             for k, v in expected.items():
                 got = groups[group].get(k)
@@ -372,9 +415,7 @@ def load_training_checkpoint(path, *, method, config, model: Model, dataset) -> 
                     raise CheckpointError(f"{where}: {group} array {k!r} holds NaN or inf values")
         _check_optimizer(where, meta, groups["optim"], expected, config)
         _check_rng(where, meta["rng"])
-        history = json.loads(bytes(arrays["history_json"]).decode())
-        if not isinstance(history, dict) or any(len(history.get(k, ())) != n for k, n in _rows(meta, config)):
-            raise CheckpointError(f"{where}: the history does not match its epoch and step counts")
+        schema.check_method_state(method, meta["method"]["state"], model, where, CheckpointError)
         method.load_state_dict(meta["method"]["state"])
         return TrainingState(
             epoch=meta["epoch"],
@@ -462,6 +503,60 @@ class Checkpointing(Hook):
             self.save(run, path)
 
 
+# ---------------------------------------------------------------------------------- one writer per checkpoint
+class CheckpointLocked(CheckpointError):
+    """Another live process is writing this checkpoint (its lock file names the process)."""
+
+
+def _lock_owner(lock: Path):
+    """The PID in ``lock`` when that process runs, "?" for a lock being written right now, else None (stale)."""
+    try:
+        text, age = lock.read_text(), time.time() - lock.stat().st_mtime
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return "?"
+    try:
+        pid = int(text.strip())
+    except ValueError:  # empty for the instant between its creation and the PID's write
+        return "?" if age < 10 else None
+    return pid if pid > 0 and pid_alive(pid) else None
+
+
+@contextlib.contextmanager
+def checkpoint_lock(path):
+    """Hold ``PATH.lock`` while this process writes the checkpoint ``path``, so that two runs never write one
+    file: the lock is created with O_EXCL and holds this process's PID; a second writer (of any process, this
+    one included) gets :class:`CheckpointLocked` at once; a lock whose process is gone (``kill -9``) is taken
+    over; the lock is removed on the way out, after an exception or Ctrl-C too."""
+    lock = Path(f"{os.fspath(path)}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(3):
+        try:
+            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            owner = _lock_owner(lock)
+            if owner is not None:
+                raise CheckpointLocked(
+                    f"checkpoint {os.fspath(path)!r} is in use by another process (PID {owner}, lock file "
+                    f"{str(lock)!r}): wait until that run ends, or choose another checkpoint path"
+                ) from None
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(lock)  # stale: its process is gone
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"{os.getpid()}\n")
+        break
+    else:
+        raise CheckpointLocked(f"checkpoint {os.fspath(path)!r}: could not take its lock file {str(lock)!r}")
+    try:
+        yield lock
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            if int(lock.read_text().strip()) == os.getpid():
+                os.remove(lock)
+
+
 def train_resumable(
     method,
     dataset,
@@ -487,6 +582,12 @@ def train_resumable(
       parameters, never a diverged state, and its message names the file.
     """
     hook = Checkpointing(checkpoint_path, checkpoint_every, resume)
+    with checkpoint_lock(checkpoint_path) if checkpoint_path is not None else contextlib.nullcontext():
+        return _train_saving(hook, method, dataset, config, log, save_on_interrupt)
+
+
+def _train_saving(hook, method, dataset, config, log, save_on_interrupt):
+    """:func:`train` with ``hook``, saving the last completed epoch on Ctrl-C and divergence."""
     try:
         return train(method, dataset, config, log=log, hooks=[hook])
     except KeyboardInterrupt:
