@@ -10,6 +10,15 @@ from __future__ import annotations
 import math
 import numbers
 
+# Sizes, bounded where they enter so that a typo or a damaged file gives a short error instead of a hang or a
+# MemoryError. Each limit is far above what the teaching experiments use (2-3 modalities, 10 classes, 64 features,
+# widths 64 and 32) and below where the cost explodes:
+MAX_MODALITIES = 8  # exact Shapley values (CAL's I(m), Shapley of accuracy) evaluate all 2^M coalitions: 256 at M = 8
+MAX_CLASSES = 1000  # macro-F1's confusion matrix has K^2 cells and every logit array is (N, K)
+MAX_FEATURES = 100_000  # per modality: the first layer holds D x hidden[0] weights (25 MB at width 64)
+MAX_WIDTH = 4096  # hidden layers and the bottleneck: a layer holds width_in x width_out weights (64 MB at the limit)
+SHOWN = 10  # at most this many offending values are quoted in a message (a message stays a line, not a dump)
+
 
 def number(name: str, value, *, low=None, high=None, low_open=False, high_open=False, integer=False):
     """``value`` as a float (an int with ``integer=True``) after checking that it is a real number (not a bool,
@@ -26,29 +35,45 @@ def number(name: str, value, *, low=None, high=None, low_open=False, high_open=F
         lo = "" if low is None else f"{'>' if low_open else '>='} {low}"
         hi = "" if high is None else f"{'<' if high_open else '<='} {high}"
         bounds = " and ".join(b for b in (lo, hi) if b)
-        raise ValueError(f"{name}: expected {kind}{' ' + bounds if bounds else ''}, got {value!r}")
+        raise ValueError(f"{name}: expected {kind}{' ' + bounds if bounds else ''}, got {short(value)}")
     return int(value) if integer else float(value)
 
 
 def choice(name: str, value, allowed):
     """``value`` after checking that it is one of ``allowed``."""
     if isinstance(value, bool) or value not in allowed:
-        raise ValueError(f"{name}: expected one of {tuple(allowed)}, got {value!r}")
+        raise ValueError(f"{name}: expected one of {tuple(allowed)}, got {short(value)}")
     return value
 
 
 def flag(name: str, value) -> bool:
     """``value`` after checking that it is ``True`` or ``False``."""
     if not isinstance(value, bool):
-        raise ValueError(f"{name}: expected true or false, got {value!r}")
+        raise ValueError(f"{name}: expected true or false, got {short(value)}")
     return value
 
 
-def widths(name: str, values) -> tuple:
-    """A non-empty sequence of positive integers (layer widths, feature counts), as a tuple of ints."""
+def widths(name: str, values, high: int = MAX_WIDTH, most: int | None = None) -> tuple:
+    """A non-empty sequence (of at most ``most`` entries) of integers in 1..``high`` (layer widths, feature counts),
+    as a tuple of ints."""
     if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) == 0:
-        raise ValueError(f"{name}: expected a non-empty list of positive integers, got {values!r}")
-    return tuple(number(name, v, low=1, integer=True) for v in values)
+        raise ValueError(f"{name}: expected a non-empty list of positive integers, got {short(values)}")
+    if most is not None and len(values) > most:
+        raise ValueError(f"{name}: expected at most {most} entries, got {len(values)}")
+    return tuple(number(name, v, low=1, high=high, integer=True) for v in values)
+
+
+def names(name: str, values) -> list:
+    """A list of names (strings, or values shown as strings), not one string, which would be split into letters."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise ValueError(f"{name}: expected a list of names, got {short(values)}")
+    return [str(v) for v in values]
+
+
+def short(value, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters: what a message quotes of a value that may be huge."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def modality_arrays(name: str, xs, input_dims) -> int:

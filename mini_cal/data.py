@@ -18,11 +18,14 @@ what remains; a class with three or more samples lands in every split).
 
 from __future__ import annotations
 
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from . import checks
 
 SPLITS = ("train", "val", "test")
 SPLIT_SEED = 0  # the seed of the stratified split used when a file or from_arrays lacks val or test
@@ -30,8 +33,16 @@ VAL_FRACTION = 0.2
 TEST_FRACTION = 0.2
 
 
+SCALE_RATIO = 1e3  # features whose magnitudes differ by more than this (or exceed it) are reported: DataWarning
+FILE_FORMAT = "an .npz archive (numpy.savez) with keys x_<split>_<modality> and y_<split> (docs/data.md)"
+
+
 class DataError(ValueError):
     """Malformed input data; the message names the array, the key or the file and what was expected."""
+
+
+class DataWarning(UserWarning):
+    """Data that loads but will likely train badly as it is (features of very different scales); says what to do."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +83,11 @@ class Dataset:
             put(f"x_{s}", _feature_list(getattr(self, f"x_{s}"), f"x_{s}"))
             put(f"y_{s}", _labels(getattr(self, f"y_{s}"), f"y_{s}"))
         M = len(self.x_train)
+        if M > checks.MAX_MODALITIES:
+            raise DataError(
+                f"x_train: expected at most {checks.MAX_MODALITIES} modalities, got {M}; exact Shapley values "
+                f"evaluate all 2^M coalitions (2^{M} = {2**M:,} here)"
+            )
         if self.modality_names is None:
             put(
                 "modality_names",
@@ -79,7 +95,7 @@ class Dataset:
                 if self.config is not None and hasattr(self.config, "modalities")
                 else [f"m{m}" for m in range(M)],
             )
-        put("modality_names", [str(n) for n in self.modality_names])
+        put("modality_names", _names("modality_names", self.modality_names))
         if len(self.modality_names) != M or len(set(self.modality_names)) != M:
             raise DataError(
                 f"modality_names: expected {M} distinct names (one per modality), got {self.modality_names!r}"
@@ -90,17 +106,24 @@ class Dataset:
                 getattr(self.config, "num_classes", None)
                 or int(max(int(getattr(self, f"y_{s}").max(initial=-1)) for s in SPLITS)) + 1,
             )
+            if self.num_classes > checks.MAX_CLASSES:  # before anything of K entries is allocated
+                raise DataError(
+                    f"y: labels up to {self.num_classes - 1} mean {self.num_classes} classes; expected at most "
+                    f"{checks.MAX_CLASSES} classes (labels 0..K-1)"
+                )
             if self.num_classes < 2:
                 raise DataError(f"y_train: expected labels of at least two classes, got only {self.num_classes}")
         if (
             isinstance(self.num_classes, bool)
             or not isinstance(self.num_classes, (int, np.integer))
-            or self.num_classes < 2
+            or not 2 <= self.num_classes <= checks.MAX_CLASSES
         ):
-            raise DataError(f"num_classes: expected an integer >= 2, got {self.num_classes!r}")
+            raise DataError(
+                f"num_classes: expected an integer in 2..{checks.MAX_CLASSES}, got {checks.short(self.num_classes)}"
+            )
         put("num_classes", int(self.num_classes))
         if self.class_names is not None:
-            put("class_names", [str(c) for c in self.class_names])
+            put("class_names", _names("class_names", self.class_names))
             if len(self.class_names) != self.num_classes:
                 raise DataError(
                     f"class_names: expected {self.num_classes} names (one per class), got {len(self.class_names)}"
@@ -110,10 +133,19 @@ class Dataset:
             validate_split(xs, y, self.input_dims, self.num_classes, split=s)
         missing = np.setdiff1d(np.arange(self.num_classes), self.y_train)
         if missing.size:
+            shown = ", ".join(map(str, missing[: checks.SHOWN].tolist()))
+            shown += f", ... ({missing.size} in all)" if missing.size > checks.SHOWN else ""
             raise DataError(
-                f"y_train: class(es) {missing.tolist()} have no training sample; labels must be "
+                f"y_train: class(es) [{shown}] have no training sample; labels must be "
                 f"0..K-1 with every class present in train (K = {self.num_classes})"
             )
+        if not isinstance(self.bayes, dict):
+            raise DataError(f"bayes: expected a dict of accuracies, got {type(self.bayes).__name__}")
+        for key, value in self.bayes.items():  # printed as Bayes-optimal accuracies: they must be accuracies
+            try:
+                checks.number(f"bayes[{key!r}]", value, low=0, high=1)
+            except ValueError as exc:
+                raise DataError(str(exc)) from None
 
     @property
     def input_dims(self) -> tuple:
@@ -142,7 +174,7 @@ class Dataset:
             lines.append(f"  fused Bayes-optimal accuracy {self.bayes['fused']:.4f}")
         if self.class_names:
             lines.append("  classes: " + ", ".join(self.class_names))
-        lines += [f"  {k}: {v}" for k, v in self.provenance.items()]
+        lines += [f"  {k}: {_cut(str(v))}" for k, v in self.provenance.items()]
         return "\n".join(lines)
 
 
@@ -178,16 +210,25 @@ def from_arrays(
     val_fraction: float = VAL_FRACTION,
     test_fraction: float = TEST_FRACTION,
     split_seed: int = SPLIT_SEED,
+    standardize: bool = False,
 ) -> Dataset:
     """A :class:`Dataset` from your own arrays.
 
-    ``x_*``: a list of per-modality arrays ``(N, D_m)`` or a dict ``{name: array}`` (its order is the modality
-    order); ``y_*``: integer labels ``0..K-1``. When ``val`` or ``test`` is not given it is carved out of the
+    ``x_*``: a list of per-modality arrays ``(N, D_m)`` or a dict ``{name: array}`` (its keys name the modalities,
+    in order); ``y_*``: integer labels ``0..K-1``. When ``val`` or ``test`` is not given it is carved out of the
     training data by :func:`stratified_split` (``test_fraction`` first, then ``val_fraction`` of the rest),
-    reproducibly from ``split_seed``. Raises :class:`DataError` naming the problem.
+    reproducibly from ``split_seed``. ``standardize``: rescale every feature of every split to the training split's
+    mean 0 and std 1 (:func:`standardized`; recorded in ``provenance["standardize"]``); without it, features of very
+    different scales are reported by a :class:`DataWarning`. Raises :class:`DataError` naming the problem.
     """
+    checks.flag("standardize", standardize)
     if isinstance(x_train, dict):
-        modality_names = list(x_train) if modality_names is None else modality_names
+        if modality_names is not None and _names("modality_names", modality_names) != [str(k) for k in x_train]:
+            raise DataError(
+                f"modality_names: {checks.short(list(modality_names))} differs from the keys of x_train "
+                f"{checks.short(list(x_train))}, which name the modalities; leave modality_names out"
+            )
+        modality_names = list(x_train)
     xs = {"train": x_train, "val": x_val, "test": x_test}
     ys = {"train": y_train, "val": y_val, "test": y_test}
     for s in SPLITS:
@@ -213,6 +254,18 @@ def from_arrays(
             raise DataError(f"y_train: too few samples per class to hold out a {s} split")
         xs[s], ys[s] = [x[held] for x in xs["train"]], ys["train"][held]
         xs["train"], ys["train"] = [x[kept] for x in xs["train"]], ys["train"][kept]
+    provenance = dict(provenance or {})
+    if standardize:
+        dims = tuple(x.shape[1] for x in xs["train"])
+        for s in SPLITS:
+            xs[s], ys[s] = _feature_list(xs[s], f"x_{s}"), _labels(ys[s], f"y_{s}")
+            validate_split(xs[s], ys[s], dims, split=s)
+        mean, std = feature_statistics(xs["train"])
+        for s in SPLITS:
+            xs[s] = [standardized(x, mu, sd) for x, mu, sd in zip(xs[s], mean, std)]
+        provenance["standardize"] = {"mean": [m.tolist() for m in mean], "std": [d.tolist() for d in std]}
+    else:
+        warn_on_scales(xs["train"], modality_names)
     return Dataset(
         xs["train"],
         ys["train"],
@@ -223,32 +276,82 @@ def from_arrays(
         modality_names=modality_names,
         class_names=class_names,
         name=name,
-        provenance=dict(provenance or {}),
+        provenance=provenance,
+    )
+
+
+# --------------------------------------------------------------------------------------------- feature scale
+def feature_statistics(xs) -> tuple:
+    """(means, stds): per modality, each feature's mean and standard deviation (float64, ``(D_m,)``) over the
+    rows of ``xs``, the training split; a constant feature gets std 1 (it becomes 0 after centring)."""
+    mean = [x.astype(np.float64).mean(axis=0) for x in xs]
+    std = [x.astype(np.float64).std(axis=0) for x in xs]
+    return mean, [np.where(sd > 0, sd, 1.0) for sd in std]
+
+
+def standardized(x, mean, std) -> np.ndarray:
+    """``(x - mean) / std`` computed in float64, in ``x``'s floating dtype."""
+    return ((x.astype(np.float64) - mean) / std).astype(x.dtype)
+
+
+def warn_on_scales(xs, names=None) -> None:
+    """A :class:`DataWarning` when the training features' magnitudes (root mean square of each non-zero column: what
+    the first layer sees) differ by more than ``SCALE_RATIO`` or exceed it: networks started at unit scale train such
+    features badly (often to chance), and standardising them is the usual cure."""
+    rms = [np.sqrt(np.mean(np.square(x, dtype=np.float64), axis=0)) for x in xs]
+    nonzero = [(r[r > 0].min(), r.max()) if np.any(r > 0) else None for r in rms]
+    present = [m for m, v in enumerate(nonzero) if v is not None]
+    if not present:
+        return
+    lo = min(present, key=lambda m: nonzero[m][0])
+    hi = max(present, key=lambda m: nonzero[m][1])
+    small, large = nonzero[lo][0], nonzero[hi][1]
+    if large / small <= SCALE_RATIO and large <= SCALE_RATIO:
+        return
+    name = (lambda m: repr(names[m])) if names is not None and len(names) == len(xs) else (lambda m: str(m))
+    warnings.warn(
+        f"feature magnitudes range from {small:.3g} (modality {name(lo)}) to {large:.3g} (modality {name(hi)}) "
+        "(root mean square per feature); raw features like these often train to chance: standardize them with the "
+        "training split's statistics (standardize=True, or --standardize on the command line)",
+        DataWarning,
+        stacklevel=3,
     )
 
 
 def load_npz(path, **split_options) -> Dataset:
     """A :class:`Dataset` from an ``.npz`` file in the format of this module's docstring (``split_options`` go to
-    :func:`from_arrays`). Raises :class:`DataError` naming the file and the key, shape or label problem. (A preset
-    file written by ``mini-cal data generate`` has a format of its own: :func:`mini_cal.lab.presets.load_data_file`
-    reads either.)"""
+    :func:`from_arrays`: ``standardize=True`` among them). Any other format (.npy, gzip, CSV, pickle), an array of
+    Python objects, or more modalities or features than :mod:`mini_cal.checks` allows (read from the arrays'
+    headers, before loading) is refused. Raises :class:`DataError` naming the file and the key, shape or label
+    problem. (A preset file written by ``mini-cal data generate`` has a format of its own:
+    :func:`mini_cal.lab.presets.load_data_file` reads either.)"""
     path = Path(path)
     where = f"--data {str(path)!r}"
     if not path.is_file():
         raise DataError(f"{where}: no such file")
+    kind = _other_format(path)
+    if kind:
+        raise DataError(f"{where}: {kind}; expected {FILE_FORMAT}")
     try:
+        _check_headers(path, where)
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-        raise DataError(f"{where}: not a readable .npz file ({type(exc).__name__}: {exc})") from None
+        if isinstance(exc, DataError):
+            raise
+        raise DataError(f"{where}: not a readable .npz file ({type(exc).__name__}: {_cut(str(exc))})") from None
     if "y_train" not in arrays:
-        raise DataError(f"{where}: missing key 'y_train' (the training labels); keys found: {sorted(arrays)}")
+        raise DataError(
+            f"{where}: missing key 'y_train' (the training labels); keys found: {checks.short(sorted(arrays))}"
+        )
     found = [k[len("x_train_") :] for k in arrays if k.startswith("x_train_")]
     if "modalities" in arrays:
         names = [str(n) for n in np.atleast_1d(arrays["modalities"]).tolist()]
         absent = [n for n in names if f"x_train_{n}" not in arrays]
         if absent:
-            raise DataError(f"{where}: 'modalities' names {absent!r}, but keys x_train_<name> for them are missing")
+            raise DataError(
+                f"{where}: 'modalities' names {checks.short(absent)}, but keys x_train_<name> for them are missing"
+            )
     else:
         names = sorted(found)
     if not names:
@@ -257,8 +360,8 @@ def load_npz(path, **split_options) -> Dataset:
     unknown = sorted(set(arrays) - known)
     if unknown:
         raise DataError(
-            f"{where}: unexpected key(s) {unknown}; expected x_<split>_<modality> for modalities "
-            f"{names}, y_<split>, and optionally 'modalities', 'classes'"
+            f"{where}: unexpected key(s) {checks.short(unknown)}; expected x_<split>_<modality> for modalities "
+            f"{checks.short(names)}, y_<split>, and optionally 'modalities', 'classes'"
         )
     parts = {}
     for s in SPLITS:
@@ -284,6 +387,55 @@ def load_npz(path, **split_options) -> Dataset:
         raise DataError(f"{where}: {exc}") from None
 
 
+def _other_format(path: Path) -> str | None:
+    """What the file is when it is not a zip archive (an .npz is one), from its first bytes; None for a zip."""
+    with path.open("rb") as fh:
+        head = fh.read(8)
+    if head.startswith(b"PK"):
+        return None
+    known = {b"\x93NUMPY": "a single .npy array (numpy.save)", b"\x1f\x8b": "a gzip-compressed file"}
+    known[b"\x80"] = "a Python pickle (never loaded: unpickling can run code)"
+    for magic, what in known.items():
+        if head.startswith(magic):
+            return what
+    if not head:
+        return "an empty file"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not an .npz archive"
+    return "a text file (CSV?), not an .npz archive"
+
+
+def _check_headers(path: Path, where: str) -> None:
+    """Refuse, from the arrays' headers alone (before any is read), Python objects, more modalities or features
+    than :mod:`mini_cal.checks` allows: a small compressed file can expand to gigabytes."""
+    from numpy.lib import format as npy
+
+    with zipfile.ZipFile(path) as z:
+        members = [n for n in z.namelist() if n.endswith(".npy")]
+        modalities = sum(n.startswith("x_train_") for n in members)
+        if modalities > checks.MAX_MODALITIES:
+            raise DataError(
+                f"{where}: expected at most {checks.MAX_MODALITIES} modalities (x_train_<modality> keys), got "
+                f"{modalities}; exact Shapley values evaluate all 2^M coalitions"
+            )
+        for member in members:
+            key = member[: -len(".npy")]
+            with z.open(member) as fh:
+                version = npy.read_magic(fh)
+                if version not in ((1, 0), (2, 0)):
+                    continue  # a rarer header version: checked after loading
+                read = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+                shape, _, dtype = read(fh)
+            if dtype.hasobject:
+                raise DataError(f"{where}: {key} holds Python objects; expected numbers (or strings for names)")
+            if key.startswith("x_") and len(shape) == 2 and shape[1] > checks.MAX_FEATURES:
+                raise DataError(
+                    f"{where}: {key}: expected at most {checks.MAX_FEATURES:,} features per modality, got {shape[1]:,}"
+                )
+
+
 # -------------------------------------------------------------------------------------------------- validation
 def _feature_list(xs, what: str):
     if xs is None:
@@ -299,7 +451,24 @@ def _named_features(x, what: str):
         raise DataError(f"{what}: expected real-valued (float or integer) features, got dtype {x.dtype}")
     if x.ndim != 2:
         raise DataError(f"{what}: expected a 2-D array (N, D), got shape {x.shape}")
+    if x.shape[1] > checks.MAX_FEATURES:
+        raise DataError(f"{what}: expected at most {checks.MAX_FEATURES:,} features per modality, got {x.shape[1]:,}")
+    if x.dtype.itemsize > 4 and np.issubdtype(x.dtype, np.floating):  # the model computes in float32
+        big = np.abs(x) > np.finfo(np.float32).max
+        if np.any(big & np.isfinite(x)):
+            raise DataError(f"{what}: values beyond float32's range (|x| > 3.4e38); the model computes in float32")
     return _read_only(x.astype(x.dtype if np.issubdtype(x.dtype, np.floating) else np.float32))
+
+
+def _names(what: str, values) -> list:
+    try:
+        return checks.names(what, values)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+
+
+def _cut(text: str, limit: int = 100) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _labels(y, what: str):

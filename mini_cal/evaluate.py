@@ -15,6 +15,8 @@ from .contribution import all_coalitions, shapley
 
 def accuracy(pred, y) -> float:
     _same_length(pred, y)
+    if np.size(y) == 0:  # the mean of nothing is NaN, which would read as a result
+        raise ValueError("pred, y: expected at least one prediction, got empty arrays")
     return float(np.mean(np.asarray(pred) == np.asarray(y)))
 
 
@@ -51,6 +53,7 @@ def evaluate(model, params, xs_dev, y, predict_coalition=None, with_shapley: boo
     """:func:`metrics` of arrays of your own, checked first (a ValueError naming the argument that does not fit the
     model). The training loop calls :func:`metrics` directly: its data was checked once, when the Dataset was made."""
     _check_inputs(model, xs_dev, y, predict_coalition, modalities)
+    _check_params(params)
     return metrics(model, params, xs_dev, y, predict_coalition, with_shapley, modalities)
 
 
@@ -155,6 +158,7 @@ def attack_curves(model, params, x_test, y_test, predict, seed: int = 0, attacks
     from .noise import ATTACKS, LEVELS, attack
 
     _check_inputs(model, x_test, y_test, predict, None, "x_test")
+    _check_params(params)
     xp = B.xp()
     dtype = params["head.b"].dtype
     curves = {}
@@ -174,6 +178,14 @@ def attack_curves(model, params, x_test, y_test, predict, seed: int = 0, attacks
 def _same_length(pred, y) -> None:
     if np.shape(pred) != np.shape(y) or np.ndim(y) != 1:
         raise ValueError(f"pred, y: expected two 1-D arrays of one length, got shapes {np.shape(pred)}, {np.shape(y)}")
+
+
+def _check_params(params) -> None:
+    """Parameters of a diverged or damaged run would give chance-level numbers that look like results."""
+    xp = B.xp()
+    for key, value in params.items():
+        if not bool(B.to_numpy(xp.all(xp.isfinite(value)))):
+            raise ValueError(f"params[{key!r}]: contains NaN or inf; expected finite parameters")
 
 
 def _check_labels(y, n: int, num_classes: int, what: str = "y") -> None:

@@ -36,11 +36,11 @@ class ModelConfig:
     head_init: float = 0.1  # head weights ~ N(0, (head_init^2) / fan_in): loss at init ~ log K
 
     def __post_init__(self):  # checked here: a configuration is where the network's shape enters
-        self.input_dims = checks.widths("input_dims", self.input_dims)
+        self.input_dims = checks.widths("input_dims", self.input_dims, checks.MAX_FEATURES, checks.MAX_MODALITIES)
         self.hidden = checks.widths("hidden", self.hidden)
-        checks.number("num_classes", self.num_classes, low=2, integer=True)
+        checks.number("num_classes", self.num_classes, low=2, high=checks.MAX_CLASSES, integer=True)
         if self.z_dim is not None:
-            checks.number("z_dim", self.z_dim, low=1, integer=True)
+            checks.number("z_dim", self.z_dim, low=1, high=checks.MAX_WIDTH, integer=True)
         checks.number("sigma_min", self.sigma_min, low=0)
 
     @property

@@ -75,6 +75,8 @@ def auc(levels, accs) -> float:
         )
     if not (np.all(np.isfinite(levels)) and np.all(np.isfinite(accs)) and np.all(np.diff(levels) > 0)):
         raise ValueError("levels, accs: expected finite values and increasing levels")
+    if np.any((accs < 0) | (accs > 1)):
+        raise ValueError(f"accs: expected accuracies in [0, 1], got values in {accs.min():g}..{accs.max():g}")
     if len(levels) < 2:
         return float(accs[0])
     return float(np.sum((accs[1:] + accs[:-1]) * np.diff(levels)) / 2 / (levels[-1] - levels[0]))

@@ -64,7 +64,7 @@ class TrainConfig:
             checks.number("clip_norm", self.clip_norm, low=0, low_open=True)
         checks.widths("hidden", self.hidden)
         if self.z_dim is not None:
-            checks.number("z_dim", self.z_dim, low=1, integer=True)
+            checks.number("z_dim", self.z_dim, low=1, high=checks.MAX_WIDTH, integer=True)
         checks.number("sigma_shift", self.sigma_shift)
         checks.choice("dtype", self.dtype, ("float32", "float64"))
         checks.choice("optimizer", self.optimizer, ("sgd", "adam"))

@@ -116,7 +116,9 @@ def test_cal_ablation_flags():
         lo, grads, ctx = loss_and_grads(method, model, params, xs, Y, eps, rng)
         assert check(lo, method.modify_gradients(grads, ctx, lo)), kw
     assert not make_method("cal-no-aib").samples_noise and make_method("cal").samples_noise
-    assert make_method("cal-gamma0", gamma=1.0).gamma == 0.0  # a variant's own flag wins
+    assert make_method("cal-gamma0").gamma == 0.0
+    with pytest.raises(ValueError, match="cal-gamma0: gamma is fixed to 0.0"):  # never silently undone (issue 20)
+        make_method("cal-gamma0", gamma=1.0)
     with pytest.raises(ValueError, match="beta_direction"):
         CALDesign(beta_direction="up")
     with pytest.raises(ValueError, match="gamma"):

@@ -74,15 +74,43 @@ def load_preset(name: str) -> Dataset:
     return synthetic.load_preset(name)
 
 
-def load_data_file(path) -> Dataset:
-    """The ``.npz`` of ``--data``: a preset file written by ``mini-cal data generate`` (:func:`read_preset`), or
-    your own data in the format of :func:`mini_cal.data.load_npz`, which reports any problem with the file."""
+def load_data_file(path, standardize: bool = False) -> Dataset:
+    """The ``.npz`` of ``--data``: a preset file written by ``mini-cal data generate`` (:func:`read_preset`) when a
+    manifest records its checksum (:func:`vouched`), else your own data in the format of
+    :func:`mini_cal.data.load_npz`, which reports any problem with the file. A file laid out like a preset that no
+    manifest vouches for is refused: its metadata (the Bayes accuracies) would be trusted unchecked.
+    ``standardize``: see :func:`mini_cal.data.from_arrays` (for your own data; presets are on scale 1 already)."""
     try:
         with zipfile.ZipFile(path) as z:  # an .npz is a zip of <key>.npy
             preset = {"meta.npy", "train_y.npy"} <= set(z.namelist())
     except (OSError, ValueError, EOFError, zipfile.BadZipFile):
         preset = False
-    return read_preset(path) if preset else load_npz(path)
+    if not preset:
+        return load_npz(path, standardize=standardize)
+    where = f"--data {str(path)!r}"
+    if not vouched(path):
+        raise DataError(
+            f"{where}: laid out like a preset file (keys meta, train_y, ...), but no manifest.json beside it or of "
+            "the presets records its checksum; use --preset NAME, keep the file with the manifest.json that "
+            "'mini-cal data generate' wrote, or write your own data in the format of docs/data.md"
+        )
+    if standardize:
+        raise DataError(f"{where}: a preset file; --standardize is for your own data (presets are on scale 1)")
+    return read_preset(path)
+
+
+def vouched(path) -> bool:
+    """Whether a manifest (the file's folder's, or one of :func:`data_dirs`) records ``path``'s SHA-256."""
+    path = Path(path)
+    digest = checksum(path)
+    for folder in dict.fromkeys([path.parent, *data_dirs()]):
+        try:
+            manifest = _read_manifest(folder / "manifest.json")
+        except DataError:
+            continue  # a damaged manifest vouches for nothing
+        if any(entry.get("sha256") == digest for entry in manifest.values()):
+            return True
+    return False
 
 
 def read_preset(path) -> Dataset:
@@ -96,16 +124,17 @@ def read_preset(path) -> Dataset:
                 parts[f"x_{split}"] = [f[f"{split}_x{m}"] for m in range(len(config.modalities))]
                 parts[f"y_{split}"] = f[f"{split}_y"]
             extra = {"clean_y_train": f["clean_y_train"], "corrupted_mask": f["corrupted_mask"]}
+            bayes, name = meta["bayes"], meta["name"]
     except Exception as exc:  # a truncated or altered file: zipfile, JSON, key or type errors mean the same here
         raise DataError(
-            f"preset file {str(path)!r} is unreadable or damaged ({type(exc).__name__}: {exc}); "
+            f"preset file {str(path)!r} is unreadable or damaged ({type(exc).__name__}: {str(exc)[:100]}); "
             "regenerate it with: mini-cal data generate"
         ) from None
     return Dataset(
         **parts,
         config=config,
-        bayes=meta["bayes"],
-        name=meta["name"],
+        bayes=bayes,
+        name=name,
         **extra,
         provenance={"source": "mini_cal.synthetic", "seed": config.seed, "file": str(path)},
     )

@@ -88,10 +88,18 @@ def hyperparameters(name: str) -> list:
 def make_method(name: str, **hparams) -> Method:
     """A method by registry name (``joint``, ``unimodal``, ``ogm-ge``, ``arl``, ``cal``, ...) or variant name
     (``unimodal-1``, ``cal-no-aib``, ...), named ``name``; ``hparams`` override the defaults, but never a variant's
-    own flags (``cal-gamma0`` keeps gamma = 0 whatever configuration it is given). A design-space option
-    (``make_method("cal", ema=0.9)``) gives the class that has it (:class:`CALDesign`)."""
+    own flags: ``make_method("cal-gamma0", gamma=0.5)`` is refused (a ValueError naming the variant, the key and
+    its fixed value), not silently turned back into CAL. A design-space option (``make_method("cal", ema=0.9)``)
+    gives the class that has it (:class:`CALDesign`)."""
     spec = spec_of(name)
-    kwargs = {**hparams, **VARIANTS[name][1]}
+    fixed = VARIANTS[name][1]
+    for key, value in hparams.items():
+        if key in fixed and not (value == fixed[key] and isinstance(value, bool) == isinstance(fixed[key], bool)):
+            raise ValueError(
+                f"{name}: {key} is fixed to {fixed[key]!r} by this variant, got {value!r} (choose {key} with "
+                f"{spec.name} instead)"
+            )
+    kwargs = {**hparams, **fixed}
     for cls in (spec.class_of(name), *spec.classes.values()):
         if set(kwargs) <= set(_arguments(cls)):
             method = cls(**kwargs)
@@ -127,13 +135,14 @@ def split_config(cfg: dict) -> tuple:
 
 def tuned_config(name: str, tuned: dict | None = None) -> dict:
     """The configuration a method runs with in ``compare``: its own tuned entry, else its registry name's (so CAL's
-    ablations and ``arl-released`` reuse CAL's and ARL's choice; the variant's own flags still apply). ``tuned``:
-    a table that replaces the declarations' (e.g. a sweep.json's ``chosen``)."""
+    ablations and ``arl-released`` reuse CAL's and ARL's choice) less the keys the variant fixes itself
+    (``cal-gamma0`` does not inherit CAL's gamma). ``tuned``: a table that replaces the declarations' (e.g. a
+    sweep.json's ``chosen``)."""
     spec = spec_of(name)
     table = spec.tuned if tuned is None else tuned
     if name in table:
         return dict(table[name])
-    return dict(table.get(spec.name, {}))
+    return {k: v for k, v in table.get(spec.name, {}).items() if k not in VARIANTS[name][1]}
 
 
 __all__ = [
