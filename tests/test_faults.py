@@ -31,9 +31,9 @@ ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("P
 FAST = dict(progress=False, probe=False, shapley=False)
 
 
-def spawn(argv, cwd, **kw):
+def spawn(argv, cwd, env=ENV, **kw):
     return subprocess.Popen(
-        [sys.executable, "-m", "mini_cal", *argv], cwd=cwd, env=ENV, text=True, stderr=subprocess.PIPE, **kw
+        [sys.executable, "-m", "mini_cal", *argv], cwd=cwd, env=env, text=True, stderr=subprocess.PIPE, **kw
     )
 
 
@@ -79,7 +79,10 @@ def test_sigterm_of_train_saves_its_checkpoint(tmp_path):
 
 
 def test_sigterm_of_train_without_checkpoint_saves_to_a_new_file(tmp_path):
-    proc = spawn(["train", "--preset", "tiny", "--epochs", "100000"], tmp_path)
+    # the progress bar says when epochs have ended: shown by default, whatever the environment of the suite says
+    # (TQDM_DISABLE=1 is a common CI setting)
+    env = {k: v for k, v in ENV.items() if k != "TQDM_DISABLE"}
+    proc = spawn(["train", "--preset", "tiny", "--epochs", "100000"], tmp_path, env=env)
     seen = []
 
     def read():  # the progress bar (stderr) says when epochs have ended
@@ -195,16 +198,16 @@ def test_sweep_interrupted_then_resumed_is_identical(tmp_path, capsys, monkeypat
     assert json.loads((part / "sweep.json").read_text())["resumed_runs"] == 2
 
 
-def test_overwrite_clears_an_interrupted_run(tmp_path, capsys):
+def test_overwrite_clears_an_interrupted_run(tmp_path, capsys, monkeypatch):
     out = tmp_path / "out"
-    (out / "models").mkdir(parents=True)
-    (out / R.MARKER).write_text(json.dumps({"pid": 999999999}))
-    (out / "models" / "cal-seed7.npz").write_bytes(b"from another run")
-    (out / "results.json").write_text("{}")
-    argv = [*COMPARE, "--seeds", "1", "--epochs", "1", "--jobs", "1", "--out", str(out)]
-    assert main(argv) == 2 and "unfinished run" in capsys.readouterr().err
-    assert main([*argv, "--overwrite"]) == 0
+    argv = [*COMPARE, "--epochs", "1", "--jobs", "1", "--out", str(out)]
+    run_one = _interrupt_third_run(monkeypatch)
+    assert main([*argv, "--seeds", "3"]) == 130 and (out / "models" / "joint-seed1.npz").exists()
+    monkeypatch.setattr(R, "run_one", run_one)
+    assert main([*argv, "--seeds", "1"]) == 2 and "unfinished run" in capsys.readouterr().err
+    assert main([*argv, "--seeds", "1", "--overwrite"]) == 0
     assert os.listdir(out / "models") == ["joint-seed0.npz"] and not (out / R.MARKER).exists()
+    assert os.listdir(out / "runs") == ["joint-seed0.json"]
     assert json.loads((out / "results.json").read_text())["methods"] == ["joint"]
 
 

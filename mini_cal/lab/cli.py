@@ -36,6 +36,33 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
         help="your own features instead of a preset: an .npz with x_<split>_<modality> and y_<split> "
         "arrays (format: docs/data.md); val/test are split off train when absent",
     )
+    _add_standardize_option(p)
+
+
+def _add_standardize_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--standardize",
+        action="store_true",
+        help="with --data: rescale each feature to mean 0 and std 1 with the training split's statistics, applied "
+        "to val and test too (docs/data.md); off by default: features of very different scales get a warning",
+    )
+
+
+def _load_data(args, load):
+    """``load()``, with its DataWarnings (e.g. features of very different scales) printed as one line each."""
+    import warnings
+
+    from ..data import DataWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataWarning)
+        ds = load()
+    for w in caught:
+        if issubclass(w.category, DataWarning):
+            print(f"mini-cal {args.command}: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return ds
 
 
 def _add_common_options(p: argparse.ArgumentParser) -> None:
@@ -54,7 +81,11 @@ def _source(args) -> dict:
     from .runs import data_source, load_source
 
     source = data_source(args.preset, args.data)
-    load_source(source)  # an unknown preset, a missing or damaged file: a clear error here
+    if args.standardize:  # part of the source: workers, saved models and --resume see the same data
+        if "file" not in source:
+            raise ValueError("--standardize: only with --data FILE (the presets are on scale 1 already)")
+        source["standardize"] = True
+    _load_data(args, lambda: load_source(source))  # an unknown preset, a missing or damaged file: a clear error here
     return source
 
 
@@ -174,7 +205,11 @@ def _check_file_option(option: str, path, make_folders: bool = False) -> None:
     if os.path.isdir(path):
         hint = " (to continue a run, --resume FILE names its checkpoint file)" if option == "--checkpoint" else ""
         raise ValueError(f"{option}: {path!r} is a folder, expected a file path such as {path}/run.npz{hint}")
-    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.exists(path) and not os.path.isfile(path):  # /dev/stdout, a pipe: written in place (io.atomic_write)
+        if not os.access(path, os.W_OK):
+            raise ValueError(f"{option}: cannot write {path!r}")
+        return
+    folder = os.path.dirname(os.path.realpath(path))  # a link is written through: its target's folder
     while make_folders and not os.path.exists(folder) and os.path.dirname(folder) != folder:
         folder = os.path.dirname(folder)
     if not os.path.isdir(folder):
@@ -254,12 +289,13 @@ def cmd_train(args) -> int:
                 file=sys.stderr,
             )
         return _interrupt_code()
-    print(train_table(result, ds))
-    if args.json:
+    if args.json:  # saved before anything is printed
         from .io import write_json
 
         write_json(result.summary(), args.json)
-        print(f"wrote {args.json}")
+    _say(train_table(result, ds))
+    if args.json:
+        _say(f"wrote {args.json}")
     return 0
 
 
@@ -316,6 +352,24 @@ def _out_folder(args, default_stem: str, command: str):
     folder = OutFolder(path, overwrite=args.overwrite, resume=resume is not None, command=command)
     args.out_folder = folder
     return folder
+
+
+def _say(text: str) -> None:
+    """Print a result that is already saved: a closed stdout, a reader gone (``| head``) or an encoding without
+    '±' (``PYTHONIOENCODING=ascii``: '+/-' instead) must not turn a finished command into a failure."""
+    if sys.stdout is None:  # started with stdout closed
+        return
+    try:
+        try:
+            print(text)
+        except UnicodeEncodeError:
+            encoding = sys.stdout.encoding or "ascii"
+            print(text.replace("±", "+/-").encode(encoding, "replace").decode(encoding))
+        sys.stdout.flush()
+    except BrokenPipeError:  # what is left to print goes nowhere, also at exit (no "Exception ignored" there)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _label(source: dict) -> str:
@@ -376,14 +430,14 @@ def cmd_compare(args) -> int:
         + T.config_table(result)
         + f"\n\nwall time {result['wall_time_s']:.1f} s with --jobs {args.jobs}\n"
     )
-    print(tables)
-    figures = comparison_figures(result, out)
+    write_json(result, os.path.join(out, "results.json"))  # everything is saved before anything is printed
     write_text(tables, os.path.join(out, "table.md"))
-    write_json(result, os.path.join(out, "results.json"))
+    figures = comparison_figures(result, out)
     folder.done()
+    _say(tables)
     if result["resumed_runs"]:
-        print(f"--resume: {result['resumed_runs']} finished runs were reused, the others were run")
-    print(f"wrote {out}/results.json, table.md, {len(figures)} figures and the trained models in {models_dir}")
+        _say(f"--resume: {result['resumed_runs']} finished runs were reused, the others were run")
+    _say(f"wrote {out}/results.json, table.md, {len(figures)} figures and the trained models in {models_dir}")
     return 0
 
 
@@ -431,7 +485,8 @@ def cmd_robustness(args) -> int:
 
     _select_device(args.device)
     if args.models is not None and args.preset is None and args.data is None:
-        args.preset, args.data = _models_data(args.models)  # the data the models were trained on
+        args.preset, args.data, standardize = _models_data(args.models)  # the data the models were trained on
+        args.standardize = args.standardize or standardize
     source = _source(args)
     ds = load_source(source)
     tuned = _load_tuned(args, ds)
@@ -460,12 +515,12 @@ def cmd_robustness(args) -> int:
         + T.robustness_tables(result)
         + f"\n\nwall time {result['wall_time_s']:.1f} s with --jobs {args.jobs}\n"
     )
-    print(text)
-    figure = robustness_figure(result, os.path.join(out, "robustness.png"))
+    write_json(result, os.path.join(out, "robustness.json"))  # everything is saved before anything is printed
     write_text(text, os.path.join(out, "robustness.md"))
-    write_json(result, os.path.join(out, "robustness.json"))
+    figure = robustness_figure(result, os.path.join(out, "robustness.png"))
     folder.done()
-    print(f"wrote {out}/robustness.json, robustness.md and {figure}")
+    _say(text)
+    _say(f"wrote {out}/robustness.json, robustness.md and {figure}")
     return 0
 
 
@@ -493,18 +548,18 @@ def cmd_sweep(args) -> int:
         runs_dir=runs_dir,
         resume=args.resume is not None,
     )
-    if result["resumed_runs"]:
-        print(f"--resume: {result['resumed_runs']} finished trial runs were reused, the others were run")
-    print(sweep_table(result))
-    print("\nchosen:\n" + json.dumps(result["chosen"], indent=1))
-    write_json(result, os.path.join(out, "sweep.json"))
+    write_json(result, os.path.join(out, "sweep.json"))  # saved before anything is printed
     folder.done()
-    print(f"wrote {out}/sweep.json (use it with: mini-cal compare --hparams {out}/sweep.json)")
+    if result["resumed_runs"]:
+        _say(f"--resume: {result['resumed_runs']} finished trial runs were reused, the others were run")
+    _say(sweep_table(result))
+    _say("\nchosen:\n" + json.dumps(result["chosen"], indent=1))
+    _say(f"wrote {out}/sweep.json (use it with: mini-cal compare --hparams {out}/sweep.json)")
     return 0
 
 
 def _models_data(models_dir) -> tuple:
-    """(preset, data file) that the models saved in ``models_dir`` were trained on (their files' meta)."""
+    """(preset, data file, standardize) that the models saved in ``models_dir`` were trained on (their meta)."""
     from .checkpoint import read_npz
 
     files = sorted(f for f in os.listdir(models_dir) if f.endswith(".npz")) if os.path.isdir(models_dir) else []
@@ -515,7 +570,7 @@ def _models_data(models_dir) -> tuple:
     data = read_npz(os.path.join(models_dir, files[0]))[0].get("data")
     if not isinstance(data, dict) or not ({"preset", "file"} & set(data)):
         raise ValueError(f"--models: {files[0]!r} does not say which data it was trained on; give --preset or --data")
-    return data.get("preset"), data.get("file")
+    return data.get("preset"), data.get("file"), bool(data.get("standardize"))
 
 
 def cmd_gradcheck(args) -> int:
@@ -541,7 +596,16 @@ def cmd_data(args) -> int:
             raise ValueError("data describe: give preset names or --data FILE, not both")
         if len(args.names) > 1:
             raise ValueError(f"data describe: expected at most one preset name, got {args.names}")
-        ds = load_data_file(args.data) if args.data else load_preset(args.names[0] if args.names else "default")
+        if args.standardize and not args.data:
+            raise ValueError("--standardize: only with --data FILE (the presets are on scale 1 already)")
+        ds = _load_data(
+            args,
+            lambda: (
+                load_data_file(args.data, standardize=args.standardize)
+                if args.data
+                else load_preset(args.names[0] if args.names else "default")
+            ),
+        )
         print(synthetic.describe(ds))
         return 0
     if args.action == "example":
@@ -744,6 +808,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"preset names ({', '.join(synthetic.PRESETS)}); with 'example': one of {', '.join(EXAMPLES)}",
     )
     p.add_argument("--data", metavar="FILE.npz", default=None, help="describe this data file instead of a preset")
+    _add_standardize_option(p)
     p.add_argument(
         "--out",
         default=None,
@@ -774,7 +839,9 @@ def main(argv=None) -> int:
         where = (
             f" ({exc.filename!r})" if isinstance(exc, OSError) and exc.filename and exc.filename not in str(exc) else ""
         )
-        print(f"mini-cal {args.command}: error: {exc}{where}", file=sys.stderr)
+        # a full disk, a killed worker: what finished is kept, say how to go on from it
+        then = _how_to_continue(args) if isinstance(exc, (OSError, RuntimeError)) else ""
+        print(f"mini-cal {args.command}: error: {exc}{where}{then}", file=sys.stderr)
         return 2
     except FloatingPointError as exc:  # train.DivergenceError: the message names the last good checkpoint
         _release(args)

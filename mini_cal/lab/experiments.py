@@ -16,11 +16,13 @@ import dataclasses
 import itertools
 import json
 import os
+import sys
 import time
 
 import numpy as np
 
 from ..methods import (
+    VARIANTS,
     default_methods,
     hyperparameters,
     make_method,
@@ -34,15 +36,17 @@ from ..methods.cal_design import DESIGN_SPACE
 from ..noise import LEVELS
 from ..train import TrainConfig
 from . import stats
-from .runs import finished_record, load_source, robust_one, run_one, run_tasks
+from .io import recording
+from .runs import finished_record, load_source, robust_one, run_one, run_tasks, task_outputs
 
 SWEEP_BUDGET = 8
 SWEEP_SEEDS = (1000, 1001)
 
 
 def sample_configs(name: str, budget: int = SWEEP_BUDGET, seed: int = 0) -> list:
-    """``budget`` distinct configurations of the method's search space (all of them if it is smaller)."""
-    space = spec_of(name).search_space
+    """``budget`` distinct configurations of the method's search space (all of them if it is smaller), without the
+    keys a variant fixes itself (``cal-gamma0`` sweeps no gamma)."""
+    space = {k: v for k, v in spec_of(name).search_space.items() if k not in VARIANTS[name][1]}
     keys = sorted(space)
     grid = [dict(zip(keys, values)) for values in itertools.product(*(space[k] for k in keys))]
     if len(grid) <= budget:
@@ -135,11 +139,35 @@ def _task(source: dict, name: str, config: dict, seed: int, epochs: int | None, 
 
 def run_or_reuse(tasks: list, jobs: int, progress: bool, desc: str, resume: bool) -> tuple:
     """(records in task order, how many were reused): with ``resume``, a task whose record an interrupted run left
-    in its ``save_record`` file is not run again (the record is the one a rerun would give)."""
-    done = {i: r for i, r in enumerate(finished_record(t) for t in tasks) if r is not None} if resume else {}
+    in its ``save_record`` file, and that :func:`~mini_cal.lab.runs.finished_record` trusts, is not run again (the
+    record is the one a rerun would give); a record it does not trust is run again, with a note on stderr.
+
+    The files the tasks write are recorded in their folder's Manifest, where one records it: planned before any
+    task runs, hashed in this process as each task ends (a worker never writes the record)."""
+    done = {}
+    for i, task in enumerate(tasks if resume else []):
+        record, why_not = finished_record(task)
+        if record is not None:
+            done[i] = record
+        elif why_not:
+            print(f"mini-cal {desc}: note: not reused, run again: {why_not}", file=sys.stderr)
     todo = [t for i, t in enumerate(tasks) if i not in done]
-    fresh = iter(run_tasks(todo, jobs, progress, desc=desc) if todo else [])
+    _record_outputs(todo, "plan")
+    fresh = iter(
+        run_tasks(todo, jobs, progress, desc=desc, on_result=lambda t, _: _record_outputs([t], "add")) if todo else []
+    )
     return [done[i] if i in done else next(fresh) for i in range(len(tasks))], len(done)
+
+
+def _record_outputs(tasks: list, how: str) -> None:
+    """Plan (before) or add (after) the tasks' output files in the Manifests that record their folders."""
+    by_manifest = {}
+    for path in (p for t in tasks for p in task_outputs(t)):
+        manifest = recording(path)
+        if manifest is not None:
+            by_manifest.setdefault(id(manifest), (manifest, []))[1].append(path)
+    for manifest, paths in by_manifest.values():
+        getattr(manifest, how)(paths)
 
 
 # --------------------------------------------------------------------------------------------------- sweep
@@ -318,6 +346,11 @@ def check_saved_models(models_dir, methods, seeds, source: dict) -> None:
             meta = read_npz(path)[0]
             if meta.get("kind") != "model" or not isinstance(meta.get("data"), dict):
                 raise ValueError(f"--models: {path!r} is not a model file saved by compare")
+            if (meta.get("method"), meta.get("seed")) != (name, seed):
+                raise ValueError(
+                    f"--models: {path!r} holds a model of {meta.get('method')!r} seed {meta.get('seed')!r}, not "
+                    f"of {name!r} seed {seed} as its name says"
+                )
             sources.setdefault(json_key(meta["data"]), (meta["data"], path))
     if len(sources) > 1:
         (a, pa), (b, pb) = list(sources.values())[:2]

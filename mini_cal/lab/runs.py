@@ -7,6 +7,7 @@ returns holds the metrics and a compact history. Workers load each data source o
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -14,6 +15,9 @@ import socket
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+import numpy as np
 
 from .. import backend as B
 from ..evaluate import attack_curves, imbalance_degree
@@ -21,10 +25,11 @@ from ..history import epoch_means
 from ..methods import make_method, split_config
 from ..train import TrainConfig, train
 from .checkpoint import load_model, save_model
-from .io import write_json
+from .io import MANIFEST, Manifest, is_temporary, recording, write_json
 from .presets import load_data_file, load_preset
 
 _DATASETS = {}
+_HASHES = {}
 
 
 def data_source(preset: str | None = None, data: str | None = None) -> dict:
@@ -36,11 +41,38 @@ def data_source(preset: str | None = None, data: str | None = None) -> dict:
 
 
 def load_source(source: dict):
-    """The Dataset of a source, loaded once per process."""
-    key = tuple(sorted(source.items()))
+    """The Dataset of a source, loaded once per process (once per version of a file: its size and time)."""
+    key = _key(source)
     if key not in _DATASETS:
-        _DATASETS[key] = load_data_file(source["file"]) if "file" in source else load_preset(source["preset"])
+        _DATASETS[key] = (
+            load_data_file(source["file"], standardize=source.get("standardize", False))
+            if "file" in source
+            else load_preset(source["preset"])
+        )
     return _DATASETS[key]
+
+
+def _key(source: dict) -> tuple:
+    try:
+        stat = os.stat(source["file"]) if "file" in source else None
+    except OSError:
+        stat = None  # load_data_file says what is wrong
+    return (*sorted(source.items()), stat and (stat.st_size, stat.st_mtime_ns, stat.st_ino))
+
+
+def data_sha256(source: dict) -> str:
+    """SHA-256 of the source's data as loaded (every split's arrays, dtypes and shapes): what the records of a
+    run were computed from, so that ``--resume`` never reuses a record of other data under the same file name."""
+    key = _key(source)
+    if key not in _HASHES:
+        ds = load_source(source)
+        h = hashlib.sha256()
+        for a in (*ds.x_train, ds.y_train, *ds.x_val, ds.y_val, *ds.x_test, ds.y_test):
+            a = np.ascontiguousarray(np.asarray(a))
+            h.update(f"{a.dtype}{a.shape}".encode())
+            h.update(a.tobytes())
+        _HASHES[key] = h.hexdigest()
+    return _HASHES[key]
 
 
 def run_one(task: dict) -> dict:
@@ -94,28 +126,53 @@ def run_one(task: dict) -> dict:
     if task.get("attacks"):
         record["attacks"] = attack_curves(result.model, result.params, ds.x_test, ds.y_test, predict, seed=task["seed"])
     if task.get("save_record"):  # after the model: a record on disk means the run finished (compare --resume)
-        write_json({"task": task, "record": record}, task["save_record"])
+        write_json({"task": task, "data_sha256": data_sha256(task["data"]), "record": record}, task["save_record"])
     return record
 
 
-def finished_record(task: dict):
-    """The record that an earlier, interrupted run of this very task left in ``task["save_record"]`` (None when
-    there is none, or it belongs to another task)."""
+def task_outputs(task: dict) -> list:
+    """The files a task writes (its model, then its record: a record on disk means the model is complete)."""
+    return [task[k] for k in ("save_model", "save_record") if task.get(k)]
+
+
+def finished_record(task: dict) -> tuple:
+    """(record, None) when an earlier, interrupted run of this very task left its record in ``task["save_record"]``
+    and it can be trusted; else (None, why not: None when there is simply no finished record to reuse).
+
+    Trusted means: the record and model files are as mini-cal wrote them (their hashes in the folder's
+    :class:`~mini_cal.lab.io.Manifest`, where one records the folder), the record was computed from the same data
+    (:func:`data_sha256`) for the same task, and its method, seed and configuration are the task's."""
     path = task.get("save_record")
-    if not path or not os.path.isfile(path) or (task.get("save_model") and not os.path.isfile(task["save_model"])):
-        return None
+    if not path or not all(os.path.isfile(p) for p in task_outputs(task)):
+        return None, None
+    for p in task_outputs(task):
+        manifest = recording(p)
+        state = manifest.state(p) if manifest is not None else "same"
+        if state == "planned":  # written by a run killed before it could record the file: run it again
+            return None, None
+        if state != "same":
+            return None, f"{p} is not as mini-cal wrote it ({state})"
     try:
         with open(path, encoding="utf-8") as fh:
             saved = json.load(fh)
-    except (OSError, ValueError):
-        return None
-    return saved["record"] if isinstance(saved, dict) and saved.get("task") == json.loads(json.dumps(task)) else None
+    except (OSError, ValueError) as exc:
+        return None, f"{path} cannot be read ({exc})"
+    plain = json.loads(json.dumps(task))
+    if not isinstance(saved, dict) or not isinstance(saved.get("record"), dict) or saved.get("task") != plain:
+        return None, f"{path} is the record of another task"
+    if saved.get("data_sha256") != data_sha256(task["data"]):
+        return None, f"{path} was computed from other data (the content of {task['data']} has changed)"
+    record = saved["record"]
+    wrong = [k for k in ("method", "seed", "config") if record.get(k) != plain[k]]
+    if wrong:
+        return None, f"{path}: its {', '.join(wrong)} differ from the task's"
+    return record, None
 
 
 def robust_one(task: dict) -> dict:
     """Attack curves of a model saved by ``compare`` (no training)."""
     ds = load_source(task["data"])
-    model, params, meta = load_model(task["model_path"])
+    model, params, meta = load_model(task["model_path"], expect_method=task["method"], expect_seed=task["seed"])
     if tuple(model.config.input_dims) != tuple(ds.input_dims) or meta.get("data", task["data"]) != task["data"]:
         raise ValueError(f"--models: {task['model_path']} was trained on other data ({meta.get('data')!r})")
     return {
@@ -153,9 +210,11 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
         proc.join(timeout=5)
 
 
-def run_tasks(tasks: list, jobs: int = 1, progress: bool = True, desc: str = "runs", fn=None) -> list:
-    """Run tasks in ``jobs`` processes (1: in this process), with a progress bar; results in task order. On any
-    error or interruption (Ctrl-C, SIGTERM) the workers are stopped before the exception goes on."""
+def run_tasks(tasks: list, jobs: int = 1, progress: bool = True, desc: str = "runs", fn=None, on_result=None) -> list:
+    """Run tasks in ``jobs`` processes (1: in this process), with a progress bar; results in task order; each
+    ``on_result(task, result)`` is called in this process as it comes. On any error or interruption (Ctrl-C,
+    SIGTERM) the workers are stopped before the exception goes on; a worker killed by the operating system (out of
+    memory, say) is a RuntimeError that says so."""
     if B.get_backend() == "cupy":  # a CUDA context does not survive fork(), and there is one GPU: run in turn
         jobs = 1
     jobs = max(1, min(jobs, len(tasks)))  # never more workers than tasks
@@ -169,6 +228,8 @@ def run_tasks(tasks: list, jobs: int = 1, progress: bool = True, desc: str = "ru
         if jobs <= 1:
             for t in tasks:
                 results.append((fn or run_one)(t))
+                if on_result:
+                    on_result(t, results[-1])
                 if bar:
                     bar.update(1)
         else:
@@ -177,10 +238,18 @@ def run_tasks(tasks: list, jobs: int = 1, progress: bool = True, desc: str = "ru
                 # submit, not map: map's iterator cancels the pending futures as an exception leaves it, and the
                 # pool's manager thread then fails on them (InvalidStateError, Python 3.11) once the workers stop
                 futures = [pool.submit(fn or run_one, t) for t in tasks]
-                for future in futures:
+                for t, future in zip(tasks, futures):
                     results.append(future.result())
+                    if on_result:
+                        on_result(t, results[-1])
                     if bar:
                         bar.update(1)
+            except BrokenProcessPool:
+                _stop_workers(pool)
+                raise RuntimeError(
+                    f"a worker process of {desc} ended abruptly: the operating system killed it (out of memory, "
+                    f"most often); fewer --jobs need less memory"
+                ) from None
             except BaseException:
                 _stop_workers(pool)
                 raise
@@ -193,8 +262,7 @@ def run_tasks(tasks: list, jobs: int = 1, progress: bool = True, desc: str = "ru
 
 # ------------------------------------------------------------------------------------------- the run marker
 MARKER = "RUNNING"
-# what a multi-run command writes into its --out folder: removed by --overwrite before anything else is written
-OUTPUTS = ("results.json", "table.md", "robustness.json", "robustness.md", "robustness.png", "sweep.json")
+SOURCE_TREE = (".git", ".hg", "setup.py", "pyproject.toml")  # a folder holding one is a checkout, never an output
 
 
 class OutFolder:
@@ -205,7 +273,12 @@ class OutFolder:
     exclusive lock (``flock``) on the marker, so a second run into the same folder is refused while the first is
     alive, and a marker whose lock is free belongs to a run that died (interrupted, killed): the folder is then
     refused unless ``overwrite`` (clear the old outputs and models, start again) or ``resume`` (compare and sweep:
-    keep the finished runs). ``option``: the name errors use (``--out``)."""
+    keep the finished runs). ``option``: the name errors use (``--out``).
+
+    Everything the run writes into the folder is recorded in its :class:`~mini_cal.lab.io.Manifest` (with its
+    SHA-256), and ``overwrite`` and ``resume`` act on recorded files only: a folder holding a file the record does
+    not list (the user's, or one of a mini-cal older than the record) is refused with its name, and ``overwrite``
+    refuses to remove a recorded file that was changed since."""
 
     def __init__(self, path, *, overwrite: bool = False, resume: bool = False, command: str = "", option="--out"):
         import fcntl
@@ -235,16 +308,11 @@ class OutFolder:
                 f"{option}: another mini-cal run is writing into {path!r} ({_marker_text(self.marker)}); wait for "
                 "it to end or choose another folder"
             ) from None
-        others = [n for n in os.listdir(path) if n != MARKER and not n.startswith(".")]
-        problem = None
-        if had_marker and not (overwrite or resume):
-            problem = (
-                f"{option}: {path!r} holds an unfinished run ({_marker_text(self.marker)}, no longer running); "
-                + ("continue it with --resume, or " if command in ("compare", "sweep") else "")
-                + "start again with --overwrite"
-            )
-        elif others and not (overwrite or resume or had_marker):
-            problem = f"{option}: folder {path!r} exists and is not empty; choose another or pass --overwrite"
+        try:
+            self.manifest = Manifest(path)
+            problem = self._problem(option, command, had_marker, overwrite, resume)
+        except ValueError as exc:
+            problem = str(exc)
         if problem:
             os.close(self.fd)
             if not had_marker:
@@ -252,6 +320,7 @@ class OutFolder:
                 if not existed:
                     os.rmdir(path)
             raise ValueError(problem)
+        self.manifest.__enter__()  # from now on, what this process writes into the folder is recorded
         if overwrite:
             self._clear()
         info = {"pid": os.getpid(), "host": socket.gethostname(), "command": command, "started": time.ctime()}
@@ -259,25 +328,73 @@ class OutFolder:
         os.write(self.fd, (json.dumps(info) + "\n").encode())
         os.fsync(self.fd)
 
+    def _files(self) -> list:
+        """Every file (and link) in the folder except the marker, the record and atomic_write's temporaries."""
+        found = []
+        for root, dirs, files in os.walk(self.path):
+            dirs.sort()
+            links = [d for d in dirs if os.path.islink(os.path.join(root, d))]
+            for name in sorted(files) + links:
+                if not (root == self.path and name in (MARKER, MANIFEST)) and not is_temporary(name):
+                    found.append(os.path.join(root, name))
+        return found
+
+    def _problem(self, option, command, had_marker, overwrite, resume):
+        """Why the folder cannot be used this way (None: it can)."""
+        path = self.path
+        entries = [n for n in os.listdir(path) if n not in (MARKER, MANIFEST) and not is_temporary(n)]
+        if had_marker and not (overwrite or resume):
+            return (
+                f"{option}: {path!r} holds an unfinished run ({_marker_text(self.marker)}, no longer running); "
+                + ("continue it with --resume, or " if command in ("compare", "sweep") else "")
+                + "start again with --overwrite"
+            )
+        if entries and not (overwrite or resume or had_marker):
+            return f"{option}: folder {path!r} exists and is not empty; choose another or pass --overwrite"
+        how = "--resume" if resume else "--overwrite"
+        tree = [n for n in SOURCE_TREE if n in entries]
+        if tree or (entries and os.path.realpath(path) == os.path.realpath(os.path.expanduser("~"))):
+            what = f"a source checkout (it holds {tree[0]})" if tree else "your home folder"
+            return f"{option}: {path!r} looks like {what}; {how} writes only into a folder of mini-cal's own runs"
+        states = {p: self.manifest.state(p) for p in self._files()}
+        unlisted = [p for p, state in states.items() if state == "unlisted"]
+        if unlisted:
+            more = f" and {len(unlisted) - 1} more" if len(unlisted) > 1 else ""
+            record = f"the folder's record, {MANIFEST}, does not list it"
+            if not os.path.exists(self.manifest.path):
+                record = f"the folder has no record {MANIFEST}: not mini-cal's, or written before folders had one"
+            return (
+                f"{option}: {path!r} holds {os.path.relpath(unlisted[0], path)!r}{more}, which mini-cal did not "
+                f"write there ({record}); {how} acts only on mini-cal's own files: move it away, or choose another "
+                "folder"
+            )
+        changed = [p for p, state in states.items() if state == "changed"]
+        if overwrite and changed:
+            return (
+                f"{option}: {os.path.relpath(changed[0], path)!r} in {path!r} was changed after mini-cal wrote it; "
+                "--overwrite removes only files mini-cal wrote, unchanged: move it away, or choose another folder"
+            )
+        return None
+
     def _clear(self) -> None:
-        """Remove what an earlier run wrote here (its results first, then its models and run records)."""
-        for name in OUTPUTS:
-            if os.path.isfile(os.path.join(self.path, name)):
-                os.remove(os.path.join(self.path, name))
-        for sub in ("models", "runs"):
-            folder = os.path.join(self.path, sub)
-            if os.path.isdir(folder):
-                for name in os.listdir(folder):
-                    if name.endswith((".npz", ".json", ".tmp")):
-                        os.remove(os.path.join(folder, name))
+        """Remove what earlier runs wrote here (only what the folder's record lists, checked by _problem)."""
+        for name in list(self.manifest.files):
+            full = os.path.join(self.path, *name.split("/"))
+            if os.path.isfile(full):
+                os.remove(full)
+        self.manifest.files.clear()
+        if os.path.exists(self.manifest.path):
+            self.manifest.save()
 
     def done(self) -> None:
         """The results are written: remove the marker, release the folder."""
+        self.manifest.__exit__()
         os.remove(self.marker)
         os.close(self.fd)
 
     def release(self) -> None:
         """The run failed or was interrupted: keep the marker (the folder is incomplete), release the lock."""
+        self.manifest.__exit__()
         os.close(self.fd)
 
 
