@@ -228,3 +228,30 @@ def test_a_worker_killed_by_the_os_says_so_and_how_to_continue(tmp_path, capsys,
     assert main([*argv, "--no-progress", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "killed" in err and "--jobs" in err and f"--resume {out}" in err and "Traceback" not in err
+
+
+def test_ctrl_c_where_nothing_can_be_saved_says_both(tmp_path, capsys, monkeypatch):
+    """Item 10: Ctrl-C of train in a folder where the interrupt checkpoint cannot be written (read-only, full)
+    reported only the write error; now it says the run was interrupted, after which epoch, and why nothing was
+    kept. (As root a chmod does not stop writes, so the save itself is made to fail.)"""
+    import mini_cal.train as T
+    from mini_cal.lab import checkpoint as C
+
+    monkeypatch.chdir(tmp_path)
+    metrics, calls = T.metrics, []
+
+    def interrupt_second_validation(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return metrics(*args, **kwargs)
+
+    def read_only(path, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(T, "metrics", interrupt_second_validation)
+    monkeypatch.setattr(C, "save_training_checkpoint", read_only)
+    rc = main(["train", "--method", "joint", "--preset", "tiny", "--epochs", "3", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 130 and "Traceback" not in err
+    assert "interrupted after epoch 1" in err and "could not be saved" in err and "Read-only file system" in err

@@ -441,9 +441,11 @@ class TrainingInterrupted(KeyboardInterrupt):
     """Training was interrupted (Ctrl-C). ``path``: the checkpoint of the last completed epoch (``epoch``), or None
     when nothing was saved; ``default_location``: True when no checkpoint path was set."""
 
-    def __init__(self, path, epoch: int, default_location: bool = False):
-        self.path, self.epoch, self.default_location = path, epoch, default_location
-        if path is None:
+    def __init__(self, path, epoch: int, default_location: bool = False, unsaved: str | None = None):
+        self.path, self.epoch, self.default_location, self.unsaved = path, epoch, default_location, unsaved
+        if unsaved is not None:  # the save itself failed: say both what happened and why nothing was kept
+            text = f"training interrupted; the state at the end of epoch {epoch} could not be saved ({unsaved})"
+        elif path is None:
             text = "training interrupted; nothing was saved" + (" (no epoch had ended)" if epoch == 0 else "")
         else:
             text = (
@@ -454,7 +456,7 @@ class TrainingInterrupted(KeyboardInterrupt):
         super().__init__(text)
 
     def __reduce__(self):  # picklable, so that it crosses from a worker process
-        return type(self), (self.path, self.epoch, self.default_location)
+        return type(self), (self.path, self.epoch, self.default_location, self.unsaved)
 
 
 class Checkpointing(Hook):
@@ -594,11 +596,13 @@ def _train_saving(hook, method, dataset, config, log, save_on_interrupt):
         path = hook.path
         if path is None and hook.good is not None and save_on_interrupt:
             path = default_interrupt_path(str(getattr(method, "name", method)), hook.run.config.seed)
-        hook.save_last_good(hook.run, path)
+        epoch = 0 if hook.good is None else hook.good.epoch
+        try:
+            hook.save_last_good(hook.run, path)
+        except OSError as exc:  # a read-only folder or a full disk: the interruption is still the news
+            raise TrainingInterrupted(None, epoch, hook.path is None, f"{path}: {exc.strerror or exc}") from None
         raise TrainingInterrupted(
-            None if hook.good is None or path is None else path,
-            0 if hook.good is None else hook.good.epoch,
-            default_location=hook.path is None,
+            None if hook.good is None or path is None else path, epoch, default_location=hook.path is None
         ) from None
     except DivergenceError as exc:
         hook.save_last_good(hook.run, hook.path)

@@ -279,7 +279,13 @@ def cmd_train(args) -> int:
         )
     except TrainingInterrupted as exc:
         how = _interruption()
-        if exc.path is None:
+        if exc.unsaved is not None:
+            print(
+                f"mini-cal train: {how} after epoch {exc.epoch}; its state could not be saved ({exc.unsaved}); "
+                "nothing was saved: give --checkpoint a writable path next time",
+                file=sys.stderr,
+            )
+        elif exc.path is None:
             print(f"mini-cal train: {how} before the first epoch ended; nothing was saved", file=sys.stderr)
         else:
             where = " (no --checkpoint was given: the default location)" if exc.default_location else ""
