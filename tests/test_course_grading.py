@@ -1,6 +1,7 @@
 """tutorials/course/grading.py: Result, call_student, hide and diagnose."""
 
 import os
+import re
 import sys
 
 import numpy as np
@@ -171,3 +172,58 @@ def test_grade_notebook_reports_stubs_and_accepts_the_answer_key(tmp_path):
         os.environ["PYTHONPATH"] = old
     assert list(stubs) == list(answers.values()) and set(stubs.values()) == {"NOT YET"}, stubs
     assert set(solved.values()) == {"PASSED"}, solved
+
+
+# ------------------------------------------------------------- issue 19, point 7: verdicts that do not mislead
+def test_a_float32_answer_is_named_as_rounding_not_as_a_factor_of_one():
+    rng = np.random.default_rng(1)
+    want = rng.standard_normal((6, 5))
+    got = (want * (1 + 3e-6)).astype(np.float32)
+    message = G.diagnose(got, want, name="dx")
+    assert "float32" in message and "close to the right answer" in message, message
+    assert "1 times" not in message and "constant factor" not in message
+    message = G.diagnose(want * (1 + 3e-6), want, name="dx")  # float64, yet just outside the tolerance
+    assert "outside the tolerance" in message and "1 times" not in message, message
+
+
+def test_a_wrong_number_gets_no_factor_and_no_expected_value():
+    message = G.diagnose(0.3, 0.2271, name="your D(m)")
+    assert "times the right answer" not in message and "0.2271" not in message and "0.227" not in message, message
+    assert "too large" in message
+    assert "N = 4 times too large" in G.diagnose(0.8, 0.2, name="kl", n=4)  # a factor that means something stays
+    assert "wrong sign" in G.diagnose(-0.2, 0.2, name="kl")
+    assert "NaN" in G.diagnose(float("nan"), 0.2, name="kl")
+
+
+def test_swapped_outputs_are_named_as_swapped():
+    rng = np.random.default_rng(2)
+    a, b, c = rng.standard_normal((3, 4)), rng.standard_normal((3, 4)), rng.standard_normal(4)
+    message = G.compare_outputs((b, a, c), (a, b, c), ("dmu", "dsigma", "db"))
+    assert "dmu and dsigma are swapped" in message and "(dmu, dsigma, db)" in message, message
+    message = G.compare_outputs((b, b, c), (a, b, c), ("dmu", "dsigma", "db"))
+    assert "dmu holds what dsigma should be" in message, message
+    assert G.compare_outputs((a, b, c), (a, b, c), ("dmu", "dsigma", "db")) is None
+
+
+def test_exercise_docstrings_do_not_name_the_library_function_graded():
+    """A student reading exercises.py should not be told which library function holds the answer (issue 19,
+    point 8): no docstring names, qualified or as code, a function its checker hides."""
+    import inspect
+
+    import exercises
+
+    for name, check in inspect.getmembers(exercises, inspect.isfunction):
+        if not name.startswith("check_"):
+            continue
+        hidden = []
+
+        def spy(*args, hidden=hidden, **kwargs):
+            hidden.extend(qualname for _, qualname, _ in G._HIDDEN.values())
+            raise NotImplementedError("spy")
+
+        check(spy)
+        doc = check.__doc__ or ""
+        assert "Grades against" not in doc, name
+        for qualname in set(hidden):
+            short = qualname.rsplit(".", 1)[-1]
+            assert not re.search(rf"\w\.{short}\b|``{short}``", doc), (name, qualname)

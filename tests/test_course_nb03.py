@@ -233,3 +233,42 @@ def test_checkers_never_raise_on_odd_answers():
         for odd in (lambda *a: None, lambda *a: "text", lambda *a: 1 / 0):
             result = check(odd)
             assert not result.passed and result.message.startswith("FAILED")
+
+
+# ------------------------------------------------------------- issue 19, point 7: verdicts that do not mislead
+def _softmax_then_entropy(logits_m, num_classes):  # stable softmax, then -sum p log p: 0 log 0 where p underflows
+    z = logits_m - logits_m.max(axis=1, keepdims=True)
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    return float(1 + np.sum(p * np.log(p), axis=1).mean() / math.log(num_classes))
+
+
+def _no_max_subtracted(logits_m, num_classes):
+    p = np.exp(logits_m) / np.exp(logits_m).sum(axis=1, keepdims=True)
+    return float(1 + np.sum(p * np.log(p), axis=1).mean() / math.log(num_classes))
+
+
+def test_confidence_tells_zero_log_zero_from_overflow():
+    with np.errstate(all="ignore"):
+        zero = nb03.check_confidence(_softmax_then_entropy)
+        overflow = nb03.check_confidence(_no_max_subtracted)
+    assert not zero.passed and "0 * log 0" in zero.message and "subtract" not in zero.message, zero.message
+    assert not overflow.passed and "subtract each row's largest logit" in overflow.message, overflow.message
+
+
+def test_scalar_verdicts_print_no_expected_value():
+    result = nb03.check_confidence(lambda logits, k: 0.3)
+    assert not result.passed and "expected" not in result.message and "times the right" not in result.message
+    expected = float(C.confidence(nb03._confidence_cases()[0][1][0], 4))
+    assert f"{expected:.4f}"[:5] not in result.message, result.message
+    result = nb03.check_confidence(lambda logits, k: np.float32(confidence(logits.astype(np.float32), k)))
+    assert "1 times" not in result.message, result.message  # float32: rounding, named as such if it fails
+
+
+def test_a_wrong_coalition_is_named_by_its_key():
+    def one_wrong(shares, bias, y_onehot, h_y):
+        values = coalition_values(shares, bias, y_onehot, h_y)
+        values[(1,)] = values[(1,)] + 0.1
+        return values
+
+    result = nb03.check_coalition_values(one_wrong)
+    assert not result.passed and "v(1,)" in result.message and "index" not in result.message, result.message

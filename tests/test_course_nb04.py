@@ -139,7 +139,7 @@ def _arl(**kw):
     [
         (_arl(own=True), "OWN logit size"),
         (_arl(floor=False), "not clamped"),
-        (_arl(floor_raw=True), "clamped the raw"),
+        (_arl(floor_raw=True), "not normalised before the clamp"),
         (_arl(inverse=False), "INVERSE"),
         (_arl(use_T=False), "ignores the temperature"),
         (lambda c, H, T=1.0, h=0.3: arl_weights(c, H, T, h)[::-1], "reversed modality order"),
@@ -179,3 +179,46 @@ def test_results_file_is_small_and_complete():
         rows = results["per_seed"][name]
         assert len(rows) == 10 and all(0 < r["test_acc"] <= 1 for r in rows)
         assert len(results["per_epoch_mean_over_seeds"][name]["coef"]) == 40
+
+
+# ------------------------------------------------------------- issue 19, point 7: verdicts that do not mislead
+def test_ge_noise_accepts_the_released_convention_and_says_which_is_which():
+    for released in (
+        lambda g, k, e: k * g + (np.std(g, ddof=1) + 1e-8) * e,  # OGM-GE's released code (torch.std + 1e-8)
+        lambda g, k, e: k * g + np.std(g, ddof=1) * e,
+    ):
+        result = nb04.check_ge_noise(released)
+        assert result.passed and "ddof=1" in result.message and "ddof=0" in result.message, result.message
+    assert "ddof" not in nb04.check_ge_noise(ge_noise).message
+
+
+def test_ogm_k_names_swapped_variants():
+    swapped = _k(lambda r, a, v: 1.0 if r <= 1 else 1 - math.tanh(a * (r - 1 if v == "paper" else r)))
+    result = nb04.check_ogm_k(swapped)
+    assert not result.passed and "variants are swapped" in result.message, result.message
+
+
+def test_arl_unnormalised_entropy_is_named():
+    def unnormalised(c, H, temperature=1.0, h_floor=0.3):
+        c, H = np.asarray(c, float), np.maximum(np.asarray(H, float), h_floor)  # H never divided by its sum
+        a = (1 / H) / (1 / H).sum()
+        x = temperature * a * (c / c.sum())[::-1]
+        return np.exp(x) / np.exp(x).sum()
+
+    result = nb04.check_arl_weights(unnormalised)
+    assert not result.passed and "not normalised before the clamp" in result.message, result.message
+
+
+def test_acceleration_names_the_wrong_gradient_not_a_flat_index():
+    changed = []
+
+    def one_key_wrong(grads, branch_keys, W):
+        out = accelerate(grads, branch_keys, W)
+        key = branch_keys[1][0]
+        changed.append(key)
+        out[key] = out[key] * 1.1
+        return out
+
+    result = nb04.check_acceleration(one_key_wrong)
+    assert not result.passed and "index (" not in result.message, result.message
+    assert f"the gradient {changed[0]!r} is off" in result.message and "1.1 times" in result.message, result.message

@@ -148,7 +148,7 @@ CHECKS = [
             (fwd_no_shift, "ignores the shift"),
             (fwd_variance, "sigma^2 * eps"),
             (fwd_noise_in_eval, "must be the mean"),
-            (fwd_hardcoded, "in case 'shift 1 and sigma_min 0.01'"),
+            (fwd_hardcoded, "hard-coded constants"),
             (fwd_unstable, "NaN or inf"),
         ],
     ),
@@ -215,3 +215,19 @@ def test_checkers_never_raise_on_garbage():
     for check, *_ in CHECKS:
         for fn in (lambda *a, **k: None, lambda *a, **k: "text", lambda *a, **k: 1 / 0):
             assert not check(fn).passed
+
+
+# ------------------------------------------------------------- issue 19, point 7: verdicts that do not mislead
+def test_swapped_mu_and_sigma_are_named():
+    def swapped(*args, **kwargs):
+        z, mu, sigma = bottleneck_forward(*args, **kwargs)
+        return z, sigma, mu
+
+    result = nb05.check_bottleneck_forward(swapped)
+    assert not result.passed and "mu and sigma are swapped" in result.message, result.message
+
+
+def test_a_wrong_kl_prints_neither_a_factor_nor_the_answer():
+    result = nb05.check_kl_forward(lambda mu, sigma: 0.3)
+    assert not result.passed and "times the right answer" not in result.message, result.message
+    assert "expected" not in result.message and "too small" in result.message, result.message

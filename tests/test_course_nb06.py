@@ -126,3 +126,26 @@ def test_checkers_never_raise_on_garbage():
     for check in (nb06.check_gaussian_attack, nb06.check_auc):
         for fn in (lambda *a, **k: None, lambda *a, **k: "text", lambda *a, **k: 1 / 0, lambda *a, **k: (1, 2)):
             assert not check(fn).passed
+
+
+# ------------------------------------------------------------- issue 19, point 7: verdicts that do not mislead
+def test_noise_of_the_right_variance_but_not_gaussian_is_refused():
+    uniform = make_attack(draw=lambda rng, shape: (rng.random(shape) - 0.5) * np.sqrt(12.0))  # variance 1
+    laplace = make_attack(draw=lambda rng, shape: rng.laplace(size=shape) / np.sqrt(2.0))  # variance 1
+    assert "lighter-tailed than a Gaussian" in check_message(uniform)
+    assert "heavier-tailed than a Gaussian" in check_message(laplace)
+    for seed in range(20):  # a Gaussian passes whatever its draws
+        gaussian = make_attack(draw=lambda rng, shape, s=seed: np.random.default_rng(s + 100).standard_normal(shape))
+        assert nb06.check_gaussian_attack(gaussian).passed, seed
+
+
+def check_message(fn):
+    result = nb06.check_gaussian_attack(fn)
+    assert not result.passed
+    return result.message
+
+
+def test_a_wrong_auc_does_not_print_the_answer():
+    result = nb06.check_auc(lambda levels, accs: 0.5)
+    expected = noise.auc(*nb06.AUC_CASES[0][1:])
+    assert not result.passed and f"{expected:.4f}" not in result.message and "too small" in result.message

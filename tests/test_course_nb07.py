@@ -80,3 +80,23 @@ def test_checker():
 def test_never_raises_on_garbage():
     for fn in (lambda x: None, lambda x: "text", lambda x: 1 / 0):
         assert not nb07.check_log_softmax(fn).passed
+
+
+def test_a_shift_other_than_each_rows_maximum_is_refused():
+    """Subtracting a row's mean, or the whole array's maximum, is exact on logits of similar size: only a case
+    with logits far apart within a row and between rows tells them from the row maximum."""
+
+    def row_mean(logits):
+        xp = B.xp()
+        shifted = logits - xp.mean(logits, axis=1, keepdims=True)
+        return shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
+
+    def global_max(logits):
+        xp = B.xp()
+        shifted = logits - xp.max(logits)
+        return shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
+
+    for fn in (row_mean, global_max):
+        with np.errstate(all="ignore"):
+            result = nb07.check_log_softmax(fn)
+        assert not result.passed and "OWN maximum" in result.message, (fn.__name__, result.message)

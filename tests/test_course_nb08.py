@@ -148,3 +148,25 @@ def test_scaffold_matches_the_library():
     assert nb08.compare_params(same.params, library.params) == 0.0  # bit for bit, through and after warm-up
     mine = nb08.train_mine(nb08.collect(solution_namespace()), weights_of_batch, kl_loss, method_kw, ds, config)
     assert abs(mine.test["acc"] - library.test["acc"]) < 0.1
+
+
+def test_kl_assembly_that_promotes_float32_gradients_is_named():
+    """Issue 19, point 6: betas[m] is a NumPy float64; multiplying float32 gradients by it gives float64, which
+    turns a float32 training run into another computation. The values are right, so only a dtype check sees it."""
+
+    def numpy_betas(P, out, betas):
+        total, dmu, dsigma = 0.0, [], []
+        for m in range(len(betas)):
+            total = total + betas[m] * P.kl_forward(out.mu[m], out.sigma[m])
+            d_mu, d_sigma = P.kl_backward(betas[m], (out.mu[m], out.sigma[m]))
+            dmu.append(d_mu)
+            dsigma.append(d_sigma)
+        return total, dmu, dsigma
+
+    result = nb08.check_kl_assembly(numpy_betas)
+    assert not result.passed, result.message
+    assert "float64 while the model's are float32" in result.message and "float(betas[m])" in result.message
+    result = nb08.check_kl_assembly(kl_loss)
+    assert result.passed and "float32" in result.message, result.message
+    result = nb08.check_kl_assembly(kl_with(weight=lambda b, m: 1.0))  # a scalar answer: no expected value printed
+    assert not result.passed and "expected" not in result.message and "too large" in result.message, result.message

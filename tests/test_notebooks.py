@@ -101,3 +101,62 @@ def test_course_points_at_files_that_exist(path):
     missing = sorted({p for p in re.findall(r"mini_cal/[\w/]+\.py", text) if not (ROOT / p).exists()})
     assert not missing, f"{path.name} names files that do not exist: {missing}"
     assert "from mini_cal.experiments import" not in text and "mini_cal/experiments.py" not in text, path.name
+
+
+# ------------------------------------------------------------------------------- the course map (issue 19, point 10)
+HANDOUT_TEXT = [p for p in COURSE_TEXT if p.name != "TEACHING.md"]
+
+
+def _predict_questions(path) -> int:
+    """The **Predict** questions of a notebook: markdown lines that start with **Predict (not the intro's mention)."""
+    nb = nbformat.read(path, as_version=4)
+    return sum(
+        len(re.findall(r"^\*\*Predict[.:]?\*\*[.:]? ", c.source, re.M)) for c in nb.cells if c.cell_type == "markdown"
+    )
+
+
+def test_teaching_table_lists_every_notebook_with_its_predict_count():
+    rows = {
+        m.group(1): int(m.group(2))
+        for m in re.finditer(r"^\| (\d\d) \| \[[^\]]+\]\(\S+\.ipynb\) \| [^|]+ \| (\d+) \|", _read("TEACHING.md"), re.M)
+    }
+    counts = {path.name[:2]: _predict_questions(path) for path in NOTEBOOKS}
+    assert rows == counts, f"TEACHING.md's table (notebook: Predict questions) {rows} != the notebooks' {counts}"
+
+
+def _read(name):
+    return (TUTORIALS / name).read_text(encoding="utf-8")
+
+
+NUMBER_WORDS = "one two three four five six seven eight nine ten eleven twelve".split()
+
+
+@pytest.mark.parametrize("path", COURSE_TEXT, ids=lambda p: str(p.relative_to(TUTORIALS)))
+def test_course_counts_its_notebooks_right(path):
+    """'eight notebooks' or 'all eight' in a course of nine: every count of the notebooks says how many there are."""
+    text = path.read_text(encoding="utf-8").lower()
+    said = re.findall(r"\b(\w+) notebooks\b", text) + re.findall(r"\ball (\w+) notebooks?\b|map of all (\w+)", text)
+    words = [w for group in said for w in (group if isinstance(group, tuple) else (group,)) if w in NUMBER_WORDS]
+    assert all(NUMBER_WORDS.index(w) + 1 == len(NOTEBOOKS) for w in words), (path.name, words)
+
+
+@pytest.mark.parametrize("path", COURSE_TEXT, ids=lambda p: str(p.relative_to(TUTORIALS)))
+def test_course_names_and_links_files_that_exist(path):
+    """Every relative link resolves, every backticked file name ending in .md exists in the repository (a name
+    such as `STYLE.md` that lives outside it is a dead reference), and nothing a student receives links to what the
+    teacher withholds (the link would be dead in the handout)."""
+    if path.suffix == ".ipynb":  # the prose only: code may hold "](" too
+        text = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown")
+    else:
+        text = path.read_text(encoding="utf-8")
+    for target in re.findall(r"\]\(([^)#\s]+)", text):
+        if "://" in target:
+            continue
+        assert (path.parent / target).exists(), f"{path.name} links to {target}, which does not exist"
+        if path in HANDOUT_TEXT:
+            assert not target.startswith(TEACHER_ONLY), f"{path.name} links to {target}, withheld from students"
+    for name in set(re.findall(r"`([\w./-]+\.md)`", text)):
+        if "XX" in name:
+            continue
+        candidates = [ROOT / name, TUTORIALS / name, *(ROOT / "docs").rglob(Path(name).name)]
+        assert any(p.exists() and str(p).endswith(name) for p in candidates), f"{path.name} names {name}: not found"

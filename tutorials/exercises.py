@@ -2,8 +2,9 @@
 
 Each checker grades a function the student writes and returns a :class:`course.grading.Result` (it never raises on a
 wrong or unfinished answer). The checking itself lives with its notebook in ``course/nbXX.py`` (cases, diagnoses of
-typical mistakes, figures); while grading, the library function the exercise re-derives is hidden, so calling it
-does not pass. Solutions are in ``solutions/`` and are used only by the tests (tests/test_course_nbXX.py).
+typical mistakes, figures); while grading, the library's own version of what the exercise asks for is hidden, so
+calling it does not pass (after the exercise, the notebook's text says where to compare with it). Solutions are in
+``solutions/`` and are used only by the tests (tests/test_course_nbXX.py).
 """
 
 from course import nb01, nb02, nb03, nb04, nb05, nb06, nb07, nb08
@@ -11,147 +12,132 @@ from course import nb01, nb02, nb03, nb04, nb05, nb06, nb07, nb08
 
 def check_effective_lr(fn, *args, **kwargs):
     """Notebook 01: Grade ``fn(lr, s) -> lr_eff``: the learning rate at which one SGD step on a linear map fed the
-    *unscaled* inputs x changes its output as much as a step with ``lr`` does when the inputs are ``s * x``.
-    Grades against mini_cal.optim.SGD (one plain SGD step)."""
+    *unscaled* inputs x changes its output as much as a step with ``lr`` does when the inputs are ``s * x``."""
     return nb01.check_effective_lr(fn, *args, **kwargs)
 
 
 def check_linear_backward(fn, *args, **kwargs):
     """Notebook 02: Grade ``fn(dout, cache) -> (dx, dw, db)``, the backward of :func:`mini_cal.layers.linear_forward`
-    whose cache is ``(x, w)``, against the library's ``linear_backward`` on three cases. Grades against
-    mini_cal.layers.linear_backward."""
+    whose cache is ``(x, w)``, on three cases."""
     return nb02.check_linear_backward(fn, *args, **kwargs)
 
 
 def check_relu_backward(fn, *args, **kwargs):
     """Notebook 02: Grade ``fn(dout, cache) -> dx``, the backward of :func:`mini_cal.layers.relu_forward` whose cache
-    is its output ``out = max(x, 0)``, against the library's ``relu_backward`` (slope 0 at x = 0). Grades
-    against mini_cal.layers.relu_backward."""
+    is its output ``out = max(x, 0)`` (slope 0 at x = 0)."""
     return nb02.check_relu_backward(fn, *args, **kwargs)
 
 
 def check_softmax_ce_backward(fn, *args, **kwargs):
     """Notebook 02: Grade ``fn(dloss, cache) -> dlogits``, the backward of :func:`mini_cal.layers.softmax_ce_forward`
-    (a MEAN over the batch) whose cache is ``(p, y_onehot)``, against the library's ``softmax_ce_backward``.
-    Grades against mini_cal.layers.softmax_ce_backward."""
+    (a MEAN over the batch) whose cache is ``(p, y_onehot)``."""
     return nb02.check_softmax_ce_backward(fn, *args, **kwargs)
 
 
 def check_bottleneck_backward(fn, *args, **kwargs):
     """Notebook 02: Grade ``fn(dz, cache, dmu_extra=None, dsigma_extra=None) -> (dh, dw_mu, db_mu, dw_s, db_s)``, the
-    backward of :func:`mini_cal.layers.gaussian_bottleneck_forward`, against the library's
-    ``gaussian_bottleneck_backward`` on five cases (training and evaluation passes, with and without KL
-    gradients, shift 0). Grades against mini_cal.layers.gaussian_bottleneck_backward."""
+    backward of :func:`mini_cal.layers.gaussian_bottleneck_forward` on five cases (training and evaluation passes,
+    with and without KL gradients, shift 0)."""
     return nb02.check_bottleneck_backward(fn, *args, **kwargs)
 
 
 def check_coalition_values(fn, *args, **kwargs):
     """Notebook 03: Grade ``fn(shares, bias, y_onehot, h_y) -> {S: v(S)}`` for every coalition S (sorted tuples, ()
-    included). Grades against mini_cal.contribution.coalition_values (and coalition_value)."""
+    included)."""
     return nb03.check_coalition_values(fn, *args, **kwargs)
 
 
 def check_shapley_two(fn, *args, **kwargs):
     """Notebook 03: Grade ``fn(v) -> [I(0), I(1)]`` for games {(): .., (0,): .., (1,): .., (0, 1): ..} on two
-    modalities. Grades against mini_cal.contribution.shapley."""
+    modalities."""
     return nb03.check_shapley_two(fn, *args, **kwargs)
 
 
 def check_shapley_three(fn, *args, **kwargs):
-    """Notebook 03: Grade ``fn(v) -> [I(0), I(1), I(2)]`` for games on three modalities (8 coalitions, sorted tuples).
-    Grades against mini_cal.contribution.shapley."""
+    """Notebook 03: Grade ``fn(v) -> [I(0), I(1), I(2)]`` for games on three modalities (8 coalitions, sorted
+    tuples)."""
     return nb03.check_shapley_three(fn, *args, **kwargs)
 
 
 def check_confidence(fn, *args, **kwargs):
-    """Notebook 03: Grade ``fn(logits_m, num_classes) -> D(m)`` (one float), logits_m of shape (N, K). Grades against
-    mini_cal.contribution.confidence."""
+    """Notebook 03: Grade ``fn(logits_m, num_classes) -> D(m)`` (one float), logits_m of shape (N, K)."""
     return nb03.check_confidence(fn, *args, **kwargs)
 
 
 def check_contribution_weights(fn, *args, **kwargs):
-    """Notebook 03: Grade ``fn(I, D, temperature) -> W`` (M weights), I and D arrays of shape (M,). Grades against
-    mini_cal.contribution.softmax_weights (and score)."""
+    """Notebook 03: Grade ``fn(I, D, temperature) -> W`` (M weights), I and D arrays of shape (M,)."""
     return nb03.check_contribution_weights(fn, *args, **kwargs)
 
 
 def check_acceleration(fn, *args, **kwargs):
     """Notebook 04: Grade ``fn(grads, branch_keys, W) -> grads`` (a dict; modifying ``grads`` in place and returning
     it, or returning None, is fine too): every gradient of branch m multiplied by 1 + W[m], the others
-    unchanged. Grades against mini_cal.methods.cal.acceleration_coefficients and
-    mini_cal.methods.base.scale_branches."""
+    unchanged."""
     return nb04.check_acceleration(fn, *args, **kwargs)
 
 
 def check_ogm_k(fn, *args, **kwargs):
-    """Notebook 04: Grade ``fn(rho, alpha, variant) -> k`` for one modality, ``variant`` "paper" or "continuous".
-    Grades against mini_cal.methods.ogm_ge.modulation_coefficient."""
+    """Notebook 04: Grade ``fn(rho, alpha, variant) -> k`` for one modality, ``variant`` "paper" or "continuous"."""
     return nb04.check_ogm_k(fn, *args, **kwargs)
 
 
 def check_ge_noise(fn, *args, **kwargs):
     """Notebook 04: Grade ``fn(g, k, eps) -> k g + std(g) eps`` for one parameter's gradient ``g`` (any shape) and
-    standard normal ``eps`` of the same shape. Grades against mini_cal.methods.ogm_ge.OGMGE.modify_gradients
-    (its noise term)."""
+    standard normal ``eps`` of the same shape."""
     return nb04.check_ge_noise(fn, *args, **kwargs)
 
 
 def check_arl_weights(fn, *args, **kwargs):
     """Notebook 04: Grade ``fn(c, H, temperature, h_floor) -> w`` for two modalities (c, H: raw per-modality logit
-    sizes and entropies). Grades against mini_cal.methods.arl.arl_weights."""
+    sizes and entropies)."""
     return nb04.check_arl_weights(fn, *args, **kwargs)
 
 
 def check_bottleneck_forward(fn, *args, **kwargs):
-    """Notebook 05: Grade ``fn(h, w_mu, b_mu, w_s, b_s, eps=None, sigma_min=1e-4, shift=5.0) -> (z, mu, sigma)``.
-    Grades against mini_cal.layers.gaussian_bottleneck_forward."""
+    """Notebook 05: Grade ``fn(h, w_mu, b_mu, w_s, b_s, eps=None, sigma_min=1e-4, shift=5.0) -> (z, mu, sigma)``."""
     return nb05.check_bottleneck_forward(fn, *args, **kwargs)
 
 
 def check_kl_forward(fn, *args, **kwargs):
     """Notebook 05: Grade ``fn(mu, sigma) -> kl``: KL(N(mu, sigma^2) || N(0, I)), summed over dimensions, averaged over
-    the batch, as one number. Grades against mini_cal.layers.gaussian_kl_forward."""
+    the batch, as one number."""
     return nb05.check_kl_forward(fn, *args, **kwargs)
 
 
 def check_kl_backward(fn, *args, **kwargs):
     """Notebook 05: Grade ``fn(dkl, cache) -> (dmu, dsigma)``, the backward of ``L.gaussian_kl_forward`` (cache ``(mu,
-    sigma)``); ``dkl`` is the upstream gradient (beta^m in CAL's loss). Grades against
-    mini_cal.layers.gaussian_kl_backward."""
+    sigma)``); ``dkl`` is the upstream gradient (beta^m in CAL's loss)."""
     return nb05.check_kl_backward(fn, *args, **kwargs)
 
 
 def check_bottleneck_betas(fn, *args, **kwargs):
-    """Notebook 05: Grade ``fn(W, beta0) -> beta`` (one number per modality): CAL's asymmetric compression weights.
-    Grades against mini_cal.methods.cal.bottleneck_betas."""
+    """Notebook 05: Grade ``fn(W, beta0) -> beta`` (one number per modality): CAL's asymmetric compression weights."""
     return nb05.check_bottleneck_betas(fn, *args, **kwargs)
 
 
 def check_gaussian_attack(fn, *args, **kwargs):
     """Notebook 06: Grade ``fn(x, eps, seed=0, p_attack=0.5) -> (x_attacked, attacked)`` by the properties of the
-    attack. Grades against mini_cal.noise.attack (the gaussian attack)."""
+    attack."""
     return nb06.check_gaussian_attack(fn, *args, **kwargs)
 
 
 def check_auc(fn, *args, **kwargs):
-    """Notebook 06: Grade ``fn(levels, accs) -> float``: trapezoid area under the curve divided by the level range.
-    Grades against mini_cal.noise.auc."""
+    """Notebook 06: Grade ``fn(levels, accs) -> float``: trapezoid area under the curve divided by the level range."""
     return nb06.check_auc(fn, *args, **kwargs)
 
 
 def check_log_softmax(fn, *args, **kwargs):
-    """Notebook 07: Grade ``fn(logits) -> log_probs`` under NumPy and under ``array_api_strict``. Grades against
-    mini_cal.layers.log_softmax."""
+    """Notebook 07: Grade ``fn(logits) -> log_probs`` under NumPy and under ``array_api_strict``."""
     return nb07.check_log_softmax(fn, *args, **kwargs)
 
 
 def check_weights_assembly(fn, *args, **kwargs):
-    """Notebook 08: Grade ``fn(P, model, params, out, y_onehot, h_y, temperature) -> W`` against CAL's
-    ContributionMetric. Grades against mini_cal.contribution.ContributionMetric."""
+    """Notebook 08: Grade ``fn(P, model, params, out, y_onehot, h_y, temperature) -> W`` (CAL's contribution
+    weights of one batch)."""
     return nb08.check_weights_assembly(fn, *args, **kwargs)
 
 
 def check_kl_assembly(fn, *args, **kwargs):
     """Notebook 08: Grade ``fn(P, out, betas) -> (kl_loss, dmu, dsigma)``: sum_m beta^m KL^m and its per-branch
-    gradients. Grades against mini_cal.layers.gaussian_kl_forward and mini_cal.layers.gaussian_kl_backward."""
+    gradients."""
     return nb08.check_kl_assembly(fn, *args, **kwargs)

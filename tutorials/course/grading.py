@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 TOLERANCE = 1e-6  # ||a - b|| / (||a|| + ||b||): a correct float64 answer agrees to ~1e-9 with finite differences
+CLOSE = 1e-4  # a wrong answer closer than this is rounding (float32), not a wrong formula
 
 
 # ------------------------------------------------------------------------------------------------------- Result
@@ -274,14 +275,16 @@ def diagnose(
     sentence naming ``name`` and the likely mistake, followed by the caller's pointer to the concept.
 
     Recognised, in this order: not an array; a batch axis not summed; transposed shape; wrong shape; NaN or inf;
-    transposed values (square arrays); sign flipped (x -1); a factor N or 1/N (``n``, the batch size); another
-    constant factor; rows (or the entries of a 1-D array, or columns) reversed or permuted; some entries wrong
-    ("k of K entries differ, the largest at index ...").
+    close but outside the tolerance (relative error under :data:`CLOSE`: rounding, named as float32 when ``got`` is
+    float32); transposed values (square arrays); sign flipped (x -1); a factor N or 1/N (``n``, the batch size);
+    another constant factor (arrays only: one number is a multiple of any other); rows (or the entries of a 1-D
+    array, or columns) reversed or permuted; some entries wrong ("k of K entries differ, the largest at index
+    ..."). For one number the message never prints the expected value (it would be the answer).
 
     ``hints`` maps a kind of mistake to a pointer appended to the sentence; keys: ``"not_array"``, ``"sum_batch"``,
-    ``"shape"``, ``"nan"``, ``"transpose"``, ``"sign"``, ``"scale_n"`` (x N), ``"scale_inv_n"`` (x 1/N), ``"scale"``
-    (another factor), ``"reversed"``, ``"permutation"``, ``"partial"``, and ``"default"`` (used when the specific
-    key is absent).
+    ``"shape"``, ``"nan"``, ``"close"``, ``"transpose"``, ``"sign"``, ``"scale_n"`` (x N), ``"scale_inv_n"`` (x 1/N),
+    ``"scale"`` (another factor), ``"reversed"``, ``"permutation"``, ``"partial"``, and ``"default"`` (used when the
+    specific key is absent).
     """
     hints = dict(hints or {})
     default = hints.get("default", "")
@@ -291,6 +294,8 @@ def diagnose(
         return f"{sentence}{(' ' + text) if text else ''}"
 
     expected = np.asarray(expected, dtype=np.float64)
+    dtype = np.dtype(getattr(got, "dtype", np.float64))
+    low_precision = dtype in (np.float32, np.float16)
     if got is None:
         return say("not_array", f"{name} is None: return an array of shape {expected.shape}.")
     try:
@@ -315,6 +320,9 @@ def diagnose(
             return say("shape", f"{name} has the right values but shape {got.shape} instead of {expected.shape}.")
         return say("shape", f"{name} has shape {got.shape} but should have shape {expected.shape}.")
     bad = ~np.isfinite(got)
+    if bad.any() and got.size == 1:
+        value = float(got.reshape(()))
+        return say("nan", f"{name} is {'NaN' if np.isnan(value) else 'infinite'}, not a finite number.")
     if bad.any():
         return say(
             "nan",
@@ -323,8 +331,21 @@ def diagnose(
         )
     if _close(got, expected, tol):
         return None
+    error = rel_error(got, expected)
+    if error < CLOSE:
+        cause = (
+            f"it is {dtype.name}: compute in float64, the dtype of the inputs"
+            if low_precision
+            else "a step computed in float32, or a small term left out?"
+        )
+        return say(
+            "close",
+            f"{name} is close to the right answer but outside the tolerance (relative error {error:.1e}, "
+            f"tolerance {tol:.0e}): {cause}",
+        )
     if got.ndim == 2 and got.shape[0] == got.shape[1] and _close(got.T, expected, tol):
         return say("transpose", f"{name} is transposed: its transpose is right.")
+    scalar = got.size == 1
     ee = float(np.sum(expected * expected))
     if ee > 0:
         c = float(np.sum(got * expected)) / ee
@@ -339,7 +360,15 @@ def diagnose(
                 return say("scale_n", f"{name} is -N = -{n} times the right answer (wrong sign and x N).")
             if n is not None and n > 1 and _near(c, -1.0 / n):
                 return say("scale_inv_n", f"{name} is -1/N times the right answer (wrong sign and / N, N = {n}).")
-            return say("scale", f"{name} is off by a constant factor: it is {c:.3g} times the right answer.")
+            if not scalar:  # one number is always a multiple of another: a factor says nothing
+                factor = f"{c:.6g}" if abs(c - 1) < 0.01 else f"{c:.3g}"
+                return say("scale", f"{name} is off by a constant factor: it is {factor} times the right answer.")
+    if scalar:  # the expected value of a one-number exercise is its answer: do not print it
+        direction = "too large" if float(got.reshape(())) > float(expected.reshape(())) else "too small"
+        return say(
+            "default_all",
+            f"{name} is wrong: {float(got.reshape(())):.4g} is {direction} (relative error {error:.1e}).",
+        )
     if got.ndim >= 1 and got.shape[0] > 1:
         axis_word = "rows" if got.ndim >= 2 else "entries"
         if _close(got[::-1], expected, tol):
@@ -394,11 +423,38 @@ def compare_outputs(
     if not isinstance(got, (tuple, list)) or len(got) != len(names):
         form = f"{len(got)} values" if isinstance(got, (tuple, list)) else f"a {type(got).__name__}"
         return f"FAILED{at}: expected {len(names)} values {names}, got {form}."
+    swap = swapped_outputs(got, expected, names, tol)
+    if swap:
+        return f"FAILED{at}: {swap}"
     for name, g, e in zip(names, got, expected):
         h = hints.get(name, hints) if isinstance(hints, dict) and isinstance(hints.get(name), dict) else hints
         message = diagnose(g, e, name=name, n=n, hints=h, tol=tol)
         if message is not None:
             return f"FAILED{at}: {message}"
+    return None
+
+
+def _matches_array(a, b, tol) -> bool:
+    try:
+        return _close(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64), tol)
+    except (TypeError, ValueError):
+        return False
+
+
+def swapped_outputs(got, expected, names, tol=TOLERANCE):
+    """One sentence if some output of ``got`` is right but in another output's place (e.g. (dsigma, dmu) returned
+    for (dmu, dsigma)), else None."""
+    order = ", ".join(names)
+    for i, name in enumerate(names):
+        if _matches_array(got[i], expected[i], tol):
+            continue
+        for j, other in enumerate(names):
+            if j == i or _matches_array(expected[i], expected[j], tol):
+                continue
+            if _matches_array(got[i], expected[j], tol):
+                both = _matches_array(got[j], expected[i], tol)
+                what = f"{name} and {other} are swapped" if both else f"{name} holds what {other} should be"
+                return f"{what}: return them in the order ({order})."
     return None
 
 
@@ -432,14 +488,16 @@ def _matches(got_all, wrongs) -> bool:
     return compared > 0
 
 
-def grade(fn, cases, *, hidden, to_array, messages, name, hints, what):
+def grade(fn, cases, *, hidden, to_array, messages, name, hints, what, parts=None):
     """Grade ``fn`` on ``cases``: [(label, args, expected array, {mistake id: wrong array})].
 
     The student's function is called on every case inside ``hide(*hidden)``; its return value becomes an
     array through ``to_array(value, args)`` (which raises :class:`FormError`). All cases right: passed. Otherwise
     the answers of all cases together are matched against each typical mistake (``messages``: {mistake id:
     message}, tried in order; each case gives its own wrong answer for each id, NaN where it has none, and several
-    ids may share a message); failing that, ``diagnose`` describes the first wrong case.
+    ids may share a message); failing that, ``diagnose`` describes the first wrong case. ``parts(args)``, when
+    given, names the pieces the flat answer is made of, ``[(name, shape)]`` in order (a dict's keys): the diagnosis
+    then names the first wrong piece (e.g. the gradient 'a0.w1') rather than an index into the flat array.
     """
     got_all = []
     with hide(*hidden):
@@ -467,11 +525,30 @@ def grade(fn, cases, *, hidden, to_array, messages, name, hints, what):
             if all(key in case[3] for case in cases):
                 if _matches(got_all, [np.reshape(case[3][key], np.shape(case[2])) for case in cases]):
                     return failed(f"FAILED: {message}", errors=errors, mistake=key, case=label)
-    diagnosis = diagnose(got_all[first], expected, name=f"your {what}", hints=hints)
+    got = got_all[first]
+    if parts is not None and got.shape == np.shape(expected):
+        diagnosis = _diagnose_parts(got, np.asarray(expected), parts(cases[first][1]), hints)
+    else:
+        diagnosis = diagnose(got, expected, name=f"your {what}", hints=hints)
     detail = ""
-    if np.size(expected) <= 8 and got_all[first].shape == np.shape(expected):
-        detail = f"\n  got {np.round(got_all[first], 4).tolist()}, expected {np.round(expected, 4).tolist()}"
+    if 1 < np.size(expected) <= 8 and got.shape == np.shape(expected) and parts is None:  # one number: its answer
+        detail = f"\n  got {np.round(got, 4).tolist()}, expected {np.round(expected, 4).tolist()}"
     return failed(f"FAILED in case '{label}': {diagnosis}{detail}", errors=errors, case=label)
+
+
+def _diagnose_parts(got, expected, parts, hints):
+    """diagnose() of the first wrong piece of a flat answer, named, with the number of wrong pieces."""
+    pieces, start = [], 0
+    for part, shape in parts:
+        size = int(np.prod(shape, dtype=int))
+        pieces.append((part, got[start : start + size].reshape(shape), expected[start : start + size].reshape(shape)))
+        start += size
+    wrong = [(part, g, e) for part, g, e in pieces if not (np.all(np.isfinite(g)) and _close(g, e, TOLERANCE))]
+    if not wrong:
+        return diagnose(got, expected, name="your answer", hints=hints)
+    part, g, e = wrong[0]
+    named = ", ".join(p for p, _, _ in wrong[:4]) + (", ..." if len(wrong) > 4 else "")
+    return f"wrong: {named} ({len(wrong)} of {len(pieces)}); " + diagnose(g, e, name=part, hints=hints)
 
 
 # ------------------------------------------------------------------------------------------- autograder

@@ -16,6 +16,7 @@ it sees in one sentence with a pointer to the concept; anything else gets :func:
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
@@ -169,6 +170,7 @@ def check_coalition_values(fn, seed: int = 0) -> grading.Result:
         name="coalition values",
         hints=COALITION_HINTS,
         what="v(S), in the order of all_coalitions(M)",
+        parts=lambda args: [(f"v{S}" if S else "v(())", ()) for S in C.all_coalitions(len(args[0]))],
     )
 
 
@@ -322,7 +324,6 @@ CONFIDENCE_MISTAKES = {
 CONFIDENCE_MISTAKES["mixed_logs2"] = CONFIDENCE_MISTAKES["mixed_logs"]
 CONFIDENCE_HINTS = {
     "default": "D(m) = 1 - (mean over samples of the entropy of softmax(logits)) / log K.",
-    "nan": "exp of a large logit overflows: subtract each row's largest logit first (log-sum-exp).",
 }
 
 
@@ -367,18 +368,49 @@ def _as_scalar(value, args):
     return arr.reshape(1)
 
 
+CONFIDENCE_NAN = {
+    "overflow": "exp of a large logit overflows: subtract each row's largest logit first (log-sum-exp).",
+    "zero_log_zero": "your softmax is stable, but a probability that underflows to exactly 0 gives 0 * log 0 = "
+    "0 * (-inf) = NaN. An entropy counts 0 log 0 as 0: compute log p as z - log sum exp(z) (finite), or skip the "
+    "zero probabilities.",
+}
+# Two probes tell the NaNs apart: logits whose largest is 0 cannot overflow, but one class's probability
+# underflows to 0; logits near 1000 overflow without the max subtracted, but no probability is 0.
+_ZERO_PROBE = np.array([[0.0, -1000.0, -1.0], [0.0, 0.0, 0.0]])
+_OVERFLOW_PROBE = np.array([[1000.0, 999.0, 998.0], [1000.0, 1000.0, 1000.0]])
+
+
+def _confidence_nan(fn) -> str | None:
+    """Which NaN the student's D(m) has, from the probes (None if neither gives one)."""
+    for probe, key in ((_OVERFLOW_PROBE, "overflow"), (_ZERO_PROBE, "zero_log_zero")):
+        with grading.hide((C, "confidence"), (L, "entropy")), np.errstate(all="ignore"):
+            value, failure = grading.call_student(fn, probe.copy(), probe.shape[1])
+        try:
+            finite = failure is None and bool(np.all(np.isfinite(np.asarray(value, dtype=float))))
+        except (TypeError, ValueError):
+            finite = True
+        if not finite:
+            return CONFIDENCE_NAN[key]
+    return None
+
+
 def check_confidence(fn, seed: int = 0) -> grading.Result:
     """Grade ``fn(logits_m, num_classes) -> D(m)`` (one float), logits_m of shape (N, K)."""
-    return grade(
-        fn,
-        _confidence_cases(seed),
-        hidden=[(C, "confidence"), (L, "entropy")],
-        to_array=_as_scalar,
-        messages=CONFIDENCE_MISTAKES,
-        name="confidence D(m)",
-        hints=CONFIDENCE_HINTS,
-        what="D(m)",
-    )
+    with np.errstate(all="ignore"):
+        result = grade(
+            fn,
+            _confidence_cases(seed),
+            hidden=[(C, "confidence"), (L, "entropy")],
+            to_array=_as_scalar,
+            messages=CONFIDENCE_MISTAKES,
+            name="confidence D(m)",
+            hints={**CONFIDENCE_HINTS, "nan": ""},
+            what="D(m)",
+        )
+    if not result.passed and re.search(r" is (NaN|infinite), not a finite number", result.message):
+        cause = _confidence_nan(fn) or "Look for exp overflowing, or for 0 * log 0 (= NaN in floating point)."
+        return grading.failed(f"{result.message.rstrip()} {cause}", **result.details)
+    return result
 
 
 # ------------------------------------------------------------------------ exercise 5: contribution weights W

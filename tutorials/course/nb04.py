@@ -119,6 +119,9 @@ def check_acceleration(fn, seed: int = 0) -> grading.Result:
             )
         return np.concatenate([a.ravel() for a in arrays])
 
+    def parts(args):  # the flat answer is the gradients of these keys, in this order
+        return [(f"the gradient {key!r}", np.shape(args[0][key])) for key in sorted(args[0])]
+
     return grade(
         fn,
         cases,
@@ -127,7 +130,8 @@ def check_acceleration(fn, seed: int = 0) -> grading.Result:
         messages=ACCEL_MISTAKES,
         name="acceleration",
         hints=ACCEL_HINTS,
-        what="gradients (all keys, in sorted order)",
+        what="gradients",
+        parts=parts,
     )
 
 
@@ -223,11 +227,12 @@ def lr_experiment(
 # ---------------------------------------------------------------------------- exercise 2: OGM-GE's k(rho)
 OGM_MISTAKES = {
     "continuous_for_paper": "your 'paper' k has no jump at rho = 1: that is the continuous variant, 1 - tanh(alpha "
-    "(rho - 1)). The paper's k uses rho itself, so a barely dominant modality already loses "
-    "tanh(alpha) of its gradient.",
-    "paper_for_continuous": "your 'continuous' k jumps at rho = 1: the continuous variant measures how far rho is "
-    "ABOVE 1, so k starts at 1 and falls smoothly.",
-    "variant_ignored": "your k ignores the variant argument: 'paper' and 'continuous' are different formulas.",
+    "(rho - 1)) (does your function read `variant`?). The paper's k uses rho itself, so a barely dominant "
+    "modality already loses tanh(alpha) of its gradient.",
+    "paper_for_continuous": "your 'continuous' k jumps at rho = 1 (it is the paper's; does your function read "
+    "`variant`?): the continuous variant measures how far rho is ABOVE 1, so k starts at 1 and falls smoothly.",
+    "swapped": "your two variants are swapped: 'paper' is 1 - tanh(alpha rho), with the jump at rho = 1, and "
+    "'continuous' is 1 - tanh(alpha (rho - 1)), which starts at 1.",
     "everywhere": "you suppress a modality with rho <= 1 too: only the dominant modality (rho > 1) is slowed down; "
     "the other keeps k = 1.",
     "boundary": "at rho = 1 exactly your k is below 1: a modality is dominant only when rho > 1 (at rho = 1 the two "
@@ -259,7 +264,7 @@ def _ogm_cases():
                 wrong = {
                     "continuous_for_paper": _ogm_reference(rho, alpha, variant, shift=True),
                     "paper_for_continuous": _ogm_reference(rho, alpha, variant, shift=False),
-                    "variant_ignored": _ogm_reference(rho, alpha, variant, shift=(variant != "continuous")),
+                    "swapped": _ogm_reference(rho, alpha, variant, shift=(variant != "continuous")),
                     "everywhere": _ogm_reference(rho, alpha, variant, dominant=lambda r: True),
                     "boundary": _ogm_reference(rho, alpha, variant, dominant=lambda r: r >= 1),
                     "tanh_only": _ogm_reference(rho, alpha, variant, one_minus=False),
@@ -321,10 +326,17 @@ GE_MISTAKES = {
     "is added.",
     "abs_g": "your noise is scaled entry by entry by |g|: OGM-GE uses ONE standard deviation per parameter tensor, "
     "the std of all of g's entries.",
+    "released": "",  # not a mistake: the released code's convention, accepted (check_ge_noise)
 }
+GE_RELEASED = (
+    "you used the released code's standard deviation (PyTorch's sample std, ddof=1, plus 1e-8); mini_cal uses "
+    "np.std (ddof=0). Both are accepted: they differ by a factor sqrt(n / (n - 1)), which matters only for small "
+    "tensors."
+)
 GE_HINTS = {
     "default": "the step sends k g plus Gaussian noise whose standard deviation is that of the entries of "
-    "the un-modulated g; eps is already N(0, 1)."
+    "the un-modulated g (np.std(g); the released code's np.std(g, ddof=1) + 1e-8 is accepted too); eps is "
+    "already N(0, 1)."
 }
 
 
@@ -347,8 +359,9 @@ def _ge_cases(seed=0):
             "variance": k * g + std**2 * eps,
             "forgot_k": g + std * eps,
             "abs_g": k * g + np.abs(g) * eps,
+            "released": k * g + (float(np.std(g, ddof=1)) + 1e-8) * eps,
         }
-        cases.append((label, (g.copy(), k, eps.copy()), expected.ravel(), {key: v.ravel() for key, v in wrong.items()}))
+        cases.append((label, (g.copy(), k, eps.copy()), expected, wrong))
     return cases
 
 
@@ -363,9 +376,9 @@ def check_ge_noise(fn, seed: int = 0) -> grading.Result:
             raise FormError(f"expected an array, got a {type(value).__name__}") from None
         if arr.shape != args[0].shape:
             raise FormError(f"expected an array of g's shape {args[0].shape}, got shape {arr.shape}")
-        return arr.ravel()
+        return arr
 
-    return grade(
+    result = grade(
         fn,
         _ge_cases(seed),
         hidden=[(ogm_ge.OGMGE, "modify_gradients")],
@@ -375,6 +388,9 @@ def check_ge_noise(fn, seed: int = 0) -> grading.Result:
         hints=GE_HINTS,
         what="k g + noise",
     )
+    if result.details.get("mistake") == "released":
+        return grading.passed(f"your GE step is right on all 3 cases: {GE_RELEASED}", released=True)
+    return result
 
 
 # ------------------------------------------------------------------------------ exercise 4: ARL's weights
@@ -383,7 +399,9 @@ ARL_MISTAKES = {
     "modality's c (for A: c_V a_A), so a modality's weight grows with how loud the other one is.",
     "no_floor": "your entropies are not clamped: after normalising, H_m below h_floor is raised to h_floor, so that "
     "a near-certain modality cannot take all the weight.",
-    "floor_raw": "you clamped the raw entropies: normalise H over the modalities first, then clamp at h_floor.",
+    "floor_raw": "your entropies are not normalised before the clamp (clamping the raw H, with or without "
+    "normalising afterwards, gives these weights): divide H by its sum over the modalities first, then raise "
+    "entries below h_floor to h_floor.",
     "entropy_not_inverse": "your confidence is the entropy itself: ARL's confidence is its INVERSE, a = 1 / H "
     "(a certain modality has a small entropy and a large confidence).",
     "a_unnormalised": "your a = 1 / H is not normalised: divide it by its sum over the modalities.",

@@ -127,7 +127,18 @@ def _forward_mistakes(h, w_mu, b_mu, w_s, b_s, eps, sigma_min, shift):
                 "sigma uses exp where the bottleneck uses softplus (close for very negative inputs, not elsewhere).",
             ),
             (pre - shift + sigma_min, "sigma is missing its softplus: a standard deviation must stay positive."),
-        ],
+        ]
+        + (
+            [
+                (
+                    sp(pre - 5.0) + 1e-4,
+                    "sigma uses the default constants 5 and 1e-4 whatever the arguments say: use the shift and "
+                    "sigma_min passed in (hard-coded constants).",
+                )
+            ]
+            if (shift, sigma_min) != (5.0, 1e-4)
+            else []
+        ),
         "z": []
         if eps is None
         else [
@@ -161,6 +172,9 @@ def check_bottleneck_forward(fn, seed: int = 0) -> G.Result:
                     case=name,
                 )
             got = dict(zip(("z", "mu", "sigma"), (_numbers(g) for g in got)))
+            swap = G.swapped_outputs(list(got.values()), list(expected.values()), ("z", "mu", "sigma"))
+            if swap:
+                return G.failed(f"in case '{name}': {swap}", case=name)
             mistakes = _forward_mistakes(*args, kw_full["eps"], kw_full["sigma_min"], kw_full["shift"])
             for out in ("mu", "sigma", "z"):
                 if (
@@ -474,8 +488,12 @@ def plot_kl_terms(kl_term, sigma_min, shift, out_dim=None, path=None):
     )
     ax.legend(loc="upper right")
     ax = axes[1]
-    ax.plot(a, s_of_a - 1 / s_of_a, color="C3", label="on sigma")
-    ax.plot(a, (s_of_a - 1 / s_of_a) * L.sigmoid(a), color="C2", lw=2.5, label="on a (through the softplus)")
+    h = 1e-6  # centred differences of the KL itself (its gradient's formula is exercise 3's answer)
+    on_sigma = [(kl_term(0.0, s * (1 + h)) - kl_term(0.0, s * (1 - h))) / (2 * h * s) for s in s_of_a]
+    kl_of_a = lambda v: kl_term(0.0, float(L.softplus(np.array(v))) + sigma_min)  # noqa: E731
+    on_a = [(kl_of_a(v + h) - kl_of_a(v - h)) / (2 * h) for v in a]
+    ax.plot(a, on_sigma, color="C3", label="on sigma")
+    ax.plot(a, on_a, color="C2", lw=2.5, label="on a (through the softplus)")
     ax.axvline(-shift, color="k", ls="--", lw=1, label=f"a at initialisation (-{shift:g})")
     ax.axhline(0, color="grey", lw=0.8)
     ax.set(

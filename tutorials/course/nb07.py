@@ -24,6 +24,10 @@ def _cases(rng):
         ("one sample, 4 classes", rng.standard_normal((1, 4))),
         ("large logits (around 1000, where exp overflows)", 1000 + rng.standard_normal((4, 6)) * 3),
         ("very negative logits (around -1000)", -1000 + rng.standard_normal((3, 2)) * 3),
+        (  # only each row's own maximum is safe: a row mean, a global maximum or a fixed shift overflows here
+            "rows 1000 apart, logits 2000 apart within a row",
+            np.array([[1000.0, -1000.0, 0.0, 999.0], [-1000.0, -1001.0, -1003.0, -1000.5], [3.0, 1.0, 0.0, -2.0]]),
+        ),
     ]
 
 
@@ -73,8 +77,9 @@ def check_log_softmax(fn, seed: int = 0) -> G.Result:
             if value.shape == expected.shape and not np.all(np.isfinite(value)):
                 return G.failed(
                     f"under NumPy, on '{name}': your result has NaN or inf entries: exp overflows (or "
-                    f"underflows to 0) for logits this large; subtract each row's maximum first (it "
-                    f"does not change the softmax).",
+                    f"underflows to 0) for logits this large; subtract each row's OWN maximum first (it "
+                    f"does not change the softmax; a row's mean, the whole array's maximum or a constant "
+                    f"can leave logits hundreds above 0 or make a whole row underflow).",
                     case=name,
                 )
             for wrong, message in _mistakes(x):

@@ -212,7 +212,7 @@ class MyCAL(Method):
 
 
 # ---------------------------------------------------------------------------------- the assembly checkers
-def _batch(seed=0, n=32):
+def _batch(seed=0, n=32, dtype="float64"):
     """A small two-branch bottleneck model, one training batch of the default preset, and its forward pass."""
     from mini_cal.model import Model, ModelConfig
     from mini_cal.synthetic import load_preset
@@ -220,10 +220,10 @@ def _batch(seed=0, n=32):
     ds = load_preset("default")
     model = Model(ModelConfig(ds.input_dims, ds.num_classes, hidden=(16,), bottleneck=True, z_dim=8, head_init=1.0))
     rng = B.make_rng(seed)
-    params = model.init_params(rng, dtype="float64")
-    xs = [B.asarray(x[:n], dtype="float64") for x in ds.x_train]
-    y = L.one_hot(B.asarray(np.asarray(ds.y_train[:n], dtype=np.int64)), ds.num_classes, dtype="float64")
-    out = model.forward(params, xs, eps=model.sample_eps(n, rng, "float64"))
+    params = model.init_params(rng, dtype=dtype)
+    xs = [B.asarray(x[:n], dtype=dtype) for x in ds.x_train]
+    y = L.one_hot(B.asarray(np.asarray(ds.y_train[:n], dtype=np.int64)), ds.num_classes, dtype=dtype)
+    out = model.forward(params, xs, eps=model.sample_eps(n, rng, dtype))
     h_y = C.label_entropy(ds.y_train, ds.num_classes)
     return model, params, out, y, h_y
 
@@ -306,7 +306,8 @@ def check_kl_assembly(fn) -> G.Result:
             (text for value, text in known if abs(loss - value) < 1e-9 * abs(value)),
             "it is the sum over modalities of beta^m times modality m's KL.",
         )
-        return G.failed(f"the weighted KL is {loss:.6g}, expected {expected_loss:.6g}: {hint}")
+        direction = "too large" if loss > expected_loss else "too small"
+        return G.failed(f"the weighted KL, {loss:.6g}, is {direction}: {hint}")  # the expected value is the answer
     for label, got_list, index in (("dmu", dmu, 0), ("dsigma", dsigma, 1)):
         if not isinstance(got_list, (list, tuple)) or len(got_list) != model.M:
             return G.failed(f"{label} should be a list with one array per modality ({model.M}).")
@@ -323,7 +324,33 @@ def check_kl_assembly(fn) -> G.Result:
             )
             if message is not None:
                 return G.failed(message)
-    return G.passed("your weighted KL and its per-modality gradients agree with CAL's.")
+    dtype_message = _kl_dtype_change(fn, P)
+    if dtype_message:
+        return G.failed(dtype_message)
+    return G.passed(
+        "your weighted KL and its per-modality gradients agree with CAL's, and keep the model's dtype (float32)."
+    )
+
+
+def _kl_dtype_change(fn, P):
+    """A message if ``fn`` returns gradients of another dtype than the model's on a float32 batch (training runs
+    in float32; a NumPy float64 such as ``betas[m]`` times a float32 array gives float64), else None."""
+    _, _, out, _, _ = _batch(dtype="float32")
+    got, failure = G.call_student(fn, P, out, np.array([0.7e-3, 1.3e-3]), where="on a float32 batch")
+    if failure:
+        return failure
+    for label, arrays in (("dmu", got[1]), ("dsigma", got[2])):
+        for m, array in enumerate(arrays):
+            dtype = getattr(array, "dtype", None)
+            if dtype is not None and str(dtype) != str(out.mu[m].dtype):
+                return (
+                    f"your gradients are {dtype} while the model's are {out.mu[m].dtype} ({label}[{m}] on a "
+                    f"float32 batch): multiplying a float32 array by a NumPy float64 such as betas[m] gives "
+                    f"float64. Use float(betas[m]) (a Python float keeps the array's dtype). Your values are right, "
+                    f"but in training float64 gradients turn the run into a different computation from the "
+                    f"library's float32 one, and it can end several points away."
+                )
+    return None
 
 
 # ------------------------------------------------------------------------------------------ the comparison
