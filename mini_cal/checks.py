@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
+
 # Sizes, bounded where they enter so that a typo or a damaged file gives a short error instead of a hang or a
 # MemoryError. Each limit is far above what the teaching experiments use (2-3 modalities, 10 classes, 64 features,
 # widths 64 and 32) and below where the cost explodes:
@@ -17,6 +19,8 @@ MAX_MODALITIES = 8  # exact Shapley values (CAL's I(m), Shapley of accuracy) eva
 MAX_CLASSES = 1000  # macro-F1's confusion matrix has K^2 cells and every logit array is (N, K)
 MAX_FEATURES = 100_000  # per modality: the first layer holds D x hidden[0] weights (25 MB at width 64)
 MAX_WIDTH = 4096  # hidden layers and the bottleneck: a layer holds width_in x width_out weights (64 MB at the limit)
+MAX_ROWS = 10_000_000  # per split: one float32 feature is 40 MB at the limit, and every epoch visits every row
+MAX_VALUES = 500_000_000  # per array: 2 GB of float32, whatever its rows x features (each bounded above too)
 SHOWN = 10  # at most this many offending values are quoted in a message (a message stays a line, not a dump)
 
 
@@ -68,6 +72,29 @@ def names(name: str, values) -> list:
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
         raise ValueError(f"{name}: expected a list of names, got {short(values)}")
     return [str(v) for v in values]
+
+
+def labels(name: str, values, num_classes: int):
+    """``values`` as a 1-D int64 array after checking that they are integers (or integer-valued floats) in
+    0..``num_classes - 1``; an empty list is allowed."""
+    a = np.asarray(values)
+    whole = a.dtype.kind in "iu" or (a.dtype.kind == "f" and bool(np.all(np.isfinite(a) & (a == np.round(a)))))
+    if a.ndim != 1 or not (whole or a.size == 0) or (a.size and (a.min() < 0 or a.max() >= num_classes)):
+        raise ValueError(f"{name}: expected a 1-D list of integer labels in 0..{num_classes - 1}, got {short(values)}")
+    return a.astype(np.int64)
+
+
+def train_arguments(method, dataset, config, kinds) -> None:
+    """What :func:`mini_cal.train.train` is given: a Method, a Dataset and a TrainConfig or None (``kinds``: those
+    three classes, passed in: this module imports none of the library)."""
+    Method, Dataset, TrainConfig = kinds
+    if not isinstance(method, Method):
+        hint = f"make_method({method!r})" if isinstance(method, str) else "make_method(name)"
+        raise ValueError(f"method: expected a Method (e.g. {hint}), got {short(method)}")
+    if not isinstance(dataset, Dataset):
+        raise ValueError(f"dataset: expected a Dataset (from_arrays, load_npz or load_preset), got {short(dataset)}")
+    if config is not None and not isinstance(config, TrainConfig):
+        raise ValueError(f"config: expected a TrainConfig (or None for the defaults), got {short(config)}")
 
 
 def short(value, limit: int = 80) -> str:

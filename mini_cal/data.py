@@ -34,6 +34,7 @@ TEST_FRACTION = 0.2
 
 
 SCALE_RATIO = 1e3  # features whose magnitudes differ by more than this (or exceed it) are reported: DataWarning
+TINY_SCALE = 1e-3  # ... and so are features whose magnitudes are all below this (a network's unit scale swamps them)
 FILE_FORMAT = "an .npz archive (numpy.savez) with keys x_<split>_<modality> and y_<split> (docs/data.md)"
 
 
@@ -124,9 +125,10 @@ class Dataset:
         put("num_classes", int(self.num_classes))
         if self.class_names is not None:
             put("class_names", _names("class_names", self.class_names))
-            if len(self.class_names) != self.num_classes:
+            if len(self.class_names) != self.num_classes or len(set(self.class_names)) != self.num_classes:
                 raise DataError(
-                    f"class_names: expected {self.num_classes} names (one per class), got {len(self.class_names)}"
+                    f"class_names: expected {self.num_classes} names (one per class, all distinct), got "
+                    f"{checks.short(self.class_names)}"
                 )
         for s in SPLITS:
             xs, y = self.split(s)
@@ -221,7 +223,15 @@ def from_arrays(
     mean 0 and std 1 (:func:`standardized`; recorded in ``provenance["standardize"]``); without it, features of very
     different scales are reported by a :class:`DataWarning`. Raises :class:`DataError` naming the problem.
     """
-    checks.flag("standardize", standardize)
+    try:  # the options' types and ranges, before any array is touched
+        checks.flag("standardize", standardize)
+        val_fraction, test_fraction = (
+            checks.number(n, f, low=0, high=1, low_open=True, high_open=True)
+            for n, f in (("val_fraction", val_fraction), ("test_fraction", test_fraction))
+        )
+        split_seed = checks.number("split_seed", split_seed, low=0, integer=True)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
     if isinstance(x_train, dict):
         if modality_names is not None and _names("modality_names", modality_names) != [str(k) for k in x_train]:
             raise DataError(
@@ -246,8 +256,6 @@ def from_arrays(
     for s, fraction in (("test", test_fraction), ("val", val_fraction)):
         if xs[s] is not None:
             continue
-        if not 0 < fraction < 1:
-            raise DataError(f"{s}_fraction: expected a fraction in (0, 1), got {fraction!r}")
         validate_split(xs["train"], ys["train"], split="train")
         kept, held = stratified_split(ys["train"], fraction, split_seed)
         if held.size == 0:
@@ -296,8 +304,9 @@ def standardized(x, mean, std) -> np.ndarray:
 
 def warn_on_scales(xs, names=None) -> None:
     """A :class:`DataWarning` when the training features' magnitudes (root mean square of each non-zero column: what
-    the first layer sees) differ by more than ``SCALE_RATIO`` or exceed it: networks started at unit scale train such
-    features badly (often to chance), and standardising them is the usual cure."""
+    the first layer sees) differ by more than ``SCALE_RATIO``, exceed it, or are all below ``TINY_SCALE``:
+    networks started at unit scale train such features badly (often to chance), and standardising them is the usual
+    cure."""
     rms = [np.sqrt(np.mean(np.square(x, dtype=np.float64), axis=0)) for x in xs]
     nonzero = [(r[r > 0].min(), r.max()) if np.any(r > 0) else None for r in rms]
     present = [m for m, v in enumerate(nonzero) if v is not None]
@@ -306,7 +315,7 @@ def warn_on_scales(xs, names=None) -> None:
     lo = min(present, key=lambda m: nonzero[m][0])
     hi = max(present, key=lambda m: nonzero[m][1])
     small, large = nonzero[lo][0], nonzero[hi][1]
-    if large / small <= SCALE_RATIO and large <= SCALE_RATIO:
+    if large / small <= SCALE_RATIO and TINY_SCALE <= large <= SCALE_RATIO:
         return
     name = (lambda m: repr(names[m])) if names is not None and len(names) == len(xs) else (lambda m: str(m))
     warnings.warn(
@@ -321,7 +330,7 @@ def warn_on_scales(xs, names=None) -> None:
 def load_npz(path, **split_options) -> Dataset:
     """A :class:`Dataset` from an ``.npz`` file in the format of this module's docstring (``split_options`` go to
     :func:`from_arrays`: ``standardize=True`` among them). Any other format (.npy, gzip, CSV, pickle), an array of
-    Python objects, or more modalities or features than :mod:`mini_cal.checks` allows (read from the arrays'
+    Python objects, or more modalities, rows or features than :mod:`mini_cal.checks` allows (read from the arrays'
     headers, before loading) is refused. Raises :class:`DataError` naming the file and the key, shape or label
     problem. (A preset file written by ``mini-cal data generate`` has a format of its own:
     :func:`mini_cal.lab.presets.load_data_file` reads either.)"""
@@ -408,7 +417,7 @@ def _other_format(path: Path) -> str | None:
 
 
 def _check_headers(path: Path, where: str) -> None:
-    """Refuse, from the arrays' headers alone (before any is read), Python objects, more modalities or features
+    """Refuse, from the arrays' headers alone (before any is read), Python objects, more modalities, rows or features
     than :mod:`mini_cal.checks` allows: a small compressed file can expand to gigabytes."""
     from numpy.lib import format as npy
 
@@ -430,10 +439,14 @@ def _check_headers(path: Path, where: str) -> None:
                 shape, _, dtype = read(fh)
             if dtype.hasobject:
                 raise DataError(f"{where}: {key} holds Python objects; expected numbers (or strings for names)")
+            if key.startswith(("x_", "y_")) and len(shape) >= 1 and shape[0] > checks.MAX_ROWS:
+                raise DataError(f"{where}: {key}: expected at most {checks.MAX_ROWS:,} rows, got {shape[0]:,}")
             if key.startswith("x_") and len(shape) == 2 and shape[1] > checks.MAX_FEATURES:
                 raise DataError(
                     f"{where}: {key}: expected at most {checks.MAX_FEATURES:,} features per modality, got {shape[1]:,}"
                 )
+            if int(np.prod(shape, dtype=np.float64)) > checks.MAX_VALUES:
+                raise DataError(f"{where}: {key}: expected at most {checks.MAX_VALUES:,} values, got shape {shape}")
 
 
 # -------------------------------------------------------------------------------------------------- validation
@@ -451,8 +464,11 @@ def _named_features(x, what: str):
         raise DataError(f"{what}: expected real-valued (float or integer) features, got dtype {x.dtype}")
     if x.ndim != 2:
         raise DataError(f"{what}: expected a 2-D array (N, D), got shape {x.shape}")
-    if x.shape[1] > checks.MAX_FEATURES:
-        raise DataError(f"{what}: expected at most {checks.MAX_FEATURES:,} features per modality, got {x.shape[1]:,}")
+    if x.shape[1] > checks.MAX_FEATURES or x.shape[0] > checks.MAX_ROWS:
+        raise DataError(
+            f"{what}: expected at most {checks.MAX_ROWS:,} rows and {checks.MAX_FEATURES:,} features per modality, "
+            f"got shape {x.shape}"
+        )
     if x.dtype.itemsize > 4 and np.issubdtype(x.dtype, np.floating):  # the model computes in float32
         big = np.abs(x) > np.finfo(np.float32).max
         if np.any(big & np.isfinite(x)):

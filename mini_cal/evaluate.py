@@ -10,6 +10,7 @@ from scipy.optimize import minimize
 from scipy.special import logsumexp
 
 from . import backend as B
+from . import checks
 from .contribution import all_coalitions, shapley
 
 
@@ -22,8 +23,14 @@ def accuracy(pred, y) -> float:
 
 def macro_f1(pred, y, num_classes: int) -> float:
     """Unweighted mean over classes of F1 = 2 TP / (2 TP + FP + FN); a class absent from both ``y`` and
-    ``pred`` is skipped."""
+    ``pred`` is skipped. ``pred`` and ``y``: integer labels in 0..num_classes-1, of one length (checked here;
+    :func:`metrics` calls the unchecked :func:`_macro_f1` with the model's own predictions)."""
+    num_classes = checks.number("num_classes", num_classes, low=1, high=checks.MAX_CLASSES, integer=True)
     _same_length(pred, y)
+    return _macro_f1(checks.labels("pred", pred, num_classes), checks.labels("y", y, num_classes), num_classes)
+
+
+def _macro_f1(pred, y, num_classes: int) -> float:
     pred, y = np.asarray(pred), np.asarray(y)
     confusion = np.bincount(y * num_classes + pred, minlength=num_classes**2).reshape(num_classes, num_classes)
     tp = np.diag(confusion)  # (K,): row = true class, column = predicted class
@@ -74,7 +81,7 @@ def metrics(model, params, xs_dev, y, predict_coalition=None, with_shapley: bool
     preds = coalition_predictions(model, params, xs_dev, coalitions)
     result = {
         "acc": accuracy(preds[predict_coalition], y),
-        "macro_f1": macro_f1(preds[predict_coalition], y, model.config.num_classes),
+        "macro_f1": _macro_f1(preds[predict_coalition], y, model.config.num_classes),
         "coalition_acc": [accuracy(preds[(m,)], y) if m in active else None for m in range(M)],
     }
     if with_shapley:

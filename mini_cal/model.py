@@ -42,6 +42,9 @@ class ModelConfig:
         if self.z_dim is not None:
             checks.number("z_dim", self.z_dim, low=1, high=checks.MAX_WIDTH, integer=True)
         checks.number("sigma_min", self.sigma_min, low=0)
+        checks.number("sigma_shift", self.sigma_shift)
+        checks.number("head_init", self.head_init, low=0)
+        checks.flag("bottleneck", self.bottleneck)
 
     @property
     def num_modalities(self) -> int:

@@ -40,6 +40,7 @@ def attack(xs, attack: str, eps: float, target="all", seed: int = 0, p_attack: f
     eps = number("eps", eps, low=0, high=10)
     target = choice("target", target, ("all", *range(M)))
     p_attack = number("p_attack", p_attack, low=0, high=1)
+    seed = number("seed", seed, low=0, integer=True)
     # Common random numbers: the draws depend on (seed, attack, target) but not on eps, so the samples and
     # features hit at one level are a subset of those hit at a higher one and the curves are not re-rolled per level.
     rng = np.random.default_rng([seed, ATTACKS.index(attack), M if target == "all" else int(target)])

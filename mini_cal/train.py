@@ -27,7 +27,7 @@ from .data import Dataset
 from .evaluate import linear_probe, metrics
 from .history import record_step
 from .hooks import DivergenceError, FiniteGuard, progress_bar  # noqa: F401  (DivergenceError: what train raises)
-from .methods.base import StepContext, split_on_device
+from .methods.base import Method, StepContext, split_on_device
 from .model import Model, ModelConfig
 from .optim import clip_by_global_norm, make_optimizer, squared_norms
 
@@ -137,6 +137,7 @@ def train(method, dataset: Dataset, config: TrainConfig | None = None, log=None,
 
     ``log(row)`` is called with each epoch's history row; ``hooks``: :class:`Hook` objects (checkpoints, resume:
     :func:`mini_cal.lab.checkpoint.train_resumable`)."""
+    checks.train_arguments(method, dataset, config, (Method, Dataset, TrainConfig))  # not an AttributeError later
     config = (config or TrainConfig()).validate()
     run = start_run(method, dataset, config)
     model, xp, hooks = run.model, B.xp(), [FiniteGuard(), method, *hooks]  # a method is a hook too

@@ -584,13 +584,13 @@ def cmd_gradcheck(args) -> int:
     from .tables import markdown_table
 
     res = run_all(args.seed)
-    print(
+    _say(
         markdown_table(
             ["check (float64, centred differences)", "worst relative error"], [[k, f"{v:.2e}"] for k, v in res.items()]
         )
     )
     worst = max(res.values())
-    print(f"\nworst: {worst:.2e} ({'pass' if worst <= 1e-7 else 'FAIL'} at 1e-7)")
+    _say(f"\nworst: {worst:.2e} ({'pass' if worst <= 1e-7 else 'FAIL'} at 1e-7)")
     return 0 if worst <= 1e-7 else 1
 
 
@@ -612,14 +612,14 @@ def cmd_data(args) -> int:
                 else load_preset(args.names[0] if args.names else "default")
             ),
         )
-        print(synthetic.describe(ds))
+        _say(synthetic.describe(ds))
         return 0
     if args.action == "example":
         from .examples import EXAMPLES, make_example
 
         if len(args.names) != 1 or args.names[0] not in EXAMPLES:
             raise ValueError(f"data example: expected one example name, one of {sorted(EXAMPLES)}, got {args.names}")
-        print(f"wrote {make_example(args.names[0], args.out)}")
+        _say(f"wrote {make_example(args.names[0], args.out)}")
         return 0
     if args.data:
         raise ValueError("--data: only 'data describe' reads a data file; 'data generate' writes the presets")
@@ -627,7 +627,7 @@ def cmd_data(args) -> int:
         raise ValueError(f"--out: expected a folder, got {args.out!r}")
     from .presets import write_presets
 
-    write_presets(args.names or None, out_dir=args.out)
+    write_presets(args.names or None, out_dir=args.out, log=_say, overwrite=args.overwrite)
     return 0
 
 
@@ -822,6 +822,12 @@ def build_parser() -> argparse.ArgumentParser:
         "checkout, else the user cache ~/.cache/mini_cal); with 'example': the file, or the folder, to write "
         f"(default: {', '.join(DEFAULT_FILES.values())} in the current folder)",
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="with generate: also replace a preset file that the folder's manifest.json lists but whose checksum "
+        "no longer matches (damaged or altered); a file or manifest.json that is not mini-cal's is never replaced",
+    )
     p.set_defaults(func=cmd_data)
     return parser
 
@@ -839,7 +845,9 @@ def main(argv=None) -> int:
     if threading_main():  # signal handlers can only be set in the main thread
         previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return args.func(args)
+        _check_options(args)
+        with quiet_numpy():  # forked workers inherit it
+            return args.func(args)
     except (ValueError, RuntimeError, OSError) as exc:  # CheckpointError is a ValueError; OSError: unwritable paths
         _release(args)
         where = (
@@ -860,6 +868,73 @@ def main(argv=None) -> int:
     finally:
         for s, handler in (previous or {}).items():
             signal.signal(s, handler)
+
+
+def quiet_numpy():
+    """NumPy's overflow, invalid-value and division warnings off: a run that diverges is stopped by the training
+    loop's FiniteGuard with a clear message, which the warnings (library file paths and source lines) would
+    precede. Computed numbers do not change."""
+    import numpy as np
+
+    return np.errstate(over="ignore", invalid="ignore", divide="ignore")
+
+
+# the path options of the commands: (option, kind, is an output)
+_PATHS = {
+    "data": ("--data", "file", False),
+    "hparams": ("--hparams", "file", False),
+    "models": ("--models", "folder", False),
+    "resume": ("--resume", "path", False),
+    "json": ("--json", "file", True),
+    "checkpoint": ("--checkpoint", "file", True),
+    "out": ("--out", "path", True),
+}
+_SAME_ALLOWED = {("resume", "checkpoint"), ("resume", "out")}  # a run continued where it writes
+
+
+def _check_options(args) -> None:
+    """Before anything runs: no empty name or path, and no two path options naming the same file (an output that
+    is also an input or another output; a link or a second name of the file counts), nor an input inside the --out
+    folder that --overwrite clears."""
+    preset = getattr(args, "preset", None)
+    if preset is not None and not preset.strip():
+        raise ValueError(f"--preset: expected a preset name, one of {', '.join(synthetic.PRESETS)}, got {preset!r}")
+    given = {}
+    for key, (option, kind, _) in _PATHS.items():
+        value = getattr(args, key, None)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"{option}: expected a {kind} path, got {value!r}")
+        given[key] = value
+    keys = list(given)
+    for i, a in enumerate(keys):
+        for b in keys[i + 1 :]:
+            if (a, b) in _SAME_ALLOWED or not (_PATHS[a][2] or _PATHS[b][2]):
+                continue
+            if _same_file(given[a], given[b]):
+                raise ValueError(
+                    f"{_PATHS[b][0]} {given[b]!r} and {_PATHS[a][0]} {given[a]!r} name the same file; an output "
+                    "never replaces an input or another output: choose another path"
+                )
+    out = given.get("out")
+    if out is not None and getattr(args, "overwrite", False) and os.path.isdir(out):
+        root = os.path.realpath(out)
+        for key, value in given.items():
+            if key != "out" and not _PATHS[key][2] and os.path.realpath(value).startswith(root + os.sep):
+                raise ValueError(
+                    f"{_PATHS[key][0]} {value!r} is inside --out {out!r}, which --overwrite clears: choose another "
+                    "--out"
+                )
+
+
+def _same_file(a: str, b: str) -> bool:
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)  # a hard link: two names of one file
+    except OSError:
+        return False  # one of them does not exist yet
 
 
 def keep_freed_memory() -> None:

@@ -158,7 +158,21 @@ class Manifest:
                 raise ValueError("entries are not {path: sha256}")
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
             raise ValueError(f"{self.path!r}: mini-cal's record of this folder is damaged ({exc})") from None
+        for name in files:
+            if not self.inside(name):
+                raise ValueError(
+                    f"{self.path!r}: the record lists {name!r}, which is not a file inside the folder (damaged or "
+                    "foreign record); mini-cal acts on nothing there: move the folder away, or choose another"
+                )
         return files
+
+    def inside(self, name: str) -> bool:
+        """Whether a record's entry names a path inside the folder: relative, no '..', no link leading out."""
+        parts = name.split("/")
+        if not name or os.path.isabs(name) or "\\" in name or any(p in ("", ".", "..") for p in parts):
+            return False
+        root = os.path.realpath(self.folder)
+        return os.path.realpath(os.path.join(root, *parts)).startswith(root + os.sep)
 
     def name(self, path) -> str:
         """``path`` relative to the folder, with '/' separators (the key of the record)."""

@@ -66,7 +66,7 @@ def load_preset(name: str) -> Dataset:
             if checksum(path) != entry["sha256"]:
                 raise DataError(
                     f"preset file {str(path)!r} does not match the checksum in its manifest.json (altered or "
-                    f"damaged); regenerate it with: mini-cal data generate {name}"
+                    f"damaged); regenerate it with: mini-cal data generate {name} --overwrite"
                 )
             ds = read_preset(path)
             if asdict(ds.config) == asdict(config):
@@ -183,22 +183,24 @@ def save_preset(ds: Dataset, path) -> None:
     write_npz(arrays, path, compressed=True)
 
 
-def write_presets(names=None, out_dir=None, log=print) -> dict:
-    """Generate each preset deterministically and write it; returns the manifest."""
+def write_presets(names=None, out_dir=None, log=print, overwrite: bool = False) -> dict:
+    """Generate each preset deterministically and write it; returns the manifest.
+
+    A file already in the folder is replaced only when it is mini-cal's own: ``manifest.json`` when it is a preset
+    manifest, ``NAME.npz`` when that manifest records its checksum (with ``overwrite``: when it lists the file, so
+    that a damaged preset file can be regenerated). Anything else is refused, naming the file, before anything is
+    written."""
     names = list(names or WRITTEN_PRESETS)
     for name in names:
         synthetic.preset_config(name)  # fail before writing anything
     out = Path(out_dir) if out_dir else default_out_dir()
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out: {str(out)!r} is a file, expected a folder")
-    out.mkdir(parents=True, exist_ok=True)
     manifest_path = out / "manifest.json"
-    try:
-        manifest = _read_manifest(manifest_path)
-    except DataError:
-        if set(WRITTEN_PRESETS) - set(names):  # the other presets' checksums would be lost
-            raise
-        manifest = {}  # every preset is written below, each with its entry
+    manifest = _own_manifest(manifest_path)
+    for name in names:
+        _check_replaceable(out / f"{name}.npz", manifest.get(name), overwrite)
+    out.mkdir(parents=True, exist_ok=True)
     for name in names:
         ds = synthetic.load_preset(name)
         path = out / f"{name}.npz"
@@ -217,3 +219,44 @@ def write_presets(names=None, out_dir=None, log=print) -> dict:
     write_json(write_text_sorted, manifest_path)
     log(f"wrote {manifest_path}")
     return manifest
+
+
+_ENTRY_KEYS = {"file", "sha256"}  # what every entry of a preset manifest holds
+
+
+def _own_manifest(path: Path) -> dict:
+    """The folder's preset manifest ({} when there is none); a ValueError naming the file when a ``manifest.json``
+    is there that is not one (the user's own, or damaged): it is never replaced."""
+    if not path.exists() and not path.is_symlink():
+        return {}
+    try:
+        manifest = _read_manifest(path) if path.is_file() else None
+    except DataError:
+        manifest = None
+    own = (
+        isinstance(manifest, dict)
+        and set(manifest) <= set(synthetic.PRESETS)
+        and all(_ENTRY_KEYS <= set(e) and e["file"] == f"{n}.npz" for n, e in manifest.items())
+    )
+    if not own:
+        raise ValueError(
+            f"--out: {str(path)!r} is not a preset manifest written by mini-cal (yours, or damaged); 'data generate' "
+            "never replaces it: move it away, or choose another --out folder"
+        )
+    return manifest
+
+
+def _check_replaceable(path: Path, entry, overwrite: bool) -> None:
+    """Refuse (a ValueError naming the file) to replace ``path`` unless the manifest's ``entry`` vouches for it."""
+    if not path.exists() and not path.is_symlink():
+        return
+    if entry is None or not path.is_file() or path.is_symlink():
+        raise ValueError(
+            f"--out: {str(path)!r} is not listed in the folder's manifest.json (not mini-cal's); 'data generate' "
+            "never replaces it: move it away, or choose another --out folder"
+        )
+    if not overwrite and checksum(path) != entry.get("sha256"):
+        raise ValueError(
+            f"--out: {str(path)!r} does not match the checksum in the folder's manifest.json (damaged or altered); "
+            "replace it with 'data generate --overwrite', or move it away"
+        )

@@ -7,11 +7,13 @@ returns holds the metrics and a compact history. Workers load each data source o
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import signal
 import socket
+import stat
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -25,7 +27,7 @@ from ..history import epoch_means
 from ..methods import make_method, split_config
 from ..train import TrainConfig, train
 from .checkpoint import load_model, save_model
-from .io import MANIFEST, Manifest, is_temporary, recording, write_json
+from .io import MANIFEST, Manifest, is_temporary, recording, sha256_file, write_json
 from .presets import load_data_file, load_preset
 
 _DATASETS = {}
@@ -281,45 +283,44 @@ class OutFolder:
     refuses to remove a recorded file that was changed since."""
 
     def __init__(self, path, *, overwrite: bool = False, resume: bool = False, command: str = "", option="--out"):
-        import fcntl
-
         if not isinstance(path, str) or not path.strip():
             raise ValueError(f"{option}: expected a folder path, got {path!r}")
         if os.path.exists(path) and not os.path.isdir(path):
             raise ValueError(f"{option}: {path!r} is a file, expected a folder (new, empty, or of an earlier run)")
         if resume and not os.path.isdir(path):
             raise ValueError(f"--resume: no folder {path!r} to continue")
+        never = _never_an_output(path)
+        if never:
+            raise ValueError(f"{option}: {path!r} is {never}; mini-cal writes a run only into a folder of its own")
         existed = os.path.isdir(path)
         try:
             os.makedirs(path, exist_ok=True)
         except OSError as exc:
             raise ValueError(f"{option}: cannot create the folder {path!r} ({exc.strerror or exc})") from None
         self.path, self.marker = path, os.path.join(path, MARKER)
-        had_marker = os.path.exists(self.marker)
+        had_marker, created, self.fd = os.path.lexists(self.marker), False, None
         try:
-            self.fd = os.open(self.marker, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise ValueError(f"{option}: cannot write into {path!r} ({exc.strerror or exc})") from None
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(self.fd)
-            raise ValueError(
-                f"{option}: another mini-cal run is writing into {path!r} ({_marker_text(self.marker)}); wait for "
-                "it to end or choose another folder"
-            ) from None
-        try:
-            self.manifest = Manifest(path)
+            if had_marker:  # a run that died, or one still alive (it holds the lock)
+                self.fd = self._lock(os.O_RDWR, option)
+            try:
+                self.manifest = Manifest(path)
+            except ValueError as exc:  # a damaged record, or one naming files outside the folder
+                raise ValueError(f"{option}: {exc}") from None
             problem = self._problem(option, command, had_marker, overwrite, resume)
-        except ValueError as exc:
-            problem = str(exc)
-        if problem:
-            os.close(self.fd)
-            if not had_marker:
+            if problem:
+                raise ValueError(problem)
+            if not had_marker:  # the marker is made only once every check passed
+                self.fd = self._lock(os.O_RDWR | os.O_CREAT | os.O_EXCL, option)
+                created = True
+        except ValueError:
+            if self.fd is not None:
+                os.close(self.fd)
+            if created:
                 os.remove(self.marker)
-                if not existed:
+            if not existed:
+                with contextlib.suppress(OSError):
                     os.rmdir(path)
-            raise ValueError(problem)
+            raise
         self.manifest.__enter__()  # from now on, what this process writes into the folder is recorded
         if overwrite:
             self._clear()
@@ -328,10 +329,36 @@ class OutFolder:
         os.write(self.fd, (json.dumps(info) + "\n").encode())
         os.fsync(self.fd)
 
+    def _lock(self, flags: int, option: str) -> int:
+        """Open the marker with ``flags`` and hold its lock; a ValueError when another run holds it."""
+        import fcntl
+
+        try:
+            fd = os.open(self.marker, flags, 0o644)
+        except FileExistsError:  # made by a run that started a moment ago
+            raise ValueError(f"{option}: another mini-cal run is starting in {self.path!r}") from None
+        except OSError as exc:
+            raise ValueError(f"{option}: cannot write into {self.path!r} ({exc.strerror or exc})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            if flags & os.O_CREAT:
+                os.remove(self.marker)
+            raise ValueError(
+                f"{option}: another mini-cal run is writing into {self.path!r} ({_marker_text(self.marker)}); wait "
+                "for it to end or choose another folder"
+            ) from None
+        return fd
+
     def _files(self) -> list:
         """Every file (and link) in the folder except the marker, the record and atomic_write's temporaries."""
         found = []
-        for root, dirs, files in os.walk(self.path):
+
+        def fail(exc):
+            raise exc
+
+        for root, dirs, files in os.walk(self.path, onerror=fail):
             dirs.sort()
             links = [d for d in dirs if os.path.islink(os.path.join(root, d))]
             for name in sorted(files) + links:
@@ -341,6 +368,17 @@ class OutFolder:
 
     def _problem(self, option, command, had_marker, overwrite, resume):
         """Why the folder cannot be used this way (None: it can)."""
+        try:
+            return self._check(option, command, had_marker, overwrite, resume)
+        except OSError as exc:  # an entry that cannot be read (a link to a folder we may not enter, say)
+            entry = exc.filename or self.path
+            where = os.path.relpath(entry, self.path) if entry != self.path else "the folder itself"
+            return (
+                f"{option}: cannot read {where!r} in {self.path!r} ({exc.strerror or exc}); mini-cal checks every "
+                "entry of a folder it writes into: move it away, or choose another folder"
+            )
+
+    def _check(self, option, command, had_marker, overwrite, resume):
         path = self.path
         entries = [n for n in os.listdir(path) if n not in (MARKER, MANIFEST) and not is_temporary(n)]
         if had_marker and not (overwrite or resume):
@@ -356,7 +394,13 @@ class OutFolder:
         if tree or (entries and os.path.realpath(path) == os.path.realpath(os.path.expanduser("~"))):
             what = f"a source checkout (it holds {tree[0]})" if tree else "your home folder"
             return f"{option}: {path!r} looks like {what}; {how} writes only into a folder of mini-cal's own runs"
-        states = {p: self.manifest.state(p) for p in self._files()}
+        states = {}
+        for p in self._files():
+            try:
+                states[p] = self.manifest.state(p)
+            except OSError as exc:  # name the entry, not what it leads to
+                exc.filename = p
+                raise
         unlisted = [p for p, state in states.items() if state == "unlisted"]
         if unlisted:
             more = f" and {len(unlisted) - 1} more" if len(unlisted) > 1 else ""
@@ -378,9 +422,14 @@ class OutFolder:
 
     def _clear(self) -> None:
         """Remove what earlier runs wrote here (only what the folder's record lists, checked by _problem)."""
-        for name in list(self.manifest.files):
+        for name, digest in list(self.manifest.files.items()):
             full = os.path.join(self.path, *name.split("/"))
-            if os.path.isfile(full):
+            try:
+                regular = stat.S_ISREG(os.lstat(full).st_mode) and self.manifest.inside(name)
+            except OSError:
+                continue  # gone already
+            # a planned file (no hash) is removed when it is a regular file; a finished one only when it is unchanged
+            if regular and (digest is None or sha256_file(full) == digest):
                 os.remove(full)
         self.manifest.files.clear()
         if os.path.exists(self.manifest.path):
@@ -396,6 +445,42 @@ class OutFolder:
         """The run failed or was interrupted: keep the marker (the folder is incomplete), release the lock."""
         self.manifest.__exit__()
         os.close(self.fd)
+
+
+def _never_an_output(path) -> str:
+    """What ``path`` is when it must never be an output folder (the root, a folder above the home folder or above
+    the source checkout in use), else ''."""
+    real = os.path.realpath(path)
+    if os.path.dirname(real) == real:
+        return "the root of the file system"
+    home = os.path.realpath(os.path.expanduser("~"))
+    if _above(real, home):
+        return f"a folder above your home folder {home!r}"
+    try:
+        here = os.getcwd()
+    except OSError:  # the current folder was removed
+        here = None
+    for start in (here, os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))):
+        checkout = start and _checkout(start)
+        if checkout and _above(real, checkout):
+            return f"a folder above the source checkout {checkout!r}"
+    return ""
+
+
+def _above(folder: str, other: str) -> bool:
+    return folder != other and other.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _checkout(start: str):
+    """The nearest folder at or above ``start`` that holds a source tree (a .git, a setup.py ...), or None."""
+    folder = os.path.realpath(start)
+    while True:
+        if any(os.path.exists(os.path.join(folder, n)) for n in SOURCE_TREE):
+            return folder
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
 
 
 def _marker_text(marker: str) -> str:

@@ -91,6 +91,8 @@ def make_method(name: str, **hparams) -> Method:
     own flags: ``make_method("cal-gamma0", gamma=0.5)`` is refused (a ValueError naming the variant, the key and
     its fixed value), not silently turned back into CAL. A design-space option (``make_method("cal", ema=0.9)``)
     gives the class that has it (:class:`CALDesign`)."""
+    if not isinstance(name, str):  # a list or a dict would fail as "unhashable" in the registry's lookup
+        raise ValueError(f"method: expected a method name (a string), one of {method_names()}, got {name!r:.80}")
     spec = spec_of(name)
     fixed = VARIANTS[name][1]
     for key, value in hparams.items():

@@ -1,0 +1,194 @@
+"""The outside battery's findings in the lab (issue 20): outputs that name an input, records that reach outside
+their folder, preset files that are the user's own, folders that are never outputs, NumPy warnings before the
+divergence message, printing in an ASCII terminal and empty option values."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mini_cal.lab import io
+from mini_cal.lab.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+COMPARE = ["compare", "--preset", "tiny", "--methods", "joint", "--seeds", "1", "--epochs", "1", "--jobs", "1"]
+COMPARE = [*COMPARE, "--no-progress"]
+TRAIN = ["train", "--preset", "tiny", "--epochs", "1", "--no-progress"]
+
+
+def cli(argv, **kw):
+    return subprocess.run(
+        [sys.executable, "-m", "mini_cal", *argv],
+        env={**ENV, **kw.pop("env", {})},
+        text=True,
+        capture_output=True,
+        **kw,
+    )
+
+
+def _write_data(path, names=("audio", "video")):
+    rng = np.random.default_rng(0)
+    y = np.arange(150) % 3
+    a = (rng.standard_normal((150, 4)) + y[:, None]).astype(np.float32)
+    b = (rng.standard_normal((150, 6)) + y[:, None]).astype(np.float32)
+    np.savez(path, **{f"x_train_{names[0]}": a, f"x_train_{names[1]}": b, "y_train": y})
+
+
+# ------------------------------------------------------------------------------------ 1, 2: an output that is an input
+def test_an_output_naming_an_input_or_another_output_is_refused(tmp_path, capsys):
+    data = tmp_path / "mine.npz"
+    _write_data(data)
+    before = data.read_bytes()
+    assert main(["train", "--data", str(data), "--epochs", "1", "--no-progress", "--json", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert "--json" in err and "--data" in err and data.read_bytes() == before
+    ck = tmp_path / "c.npz"
+    assert main([*TRAIN, "--checkpoint", str(ck), "--json", str(ck)]) == 2
+    err = capsys.readouterr().err
+    assert "--json" in err and "--checkpoint" in err and not ck.exists()
+    (tmp_path / "link.json").symlink_to(data)  # the same file under another name
+    assert (
+        main(["train", "--data", str(data), "--epochs", "1", "--no-progress", "--json", str(tmp_path / "link.json")])
+        == 2
+    )
+    assert "--data" in capsys.readouterr().err and data.read_bytes() == before
+
+
+# ------------------------------------------------------------------------------------ 3: a record reaching outside
+@pytest.mark.parametrize("entry", ["../victim.txt", "ABSOLUTE", "link/victim.txt"])
+def test_a_record_naming_a_file_outside_its_folder_is_refused(tmp_path, capsys, entry):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("data")
+    out = tmp_path / "done"
+    out.mkdir()
+    (out / "link").symlink_to(tmp_path)
+    name = str(victim) if entry == "ABSOLUTE" else entry
+    (out / io.MANIFEST).write_text(json.dumps({"files": {name: None, "link": None}}))
+    assert main([*COMPARE, "--out", str(out), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and name in err and victim.read_text() == "data"
+    assert not (out / "RUNNING").exists()
+
+
+def test_overwrite_removes_a_listed_file_only_when_its_hash_matches(tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "a.txt").write_text("mini-cal's")
+    (out / "planned.txt").write_text("half-written")
+    manifest = io.Manifest(out)
+    manifest.files = {"a.txt": io.sha256_file(out / "a.txt"), "planned.txt": None, "gone.txt": "0" * 64}
+    manifest.save()
+    from mini_cal.lab.runs import OutFolder
+
+    folder = OutFolder(str(out), overwrite=True, command="compare")
+    folder.done()
+    assert sorted(os.listdir(out)) == [io.MANIFEST]
+
+
+# ------------------------------------------------------------------------------------ 4, 5: preset files of the user
+def test_data_generate_never_replaces_the_users_files(tmp_path, capsys):
+    g = tmp_path / "g"
+    g.mkdir()
+    (g / "tiny.npz").write_text("my own tiny data")
+    assert main(["data", "generate", "tiny", "--out", str(g)]) == 2
+    err = capsys.readouterr().err
+    assert "tiny.npz" in err and (g / "tiny.npz").read_text() == "my own tiny data"
+    assert not (g / "manifest.json").exists()
+    g2 = tmp_path / "g2"
+    g2.mkdir()
+    (g2 / "manifest.json").write_text('{"my": "project manifest"}')
+    assert main(["data", "generate", "tiny", "--out", str(g2)]) == 2
+    err = capsys.readouterr().err
+    assert "manifest.json" in err and (g2 / "manifest.json").read_text() == '{"my": "project manifest"}'
+    assert not (g2 / "tiny.npz").exists()
+
+
+def test_data_generate_replaces_its_own_files_and_a_damaged_one_with_overwrite(tmp_path, capsys):
+    g = tmp_path / "g"
+    assert main(["data", "generate", "tiny", "--out", str(g)]) == 0
+    first = (g / "tiny.npz").read_bytes()
+    assert main(["data", "generate", "tiny", "--out", str(g)]) == 0  # mini-cal's own, vouched for: replaced
+    assert (g / "tiny.npz").read_bytes() == first
+    (g / "tiny.npz").write_bytes(first[:100])  # damaged: refused, then replaced with --overwrite
+    capsys.readouterr()
+    assert main(["data", "generate", "tiny", "--out", str(g)]) == 2
+    assert "--overwrite" in capsys.readouterr().err and (g / "tiny.npz").read_bytes() == first[:100]
+    assert main(["data", "generate", "tiny", "--out", str(g), "--overwrite"]) == 0
+    assert (g / "tiny.npz").read_bytes() == first
+
+
+# ------------------------------------------------------------------------------------ 6: folders that are never outputs
+def test_the_root_and_the_ancestors_of_home_are_refused_before_anything(tmp_path, capsys, monkeypatch):
+    had = os.path.exists("/RUNNING")
+    assert main([*COMPARE, "--out", "/", "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and "'/'" in err and os.path.exists("/RUNNING") == had
+    home = tmp_path / "home" / "me"
+    home.mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    assert main([*COMPARE, "--out", str(tmp_path / "home"), "--overwrite"]) == 2
+    assert "home folder" in capsys.readouterr().err and not (tmp_path / "home" / "RUNNING").exists()
+
+
+def test_an_unreadable_entry_is_a_clear_refusal_that_leaves_no_marker(tmp_path, capsys, monkeypatch):
+    uf = tmp_path / "uf"
+    uf.mkdir()
+    (uf / "notes.txt").write_text("mine")
+    (uf / "link").symlink_to(tmp_path / "elsewhere")
+    real_walk = os.walk
+
+    def unreadable(top, *args, onerror=None, **kw):  # a folder we may not read (root reads everything)
+        error = PermissionError(13, "Permission denied", str(uf / "link"))
+        if onerror is None:
+            raise error
+        onerror(error)
+        yield from real_walk(top, *args, onerror=onerror, **kw)
+
+    monkeypatch.setattr(os, "walk", unreadable)
+    assert main([*COMPARE, "--out", str(uf), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and "link" in err and "Errno" not in err
+    assert sorted(os.listdir(uf)) == ["link", "notes.txt"]
+    monkeypatch.setattr(os, "walk", real_walk)
+    assert main([*COMPARE, "--out", str(uf)]) == 2
+    err = capsys.readouterr().err
+    assert "unfinished" not in err and "not empty" in err
+
+
+# ------------------------------------------------------------------------------------ 7: divergence, 8: ASCII
+def test_divergence_prints_only_the_clear_message():
+    r = cli(["train", "--preset", "tiny", "--no-progress", "--epochs", "2", "--lr", "1e30"])
+    assert r.returncode == 1 and "RuntimeWarning" not in r.stderr, r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "diverged" in r.stderr
+
+
+def _errors(task):
+    return np.geterr()
+
+
+def test_worker_processes_inherit_the_quiet_numpy_settings():
+    from mini_cal.lab.cli import quiet_numpy
+    from mini_cal.lab.runs import run_tasks
+
+    with quiet_numpy():
+        settings = run_tasks([0, 1], jobs=2, progress=False, fn=_errors)
+    assert all(s["over"] == s["invalid"] == s["divide"] == "ignore" for s in settings)
+
+
+def test_describe_in_an_ascii_terminal(tmp_path):
+    _write_data(tmp_path / "u.npz", names=("\u03b1udio", "vid\u00e9o"))
+    r = cli(["data", "describe", "--data", str(tmp_path / "u.npz")], env={"PYTHONIOENCODING": "ascii"})
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert "vid?o" in r.stdout
+
+
+# ------------------------------------------------------------------------------------ 9: empty values
+@pytest.mark.parametrize("option", ["--preset", "--data", "--json", "--checkpoint", "--resume"])
+def test_an_empty_value_is_refused(option, capsys):
+    assert main(["train", "--epochs", "1", "--no-progress", option, ""]) == 2
+    assert option in capsys.readouterr().err
