@@ -227,3 +227,122 @@ def test_exercise_docstrings_do_not_name_the_library_function_graded():
         for qualname in set(hidden):
             short = qualname.rsplit(".", 1)[-1]
             assert not re.search(rf"\w\.{short}\b|``{short}``", doc), (name, qualname)
+
+
+# ------------------------------------------------- issue 19, point 4: checkers that a student's code cannot break
+def test_call_student_gives_up_on_a_function_that_never_returns(monkeypatch):
+    monkeypatch.setattr(G, "TIME_LIMIT", 0.5)
+
+    def forever(x):
+        while True:
+            pass
+
+    value, message = G.call_student(forever, 1, where="in case 'a'")
+    assert value is None and "did not return within 0.5 s" in message and "in case 'a'" in message, message
+    assert G.call_student(lambda x: x + 1, 1) == (2, None)  # and the timer is off again
+
+
+def test_call_student_contains_system_exit_and_a_raised_keyboard_interrupt():
+    def leave(x):
+        raise SystemExit(3)
+
+    def interrupt(x):
+        raise KeyboardInterrupt
+
+    value, message = G.call_student(leave, 1)
+    assert value is None and "SystemExit(3)" in message, message
+    value, message = G.call_student(interrupt, 1)
+    assert value is None and "KeyboardInterrupt" in message, message
+
+
+def test_a_real_ctrl_c_still_interrupts():
+    import signal
+
+    def slow(x):
+        signal.raise_signal(signal.SIGINT)  # what a Ctrl-C (or a kernel interrupt) does
+        return x
+
+    with pytest.raises(KeyboardInterrupt):
+        G.call_student(slow, 1)
+
+
+@pytest.mark.parametrize(
+    "fn, args, name",
+    [
+        (lambda dout, x: (dout.__setitem__(x <= 0, 0.0), dout)[1], (np.ones(3), np.array([1.0, -1.0, 2.0])), "dout"),
+        (lambda dloss, cache: cache[0].__isub__(cache[1]), (1.0, (np.full((2, 2), 0.5), np.eye(2))), "cache[0]"),
+        (lambda v: v.pop((0,)), ({(): 0.0, (0,): 1.0},), "v"),
+    ],
+)
+def test_call_student_names_an_input_changed_in_place(fn, args, name):
+    originals = [G._copy(a) for a in args]
+    value, message = G.call_student(fn, *args)
+    assert value is None and f"changed its input {name} in place" in message, message
+    for before, after in zip(originals, args):  # the checker's own arrays are untouched
+        assert G._changed(before, after, "x") is None
+
+
+def test_call_student_rejects_a_number_that_is_not_finite():
+    for bad, word in [(float("inf"), "infinite"), (float("nan"), "NaN"), (np.float32("-inf"), "infinite")]:
+        value, message = G.call_student(lambda bad=bad: bad)
+        assert value is None and f"returned {word}" in message, message
+    assert G.call_student(lambda: float("nan"), allow_nonfinite=True)[1] is None
+
+
+def test_an_infinite_effective_lr_does_not_pass():
+    from course import nb01
+
+    result = nb01.check_effective_lr(lambda lr, s: float("inf"))
+    assert not result and "infinite" in result.message, result.message
+    assert not nb01.check_effective_lr(lambda lr, s: float("nan"))
+
+
+# ------------------------------------------------- issue 19, point 3: the library's answer in disguise
+def _linear_backward_check(fn):
+    rng = np.random.default_rng(3)
+    x, w, dout = rng.standard_normal((2, 3)), rng.standard_normal((3, 4)), rng.standard_normal((2, 4))
+    with G.hide((L, "linear_backward")):
+        return G.call_student(fn, dout, (x, w))
+
+
+def test_a_clone_of_the_library_code_is_the_library_function():
+    import inspect
+    import types
+
+    clone = types.FunctionType(L.linear_backward.__code__, L.linear_backward.__globals__, "mine")
+    replaced = types.FunctionType(L.linear_backward.__code__.replace(co_name="mine"), L.linear_backward.__globals__)
+    namespace = dict(vars(L))
+    exec(inspect.getsource(L.linear_backward), namespace)
+    executed = namespace["linear_backward"]
+
+    def wrapper(dout, cache):  # calls an exec'd copy by name
+        return executed(dout, cache)
+
+    for fn in (clone, replaced, executed, wrapper):
+        value, message = _linear_backward_check(fn)
+        assert value is None and "library's own" in message and "linear_backward" in message, (fn, message)
+
+    def mine(dout, cache):
+        x, w = cache
+        return dout @ w.T, x.T @ dout, dout.sum(axis=0)
+
+    assert _linear_backward_check(mine)[1] is None
+
+
+def test_a_library_function_that_is_not_hidden_is_caught_when_passed():
+    from mini_cal.methods import ogm_ge
+
+    with G.hide((L, "linear_backward")):
+        assert "mini_cal.layers.softmax" in G.call_student(L.softmax, np.zeros((2, 3)))[1]
+        method = ogm_ge.OGMGE(ge=False).modify_gradients
+        assert "OGMGE.modify_gradients" in G.call_student(method, {}, None)[1]
+
+
+def test_teaching_says_what_formative_checks_cannot_stop():
+    """Issue 19, Build: TEACHING.md says which cheats a check in the student's kernel cannot stop, and that the
+    autograder's hidden cases are the grade."""
+    with open(os.path.join(os.path.dirname(__file__), "..", "tutorials", "TEACHING.md"), encoding="utf-8") as f:
+        text = f.read()
+    section = text[text.index("**What a formative check cannot stop.**") :][:1200]
+    for words in ("subprocess", "importlib.reload", "sys._getframe", "monkeypatch", "hidden cases"):
+        assert words in section, words

@@ -272,3 +272,18 @@ def test_a_wrong_coalition_is_named_by_its_key():
 
     result = nb03.check_coalition_values(one_wrong)
     assert not result.passed and "v(1,)" in result.message and "index" not in result.message, result.message
+
+
+def test_alternative_library_implementations_do_not_pass():
+    """Issue 19, point 3: the library's other implementations of an exercise are hidden (or caught) too."""
+    from mini_cal import layers as L
+    from mini_cal.methods import agm
+
+    two = nb03.check_shapley_two(lambda v: agm.shapley_responses(v, 2))
+    three = nb03.check_shapley_three(lambda v: agm.shapley_responses(v, 3))
+    assert not two and not three and "hidden" in two.message, (two.message, three.message)
+    assert not nb03.check_shapley_two(lambda v: agm.shapley_responses({k: val for k, val in v.items() if k}, 2))
+    confidence = nb03.check_confidence(lambda z, k: 1 - float(np.mean(L.entropy_forward(z)[0])) / np.log(k))
+    assert not confidence and "hidden" in confidence.message, confidence.message
+    weights = nb03.check_contribution_weights(lambda I, D, T: L.softmax((T * np.asarray(I) * np.asarray(D))[None])[0])
+    assert not weights and "hidden" in weights.message, weights.message

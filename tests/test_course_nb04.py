@@ -222,3 +222,20 @@ def test_acceleration_names_the_wrong_gradient_not_a_flat_index():
     result = nb04.check_acceleration(one_key_wrong)
     assert not result.passed and "index (" not in result.message, result.message
     assert f"the gradient {changed[0]!r} is off" in result.message and "1.1 times" in result.message, result.message
+
+
+def test_ogm_ge_without_noise_does_not_pass_check_acceleration():
+    """Issue 19, point 3: OGMGE(ge=False).modify_gradients with k = 1 + W is the library's acceleration."""
+    from types import SimpleNamespace
+
+    from mini_cal.methods import ogm_ge
+
+    def via_ogm(grads, branch_keys, W):
+        model = SimpleNamespace(M=len(branch_keys), branch_keys=lambda m: branch_keys[m])
+        ctx = SimpleNamespace(model=model, epoch=0)
+        lo = SimpleNamespace(modulation={"k": [1 + w for w in W]})
+        ogm_ge.OGMGE(ge=False).modify_gradients(grads, ctx, lo)
+        return grads
+
+    result = nb04.check_acceleration(via_ogm)
+    assert not result and "hidden" in result.message, result.message

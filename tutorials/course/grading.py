@@ -21,14 +21,22 @@ autograder of ``tutorials/TEACHING.md``).
 from __future__ import annotations
 
 import contextlib
+import copy
+import dis
 import importlib
+import inspect
+import signal
+import sys
+import threading
 import traceback
+import types
 from dataclasses import dataclass, field
 
 import numpy as np
 
 TOLERANCE = 1e-6  # ||a - b|| / (||a|| + ||b||): a correct float64 answer agrees to ~1e-9 with finite differences
 CLOSE = 1e-4  # a wrong answer closer than this is rounding (float32), not a wrong formula
+TIME_LIMIT = 10.0  # seconds one call of a student's function may take before the checker gives up on it
 
 
 # ------------------------------------------------------------------------------------------------------- Result
@@ -112,15 +120,113 @@ def _unwrap(fn):
         fn = getattr(fn, "__wrapped__", None)
 
 
-def library_function_passed(fn):
-    """The qualified name of the hidden library function that ``fn`` is (or wraps, or shares code with), else None.
+def _fingerprint(code):
+    """What a code object computes, whatever its name, file or line numbers: two functions with equal fingerprints
+    are the same function (a clone by ``types.FunctionType(f.__code__, ...)``, ``f.__code__.replace(...)`` or
+    ``exec(inspect.getsource(f))``)."""
+    consts = tuple(
+        _fingerprint(c) if isinstance(c, types.CodeType) else (type(c).__name__, repr(c)) for c in code.co_consts
+    )
+    # not co_code itself: the library's NumPy fast path may recompile its functions (LOAD_METHOD for LOAD_ATTR...)
+    return (
+        sum(1 for _ in dis.get_instructions(code)),
+        consts,
+        code.co_names,
+        code.co_varnames,
+        code.co_argcount,
+        code.co_kwonlyargcount,
+    )
 
-    Only meaningful inside a :func:`hide` block."""
-    for f in _unwrap(fn):
+
+# fingerprint -> "module.qualname" of every function defined in the loaded mini_cal modules, and their ids
+_LIBRARY_INDEX: dict = {"modules": None, "index": {}, "ids": set()}
+
+
+def _library_functions(module):
+    for value in list(vars(module).values()):
+        members = [value]
+        if isinstance(value, type) and value.__module__ == module.__name__:
+            members = list(vars(value).values())
+        for member in members:
+            for f in (member, getattr(member, "__func__", None), getattr(member, "fget", None)):
+                code = getattr(f, "__code__", None)
+                if isinstance(code, types.CodeType) and getattr(f, "__module__", None) == module.__name__:
+                    yield f, code
+
+
+def _library_index() -> dict:
+    """{fingerprint: qualified name} of the functions (and methods) defined in the loaded mini_cal modules."""
+    modules = sorted(n for n in sys.modules if n == "mini_cal" or n.startswith("mini_cal."))
+    if modules != _LIBRARY_INDEX["modules"]:
+        index, ids = {}, set()
+        for name in modules:
+            module = sys.modules.get(name)
+            if module is None:
+                continue
+            for f, code in _library_functions(module):
+                if code.co_filename.startswith("<hidden"):  # swapped by hide(): its real code is in _HIDDEN
+                    continue
+                index.setdefault(_fingerprint(code), f"{name}.{f.__qualname__}")
+                ids.add(id(f))
+        _LIBRARY_INDEX.update(modules=modules, index=index, ids=ids)
+    index = dict(_LIBRARY_INDEX["index"])
+    for _, qualname, original_code in _HIDDEN.values():
+        index[_fingerprint(original_code)] = qualname
+    return index
+
+
+def _filled(cell) -> bool:
+    try:
+        return cell.cell_contents is not _filled  # always True; reading an empty cell raises
+    except ValueError:
+        return False
+
+
+def _functions_in(fn):
+    """fn, what it wraps (``__wrapped__``, a bound method's ``__func__``, a partial's ``func``) and the functions its
+    code reaches by a global or an enclosing function's name, one level deep."""
+    seen, stack, found = set(), [(fn, 0)], []
+    while stack:
+        f, depth = stack.pop()
+        if f is None or id(f) in seen:
+            continue
+        seen.add(id(f))
+        found.append(f)
+        for attr in ("__wrapped__", "__func__", "func"):
+            stack.append((getattr(f, attr, None), depth))
+        code = getattr(f, "__code__", None)
+        if depth == 0 and isinstance(code, types.CodeType):
+            namespace = getattr(f, "__globals__", {}) or {}
+            cells = [cell.cell_contents for cell in (getattr(f, "__closure__", None) or ()) if _filled(cell)]
+            for target in [namespace.get(name) for name in code.co_names] + cells:
+                if callable(target) and hasattr(target, "__code__"):
+                    stack.append((target, 1))
+    return found
+
+
+def library_function_passed(fn):
+    """The qualified name of the library function that ``fn`` is, wraps, calls by name, or is a clone of (same
+    code, rebuilt from ``__code__`` or from the library's source), else None.
+
+    Only meaningful inside a :func:`hide` block: there any mini_cal function passed as the answer counts, and so
+    does a copy of any mini_cal function's code anywhere in what ``fn`` reaches."""
+    if not _HIDDEN:
+        return None
+    index = None
+    for depth, f in enumerate(_functions_in(fn)):
         code = getattr(f, "__code__", None)
         for original, qualname, original_code in _HIDDEN.values():
             if f is original or (code is not None and code is original_code):
                 return qualname
+        if not isinstance(code, types.CodeType) or code.co_filename.startswith("<hidden"):
+            continue
+        index = _library_index() if index is None else index
+        qualname = index.get(_fingerprint(code))
+        if qualname is None:
+            continue
+        is_library_object = id(f) in _LIBRARY_INDEX["ids"] or any(f is h[0] for h in _HIDDEN.values())
+        if f is fn or getattr(fn, "__func__", None) is f or not is_library_object:  # the answer itself, or a clone
+            return qualname
     return None
 
 
@@ -168,13 +274,121 @@ def hide(*targets):
 
 
 # ------------------------------------------------------------------------------------------- calling a student
-def call_student(fn, *args, where: str = "", **kwargs):
+class _TimeLimit(BaseException):
+    """Raised inside a student's function that runs past :data:`TIME_LIMIT` (a BaseException, so that the student's
+    own ``except Exception`` does not swallow it)."""
+
+
+class _Interrupted(BaseException):
+    """A real Ctrl-C (or a kernel interrupt) while the student's function ran: re-raised as KeyboardInterrupt."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds):
+    """Interrupt the block after ``seconds`` (SIGALRM, main thread only; elsewhere no limit), and tell a real
+    SIGINT apart from a KeyboardInterrupt the student's code raises itself."""
+    main = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
+    if not main:
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise _TimeLimit
+
+    def on_interrupt(signum, frame):
+        raise _Interrupted
+
+    old_alarm = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        old_interrupt = signal.signal(signal.SIGINT, on_interrupt)
+    except (ValueError, TypeError):
+        old_interrupt = None
+    outer, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
+    start = __import__("time").monotonic()
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        if old_interrupt is not None:
+            signal.signal(signal.SIGINT, old_interrupt)
+        signal.signal(signal.SIGALRM, old_alarm)
+        if outer:  # an enclosing timer: give it back what is left of it
+            left = outer - (__import__("time").monotonic() - start)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 1e-3))
+
+
+def _parameter_names(fn, args, kwargs):
+    """{position or keyword: the student's name for that parameter} (e.g. {0: "dout", 1: "cache"})."""
+    names = {i: f"argument {i + 1}" for i in range(len(args))}
+    names.update({k: k for k in kwargs})
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return names
+    for i, param in enumerate(params[: len(args)]):
+        if param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
+            names[i] = param.name
+    return names
+
+
+def _copy(value):
+    try:
+        return copy.deepcopy(value)
+    except Exception:  # noqa: BLE001 - an object that cannot be copied is passed as it is
+        return value
+
+
+def _changed(before, after, path):
+    """The path (e.g. "cache[0]") of the first NumPy array in ``after`` that differs from ``before``, else None."""
+    if isinstance(before, np.ndarray) and isinstance(after, np.ndarray):
+        same = before.shape == after.shape and np.array_equal(before, after, equal_nan=before.dtype.kind in "fc")
+        return None if same else path
+    if isinstance(before, (list, tuple)) and isinstance(after, (list, tuple)):
+        if len(before) != len(after):
+            return path if isinstance(before, list) else None
+        for i, (b, a) in enumerate(zip(before, after)):
+            found = _changed(b, a, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    if isinstance(before, dict) and isinstance(after, dict):
+        if set(before) != set(after):
+            return path
+        for key in before:
+            found = _changed(before[key], after[key], f"{path}[{key!r}]")
+            if found:
+                return found
+    return None
+
+
+def _nonfinite(value) -> str | None:
+    """``"NaN"`` or ``"infinite"`` when ``value`` is a number (or a 0-d array) that is not finite, else None."""
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, (int, float, np.number)) or (isinstance(value, np.ndarray) and value.ndim == 0):
+        try:
+            number = complex(value)
+        except (TypeError, ValueError, OverflowError):
+            return None
+        if np.isnan(number.real) or np.isnan(number.imag):
+            return "NaN"
+        if np.isinf(number.real) or np.isinf(number.imag):
+            return "infinite"
+    return None
+
+
+def call_student(fn, *args, where: str = "", mutable=(), allow_nonfinite: bool = False, **kwargs):
     """Call the student's ``fn(*args, **kwargs)``; return ``(value, None)`` or ``(None, failure message)``.
 
     The failure message is one line: "NOT YET: not implemented yet ..." for a stub that still raises
-    NotImplementedError, "FAILED ...: you passed the library's own function" inside a :func:`hide` block, "FAILED
-    ...: your function calls <library function>, which is hidden ..." when it calls a hidden function, or "FAILED
-    ...: your function raised <error> (line ...)" for any other exception.
+    NotImplementedError, "FAILED ...: you passed the library's own function" inside a :func:`hide` block (the
+    library function itself, a bound method of a library class, or a clone of its code), "FAILED ...: your function
+    calls <library function>, which is hidden ..." when it calls a hidden function, "FAILED ...: your function
+    raised <error> (line ...)" for any other exception (SystemExit and a KeyboardInterrupt raised by the student's
+    code included; a real Ctrl-C still interrupts), "did not return within 10 s" past :data:`TIME_LIMIT`, "changed
+    its input <name> in place" when it modified an argument (the student gets copies; positions or keywords listed
+    in ``mutable`` are passed as they are and may be changed), or "returned NaN" for a number that is not finite
+    (unless ``allow_nonfinite``: the checker diagnoses that itself).
     """
     at = f" {where}" if where else ""
     if not callable(fn):
@@ -182,17 +396,59 @@ def call_student(fn, *args, where: str = "", **kwargs):
     library = library_function_passed(fn)
     if library is not None:
         return None, (
-            f"FAILED{at}: you passed the library's own function {library}; the exercise is to write it yourself."
+            f"FAILED{at}: you passed the library's own function {library} (or a copy of its code); the exercise "
+            f"is to write it yourself."
         )
+    names = _parameter_names(fn, args, kwargs)
+    pristine = {}
+    call_args, call_kwargs = list(args), dict(kwargs)
+    for key, value in [*enumerate(args), *kwargs.items()]:
+        if key in mutable:
+            continue
+        snapshot = _copy(value)
+        if snapshot is value:
+            continue
+        pristine[key] = snapshot
+        if isinstance(key, int):
+            call_args[key] = _copy(value)
+        else:
+            call_kwargs[key] = _copy(value)
     try:
-        return fn(*args, **kwargs), None
+        with _time_limit(TIME_LIMIT):
+            value = fn(*call_args, **call_kwargs)
+    except _Interrupted:
+        raise KeyboardInterrupt from None
+    except _TimeLimit:
+        return None, (
+            f"FAILED{at}: your function did not return within {TIME_LIMIT:g} s (an endless loop, or far too much "
+            f"work for these small inputs?)."
+        )
     except NotImplementedError as exc:
         detail = f" ({exc})" if str(exc) else ""
         return None, f"NOT YET: not implemented yet{detail}. Fill in the stub and run the check again."
     except LibraryHidden as exc:
         return None, f"FAILED{at}: your function calls the library's own answer. {exc}"
+    except SystemExit as exc:
+        return None, (
+            f"FAILED{at}: your function raised SystemExit({exc.code!r}) (sys.exit or exit()){_where_raised(exc)}: "
+            f"return the answer instead."
+        )
+    except KeyboardInterrupt as exc:  # raised by the student's code, not by a real Ctrl-C (that is _Interrupted)
+        return None, f"FAILED{at}: your function raised KeyboardInterrupt{_where_raised(exc)}."
     except Exception as exc:  # the student's bug, reported rather than raised
         return None, f"FAILED{at}: your function raised {type(exc).__name__}: {exc}{_where_raised(exc)}"
+    for key, before in pristine.items():
+        after = call_args[key] if isinstance(key, int) else call_kwargs[key]
+        path = _changed(before, after, names.get(key, str(key)))
+        if path is not None:
+            return None, (
+                f"FAILED{at}: your function changed its input {path} in place. Leave the inputs as they are and "
+                f"return a new array (for example start from x.copy(), or write y = x * m rather than x *= m)."
+            )
+    bad = None if allow_nonfinite else _nonfinite(value)
+    if bad:
+        return None, f"FAILED{at}: your function returned {bad}, not a finite number."
+    return value, None
 
 
 def checker(fn):
@@ -219,6 +475,7 @@ def checker(fn):
 def _where_raised(exc) -> str:
     """ " (line L: source)" of the last frame in the student's own code (not NumPy's, nor the library's)."""
     frames = traceback.extract_tb(exc.__traceback__)[1:]  # [0] is call_student itself
+    frames = [f for f in frames if not f.filename.endswith(("contextlib.py", "grading.py"))]
     library = ("site-packages", "/numpy/", "/mini_cal/", "/course/")
     own = [f for f in frames if not any(part in f.filename for part in library)] or frames
     if not own:
@@ -488,7 +745,7 @@ def _matches(got_all, wrongs) -> bool:
     return compared > 0
 
 
-def grade(fn, cases, *, hidden, to_array, messages, name, hints, what, parts=None):
+def grade(fn, cases, *, hidden, to_array, messages, name, hints, what, parts=None, mutable=()):
     """Grade ``fn`` on ``cases``: [(label, args, expected array, {mistake id: wrong array})].
 
     The student's function is called on every case inside ``hide(*hidden)``; its return value becomes an
@@ -498,11 +755,12 @@ def grade(fn, cases, *, hidden, to_array, messages, name, hints, what, parts=Non
     ids may share a message); failing that, ``diagnose`` describes the first wrong case. ``parts(args)``, when
     given, names the pieces the flat answer is made of, ``[(name, shape)]`` in order (a dict's keys): the diagnosis
     then names the first wrong piece (e.g. the gradient 'a0.w1') rather than an index into the flat array.
+    ``mutable``: the argument positions the student may change in place (passed as they are, not as copies).
     """
     got_all = []
     with hide(*hidden):
         for label, args, _, _ in cases:
-            value, failure = call_student(fn, *args, where=f"in case '{label}'")
+            value, failure = call_student(fn, *args, where=f"in case '{label}'", mutable=mutable, allow_nonfinite=True)
             if failure:
                 return Result(False, failure, {"case": label})
             try:

@@ -23,7 +23,7 @@ import numpy as np
 from mini_cal import contribution as C
 from mini_cal import layers as L
 from mini_cal import model as model_module
-from mini_cal.methods import cal_design
+from mini_cal.methods import agm, cal_design
 
 from . import grading, plots
 from .grading import FormError, grade
@@ -274,7 +274,7 @@ def _check_shapley(fn, M, seed):
     result = grade(
         fn,
         cases,
-        hidden=[(C, "shapley")],
+        hidden=[(C, "shapley"), (agm, "shapley_responses")],
         to_array=_as_vector(M),
         messages=SHAPLEY_MISTAKES,
         name=f"Shapley values (M = {M})",
@@ -285,7 +285,7 @@ def _check_shapley(fn, M, seed):
         # no known mistake: say whether the shares at least add up (efficiency)
         label = result.details["case"]
         game = next(case[1][0] for case in cases if case[0] == label)
-        with grading.hide((C, "shapley")):
+        with grading.hide((C, "shapley"), (agm, "shapley_responses")):
             got, _ = grading.call_student(fn, dict(game))
         try:
             total = float(np.sum(np.asarray(got, dtype=float)))
@@ -383,8 +383,8 @@ _OVERFLOW_PROBE = np.array([[1000.0, 999.0, 998.0], [1000.0, 1000.0, 1000.0]])
 def _confidence_nan(fn) -> str | None:
     """Which NaN the student's D(m) has, from the probes (None if neither gives one)."""
     for probe, key in ((_OVERFLOW_PROBE, "overflow"), (_ZERO_PROBE, "zero_log_zero")):
-        with grading.hide((C, "confidence"), (L, "entropy")), np.errstate(all="ignore"):
-            value, failure = grading.call_student(fn, probe.copy(), probe.shape[1])
+        with grading.hide((C, "confidence"), (L, "entropy"), (L, "entropy_forward")), np.errstate(all="ignore"):
+            value, failure = grading.call_student(fn, probe.copy(), probe.shape[1], allow_nonfinite=True)
         try:
             finite = failure is None and bool(np.all(np.isfinite(np.asarray(value, dtype=float))))
         except (TypeError, ValueError):
@@ -400,7 +400,7 @@ def check_confidence(fn, seed: int = 0) -> grading.Result:
         result = grade(
             fn,
             _confidence_cases(seed),
-            hidden=[(C, "confidence"), (L, "entropy")],
+            hidden=[(C, "confidence"), (L, "entropy"), (L, "entropy_forward")],
             to_array=_as_scalar,
             messages=CONFIDENCE_MISTAKES,
             name="confidence D(m)",
@@ -483,7 +483,7 @@ def check_contribution_weights(fn, seed: int = 0) -> grading.Result:
     return grade(
         fn,
         cases,
-        hidden=[(C, "softmax_weights"), (cal_design, "score")],
+        hidden=[(C, "softmax_weights"), (cal_design, "score"), (L, "softmax"), (L, "log_softmax")],
         to_array=to_array,
         messages=WEIGHT_MISTAKES,
         name="contribution weights W",

@@ -125,8 +125,9 @@ def check_acceleration(fn, seed: int = 0) -> grading.Result:
     return grade(
         fn,
         cases,
-        hidden=[(base, "scale_branches"), (cal, "acceleration_coefficients")],
+        hidden=[(base, "scale_branches"), (cal, "acceleration_coefficients"), (ogm_ge.OGMGE, "modify_gradients")],
         to_array=to_array,
+        mutable=(0,),
         messages=ACCEL_MISTAKES,
         name="acceleration",
         hints=ACCEL_HINTS,
