@@ -54,18 +54,18 @@ class TrainConfig:
     shapley: bool = True  # exact Shapley values of test accuracy after training
 
     def validate(self):
-        """Check every field (type and range) and return ``self``; a ValueError names the field."""
+        """Check every field (type and range), store numbers as Python ints and floats, return ``self``."""
         for name, low in (("epochs", 1), ("batch_size", 1), ("seed", 0)):
-            checks.number(name, getattr(self, name), low=low, integer=True)
-        checks.number("lr", self.lr, low=0, low_open=True)
-        checks.number("momentum", self.momentum, low=0, high=1, high_open=True)
-        checks.number("weight_decay", self.weight_decay, low=0)
+            setattr(self, name, checks.number(name, getattr(self, name), low=low, integer=True))
+        self.lr = checks.number("lr", self.lr, low=0, low_open=True)
+        self.momentum = checks.number("momentum", self.momentum, low=0, high=1, high_open=True)
+        self.weight_decay = checks.number("weight_decay", self.weight_decay, low=0)
         if self.clip_norm is not None:
-            checks.number("clip_norm", self.clip_norm, low=0, low_open=True)
+            self.clip_norm = checks.number("clip_norm", self.clip_norm, low=0, low_open=True)
         checks.widths("hidden", self.hidden)
         if self.z_dim is not None:
             checks.number("z_dim", self.z_dim, low=1, high=checks.MAX_WIDTH, integer=True)
-        checks.number("sigma_shift", self.sigma_shift)
+        self.sigma_shift = checks.number("sigma_shift", self.sigma_shift)
         checks.choice("dtype", self.dtype, ("float32", "float64"))
         checks.choice("optimizer", self.optimizer, ("sgd", "adam"))
         for name in ("progress", "record_steps", "probe", "shapley"):

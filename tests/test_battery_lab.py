@@ -192,3 +192,52 @@ def test_describe_in_an_ascii_terminal(tmp_path):
 def test_an_empty_value_is_refused(option, capsys):
     assert main(["train", "--epochs", "1", "--no-progress", option, ""]) == 2
     assert option in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------ a second, fresh outside battery
+@pytest.mark.parametrize(
+    "argv, option",
+    [
+        (["train", "--preset", "tiny", "--epochs", "1", "--checkpoint-every", "3"], "--checkpoint-every"),
+        (["robustness", "--preset", "tiny", "--models", "nowhere", "--epochs", "7"], "--epochs"),
+        (["robustness", "--preset", "tiny", "--models", "nowhere", "--untuned"], "--untuned"),
+    ],
+)
+def test_an_option_that_would_be_ignored_is_refused(tmp_path, capsys, monkeypatch, argv, option):
+    """--checkpoint-every without a checkpoint, and training options with --models, did nothing without a word."""
+    monkeypatch.chdir(tmp_path)
+    assert main([*argv, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"{option}: " in err and "Traceback" not in err and not list(tmp_path.iterdir())
+
+
+def test_two_names_of_one_method_are_refused(tmp_path, capsys):
+    """`unimodal` and `unimodal-0` trained modality 0 twice, under different settings, as two rows of one table."""
+    argv = ["compare", "--preset", "tiny", "--methods", "unimodal", "unimodal-0", "--seeds", "1", "--epochs", "1"]
+    assert main([*argv, "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    assert "'unimodal' and 'unimodal-0' are the same method" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_data_example_without_its_extra_says_what_to_install(tmp_path, capsys, monkeypatch):
+    from mini_cal.lab import examples
+
+    def missing(*args, **kwargs):
+        raise ImportError("No module named 'sklearn'", name="sklearn")
+
+    monkeypatch.setattr(examples, "make_example", missing)
+    assert main(["data", "example", "digits", "--out", str(tmp_path / "d.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "needs sklearn" in err and ".[example]" in err and "Traceback" not in err
+
+
+def test_config_numbers_are_stored_as_python_numbers_and_design_state_needs_setup():
+    """np.float32(0.05) as lr reached summary() and broke json.dumps; state_dict before setup gave AttributeError."""
+    from mini_cal.methods import make_method
+    from mini_cal.train import TrainConfig
+
+    config = TrainConfig(lr=np.float32(0.05), epochs=np.int64(2), clip_norm=np.float64(10)).validate()
+    assert type(config.lr) is float and type(config.epochs) is int and config.lr == float(np.float32(0.05))
+    json.dumps(config.__dict__)
+    with pytest.raises(RuntimeError, match=r"cal-ema: state_dict\(\) before setup"):
+        make_method("cal-ema").state_dict()

@@ -217,8 +217,8 @@ def test_robustness_with_models_gets_the_same_standardised_data(tmp_path, capsys
     path = tmp_path / "uci.npz"
     np.savez(path, x_train_a=xs[0], x_train_b=xs[1], y_train=y)
     out = tmp_path / "c"
-    common = ["--methods", "joint", "--seeds", "1", "--epochs", "1", "--jobs", "1", "--no-progress"]
-    assert main(["compare", "--data", str(path), "--standardize", *common, "--out", str(out)]) == 0
+    common = ["--methods", "joint", "--seeds", "1", "--jobs", "1", "--no-progress"]  # --epochs: compare only
+    assert main(["compare", "--data", str(path), "--standardize", *common, "--epochs", "1", "--out", str(out)]) == 0
     models = str(out / "models")
     assert main(["robustness", "--models", models, *common, "--out", str(tmp_path / "r1")]) == 0
     capsys.readouterr()

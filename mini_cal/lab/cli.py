@@ -274,7 +274,7 @@ def cmd_train(args) -> int:
             ds,
             config,
             checkpoint_path=args.checkpoint or args.resume,
-            checkpoint_every=args.checkpoint_every,
+            checkpoint_every=args.checkpoint_every or 1,
             resume=args.resume,
         )
     except TrainingInterrupted as exc:
@@ -619,7 +619,10 @@ def cmd_data(args) -> int:
 
         if len(args.names) != 1 or args.names[0] not in EXAMPLES:
             raise ValueError(f"data example: expected one example name, one of {sorted(EXAMPLES)}, got {args.names}")
-        _say(f"wrote {make_example(args.names[0], args.out)}")
+        try:
+            _say(f"wrote {make_example(args.names[0], args.out)}")
+        except ImportError as exc:  # the example's features come from scikit-learn, an optional extra
+            raise ValueError(f"data example: needs {exc.name or 'scikit-learn'}: pip install -e '.[example]'") from None
         return 0
     if args.data:
         raise ValueError("--data: only 'data describe' reads a data file; 'data generate' writes the presets")
@@ -773,9 +776,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--checkpoint-every",
         type=_number("--checkpoint-every", integer=True, low=1),
-        default=1,
+        default=None,
         metavar="N",
-        help="epochs between checkpoints (default: %(default)s)",
+        help="epochs between checkpoints (default: 1); needs --checkpoint or --resume",
     )
     p.add_argument(
         "--resume",
@@ -896,6 +899,19 @@ def _check_options(args) -> None:
     """Before anything runs: no empty name or path, and no two path options naming the same file (an output that
     is also an input or another output; a link or a second name of the file counts), nor an input inside the --out
     folder that --overwrite clears."""
+    unused = [  # options the command would silently ignore
+        ("--checkpoint-every", "needs --checkpoint or --resume")
+        if getattr(args, "checkpoint_every", None) and not (args.checkpoint or args.resume)
+        else None,
+        ("--epochs", "has no effect with --models (the models are trained)")
+        if getattr(args, "models", None) and getattr(args, "epochs", None)
+        else None,
+        ("--untuned", "has no effect with --models (the models are trained)")
+        if getattr(args, "models", None) and getattr(args, "untuned", False)
+        else None,
+    ]
+    for option, why in filter(None, unused):
+        raise ValueError(f"{option}: {why}")
     preset = getattr(args, "preset", None)
     if preset is not None and not preset.strip():
         raise ValueError(f"--preset: expected a preset name, one of {', '.join(synthetic.PRESETS)}, got {preset!r}")

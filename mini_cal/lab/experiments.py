@@ -66,6 +66,13 @@ def validate_methods(methods, M: int, where: str = "the data") -> None:
     twice = sorted({n for n in methods if list(methods).count(n) > 1})
     if twice:
         raise ValueError(f"methods: {twice} given more than once (each method's runs write the same files)")
+    same = {}  # two names of one method (unimodal and unimodal-0) would train it twice under different settings
+    for name in methods:
+        method = make_method(name)
+        key = (type(method), tuple(sorted(method.hparams().items())))
+        if key in same:
+            raise ValueError(f"methods: {same[key]!r} and {name!r} are the same method: keep one")
+        same[key] = name
     for name in methods:
         spec = spec_of(name)
         if M < spec.min_modalities:

@@ -198,6 +198,8 @@ class CALDesign(CAL):
     def state_dict(self):
         """The metric's running state (the EMA of W) and, for ``w_source="val-epoch"``, the last epoch's held-out
         measurement."""
+        if not hasattr(self, "metric"):
+            raise RuntimeError(f"{self.name}: state_dict() before setup(model, h_y): there is no state yet")
         state = {"metric": self.metric.state_dict()}
         if self.w_source == "val-epoch":
             state["heldout"] = {k: np.asarray(self.heldout[k]).tolist() for k in ("W", "I", "D") if k in self.heldout}
