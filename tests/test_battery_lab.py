@@ -4,31 +4,17 @@ divergence message, printing in an ASCII terminal and empty option values."""
 
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from test_reliability_outputs import ENV, REPO, cli  # noqa: F401  (one CLI runner for both files)
 
 from mini_cal.lab import io
 from mini_cal.lab.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
 COMPARE = ["compare", "--preset", "tiny", "--methods", "joint", "--seeds", "1", "--epochs", "1", "--jobs", "1"]
 COMPARE = [*COMPARE, "--no-progress"]
 TRAIN = ["train", "--preset", "tiny", "--epochs", "1", "--no-progress"]
-
-
-def cli(argv, **kw):
-    return subprocess.run(
-        [sys.executable, "-m", "mini_cal", *argv],
-        env={**ENV, **kw.pop("env", {})},
-        text=True,
-        capture_output=True,
-        **kw,
-    )
 
 
 def _write_data(path, names=("audio", "video")):

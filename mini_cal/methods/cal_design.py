@@ -92,8 +92,10 @@ class ContributionMetric:
     def measure(self, model, params, out, y_onehot, known_ce: dict | None = None) -> dict:
         """v, I, D, s and W of this batch alone (``W_batch`` = ``W``); changes no state (no EMA step)."""
         res = contribution_weights(model, params, out, y_onehot, self.h_y, self.temperature, known_ce)
-        res["s"] = score(res["I"], res["D"], self.mode)
-        res["W_batch"] = softmax_weights(res["s"], self.temperature)
+        if self.mode != "product":  # contribution_weights already scored the product, CAL's own
+            res["s"] = score(res["I"], res["D"], self.mode)
+            res["W"] = softmax_weights(res["s"], self.temperature)
+        res["W_batch"] = res["W"]
         res["W"] = res["W_batch"].copy()
         return res
 
