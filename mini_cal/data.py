@@ -291,10 +291,13 @@ def from_arrays(
 # --------------------------------------------------------------------------------------------- feature scale
 def feature_statistics(xs) -> tuple:
     """(means, stds): per modality, each feature's mean and standard deviation (float64, ``(D_m,)``) over the
-    rows of ``xs``, the training split; a constant feature gets std 1 (it becomes 0 after centring)."""
-    mean = [x.astype(np.float64).mean(axis=0) for x in xs]
-    std = [x.astype(np.float64).std(axis=0) for x in xs]
-    return mean, [np.where(sd > 0, sd, 1.0) for sd in std]
+    rows of ``xs``, the training split; a constant feature gets std 1 (it becomes 0 after centring). Constant means
+    max == min: ``np.std`` of a constant column is often a rounding residue (1e-16 for 0.3 repeated 100 times), not 0,
+    and dividing by it would send every other split's values to about 1e15."""
+    xs = [x.astype(np.float64) for x in xs]
+    mean = [x.mean(axis=0) for x in xs]
+    std = [np.where(np.ptp(x, axis=0) > 0, x.std(axis=0), 1.0) for x in xs]
+    return mean, std
 
 
 def standardized(x, mean, std) -> np.ndarray:

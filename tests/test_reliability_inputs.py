@@ -16,7 +16,7 @@ import pytest
 
 from mini_cal import checks, noise
 from mini_cal import evaluate as E
-from mini_cal.data import DataError, Dataset, DataWarning, from_arrays, load_npz
+from mini_cal.data import DataError, Dataset, DataWarning, feature_statistics, from_arrays, load_npz, standardized
 from mini_cal.lab import presets
 from mini_cal.lab.cli import main
 from mini_cal.methods import make_method, tuned_config
@@ -316,3 +316,16 @@ def test_accuracies_are_checked():
     with pytest.raises(ValueError, match="empty"):
         E.accuracy([], [])
     assert noise.auc([0, 10], [1.0, 0.5]) == pytest.approx(0.75)
+
+
+def test_a_constant_feature_with_a_rounding_residue_is_constant():
+    """np.std of 0.3 repeated 100 times is about 5e-17, not 0: dividing by it sent val/test values to about 1e15."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(100, 3))
+    x[:, 1] = 0.3
+    assert 0 < x.std(axis=0)[1] < 1e-12  # the residue this test is about (per-column std of the matrix)
+    mean, std = feature_statistics([x])
+    assert std[0][1] == 1.0 and np.all(std[0][[0, 2]] != 1.0)
+    other = x[:5].copy()
+    other[:, 1] = 0.7
+    assert np.allclose(standardized(other, mean[0], std[0])[:, 1], 0.4)  # its change, in training units (std 1)
