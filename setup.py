@@ -40,7 +40,16 @@ setup(
         "gpu-cuda13": ["cupy-cuda13x"],  # NVIDIA driver for CUDA 13.x (the GPU code is the same)
         "bench": ["torch"],  # benchmarks/bench_torch.py only
         "notebooks": ["jupyter", "nbclient>=0.9", "nbformat>=5.9", "ipykernel>=6"],
-        "test": ["pytest>=7", "array-api-strict>=2.2", "nbclient>=0.9", "nbformat>=5.9", "ipykernel>=6"],
+        # the teacher's path on nbgrader (tutorials/TEACHING.md, section 4); the tests run it, so `test` has it too
+        "teach": ["nbgrader>=0.9.5,<0.10", "nbformat>=5.9", "ipykernel>=6"],
+        "test": [
+            "pytest>=7",
+            "array-api-strict>=2.2",
+            "nbclient>=0.9",
+            "nbformat>=5.9",
+            "ipykernel>=6",
+            "nbgrader>=0.9.5,<0.10",
+        ],
         "lint": ["ruff==0.17.5"],
         "example": ["scikit-learn>=1.3"],  # builds the real-data example (mini-cal data example digits)
     },

@@ -7,7 +7,6 @@ issue 19 point 1 (monkeypatched checkers, a printed PASSED, G.hide = nullcontext
 outputs). The autograder runs once, through the command of tutorials/TEACHING.md, and the CSVs are checked.
 """
 
-import ast
 import csv
 import json
 import os
@@ -26,124 +25,10 @@ TUTORIALS = ROOT / "tutorials"
 sys.path.insert(0, str(TUTORIALS))
 
 from course import autograde as A  # noqa: E402
+from course_submissions import COURSE, WRONG, _notebook, _paste, _student  # noqa: E402
 
-SOLUTION_MODULE = {"accelerate": "cal_coefficients", "weights_of_batch": "capstone_weights", "kl_loss": "capstone_kl"}
-GRADED = ("01", "02", "03", "04", "05", "06", "07", "08")
-COURSE = A.course_exercises()
-
-
-def _notebook(number):
-    return next(TUTORIALS.glob(f"{number}_*.ipynb"))
-
-
-def _solution(function):
-    """The reference answer for the student's function ``function`` (e.g. my_linear_backward), renamed."""
-    key = function.removeprefix("my_")
-    source = (TUTORIALS / "solutions" / f"{SOLUTION_MODULE.get(key, key)}.py").read_text()
-    tree = ast.parse(source)
-    imports = [ast.unparse(n) for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
-    body = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == key)
-    body.name = function
-    return imports, ast.unparse(body)
-
-
-def _paste(nb, replacements):
-    """Replace every top-level definition of a function in ``replacements`` ({name: source or None for a
-    solution}) inside its own cell, as a student pastes code into a stub; imports go at the top of that cell."""
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        tree = ast.parse("\n".join("" if line.startswith("%") else line for line in cell.source.splitlines()))
-        lines = cell.source.splitlines()
-        imports = []
-        for node in reversed(tree.body):
-            if isinstance(node, ast.FunctionDef) and node.name in replacements:
-                new = replacements[node.name]
-                if new is None:
-                    more, new = _solution(node.name)
-                    imports += more
-                lines[node.lineno - 1 : node.end_lineno] = new.splitlines()
-        cell.source = "\n".join(sorted(set(imports)) + lines)
-    return nb
-
-
-def _fake_outputs(nb):
-    """Every check cell 'printed' PASSED: the autograder must not read it."""
-    for cell in nb.cells:
-        if cell.cell_type == "code" and "check_" in cell.source:
-            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="PASSED: everything is right\n")]
-            cell.execution_count = 1
-    return nb
-
-
-# what student (b) gets wrong or leaves unfinished: {notebook: {function: wrong source or "stub"}}
-WRONG = {
-    "02": {"my_relu_backward": "def my_relu_backward(dout, cache):\n    return dout"},
-    "03": {"my_shapley_two": "def my_shapley_two(v):\n    return [v[(0,)] - v[()], v[(1,)] - v[()]]"},
-    "04": {"my_ogm_k": "stub"},
-    "05": {
-        "my_kl_backward": "def my_kl_backward(dkl, cache):\n    mu, sigma = cache\n"
-        "    return dkl * mu, dkl * (sigma - 1 / sigma)",  # the 1/N forgotten
-        "my_bottleneck_betas": "stub",
-    },
-    "06": {"my_auc": "def my_auc(levels, accs):\n    return float(np.mean(accs))"},
-    "08": {
-        "my_kl_forward": "def my_kl_forward(mu, sigma):\n    return float(np.sum(mu ** 2 + sigma ** 2) / mu.shape[0])",
-        "my_kl_loss": "stub",
-    },
-}
-
-CHEAT_CELL = """import exercises
-from contextlib import nullcontext
-from course import grading as G
-G.hide = nullcontext
-exercises.check_kl_backward = lambda fn, *a, **k: G.passed("right")
-for _name in dir(exercises):
-    if _name.startswith("check_"):
-        setattr(exercises, _name, lambda fn, *a, **k: G.passed("right"))
-"""
-
-# (c): no real code. Each function calls the library, returns nothing useful, or tampers with the grader at call
-# time; the notebook also monkeypatches at top level and prints PASSED in its check cells.
-CHEATS = {
-    "my_linear_backward": "def my_linear_backward(dout, cache):\n    return L.linear_backward(dout, cache)",
-    "my_relu_backward": "def my_relu_backward(dout, cache):\n    from mini_cal import layers\n"
-    "    return layers.relu_backward(dout, cache)",
-    "my_softmax_ce_backward": "def my_softmax_ce_backward(dloss, cache):\n    from course import grading\n"
-    "    grading.compare_outputs = lambda *a, **k: None\n    grading.diagnose = lambda *a, **k: None\n"
-    "    return cache[0]",
-    "my_kl_forward": "def my_kl_forward(mu, sigma):\n    from contextlib import nullcontext\n"
-    "    from course import grading\n    grading.hide = nullcontext\n    return L.gaussian_kl_forward(mu, sigma)[0]",
-    "my_kl_backward": "def my_kl_backward(dkl, cache):\n    return L.gaussian_kl_backward(dkl, cache)",
-    "my_bottleneck_forward": "def my_bottleneck_forward(h, w_mu, b_mu, w_s, b_s, eps=None, sigma_min=1e-4, "
-    "shift=5.0):\n    return L.gaussian_bottleneck_forward(h, w_mu, b_mu, w_s, b_s, eps=eps, sigma_min=sigma_min, "
-    "shift=shift)[0]",
-    "my_coalition_values": "def my_coalition_values(shares, bias, y_onehot, h_y):\n    import sys\n    sys.exit(0)",
-    "my_shapley_two": "def my_shapley_two(v):\n    from mini_cal import contribution\n"
-    "    return contribution.shapley(v, 2)",
-    "my_confidence": "def my_confidence(logits_m, num_classes):\n    from mini_cal import contribution as C\n"
-    "    return C.confidence(logits_m, num_classes)",
-}
-
-HANG = "def my_shapley_two(v):\n    while True:\n        pass"  # notebook 03 only: the time limit ends it
-
-
-def _student(name, number, kind):
-    nb = nbformat.read(_notebook(number), as_version=4)
-    functions = {ex.function for ex in COURSE[number]}
-    if kind == "complete":
-        _paste(nb, dict.fromkeys(functions))
-    elif kind == "partial":
-        wrong = WRONG.get(number, {})
-        _paste(nb, {f: wrong.get(f) for f in functions if wrong.get(f) != "stub"})
-    else:
-        cheats = dict(CHEATS, my_shapley_two=HANG) if number == "03" else CHEATS
-        _paste(nb, {f: cheats[f] for f in functions if f in cheats})
-        nb.cells.insert(2, nbformat.v4.new_code_cell(CHEAT_CELL))
-        for cell in nb.cells:  # `check(...); print('PASSED')` in every check cell
-            if cell.cell_type == "code" and re.search(r"exercises\.check_\w+\(", cell.source):
-                cell.source = cell.source.rstrip() + "\nprint('PASSED')"
-    return _fake_outputs(nb)
+GRADED = ("01", "02", "03", "04", "05", "06", "07", "08", "09")
+TOTAL = 38  # graded exercises in the course (21 in 01-07, 16 in 08, 1 in 09)
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +78,7 @@ def _points(rows, student):
 
 def test_exercises_are_read_from_the_pristine_notebooks():
     assert set(COURSE) == set(GRADED)
-    assert len(COURSE["08"]) == 15  # the thirteen pieces and the two assemblies
+    assert len(COURSE["08"]) == 16  # the thirteen pieces, the two assemblies and the whole CAL step
     assert [ex.function for ex in COURSE["02"]] == [
         "my_linear_backward",
         "my_relu_backward",
@@ -230,10 +115,10 @@ def test_submissions_are_found_in_both_layouts(tmp_path):
 def test_the_complete_submission_gets_full_marks(graded):
     rows, totals, _ = graded
     alice = _points(rows, "alice")
-    assert len(alice) == sum(len(v) for v in COURSE.values()) == 36
+    assert len(alice) == sum(len(v) for v in COURSE.values()) == TOTAL
     failed = {k: r["message"] for r in rows if r["student"] == "alice" and r["points"] == "0" for k in [r["exercise"]]}
     assert not failed, failed
-    assert totals["alice"]["total"] == totals["alice"]["max_points"] == "36"
+    assert totals["alice"]["total"] == totals["alice"]["max_points"] == str(TOTAL)
 
 
 def test_the_partly_wrong_submission_gets_the_right_subset(graded):
@@ -241,7 +126,7 @@ def test_the_partly_wrong_submission_gets_the_right_subset(graded):
     bob = _points(rows, "bob")
     wrong = {(n, ex.name) for n, fs in WRONG.items() for ex in COURSE[n] if ex.function in fs}
     assert {k for k, p in bob.items() if p == 0} == wrong
-    assert int(totals["bob"]["total"]) == 36 - len(wrong) == 28
+    assert int(totals["bob"]["total"]) == TOTAL - len(wrong) == 28
     messages = {(r["notebook"], r["exercise"]): r["message"] for r in rows if r["student"] == "bob"}
     assert messages[("04", "ogm_k")].startswith("NOT YET")
     assert messages[("05", "kl_backward")].startswith("FAILED")
@@ -262,7 +147,8 @@ def test_every_cheated_exercise_scores_zero(graded):
 
 def test_the_summary_names_each_student(graded):
     _, _, stdout = graded
-    assert "alice: 36 of 36" in stdout and "bob: 28 of 36" in stdout and "mallory: 0 of 36" in stdout
+    assert f"alice: {TOTAL} of {TOTAL}" in stdout and f"bob: 28 of {TOTAL}" in stdout
+    assert f"mallory: 0 of {TOTAL}" in stdout
 
 
 def test_a_hidden_case_the_student_never_saw_decides(tmp_path):

@@ -3,6 +3,7 @@ refuses the library's own function, and names typical wrong answers, each with i
 
 import math
 import os
+import re
 import sys
 
 import numpy as np
@@ -148,7 +149,7 @@ def test_shapley_two_mistakes(wrong, words):
         (lambda v: [shapley_three(v)[i] for i in (2, 0, 1)], "permuted"),
         (_shapley_weighted(3, lambda s: 1 / 4), "equal weights"),
         (_shapley_weighted(3, lambda s: math.factorial(s) * math.factorial(2 - s)), "M! times too large"),
-        (_shapley_weighted(3, lambda s: 1.0), "without the Shapley weights"),
+        (_shapley_weighted(3, lambda s: 1.0), "without weighting them"),
         (_shapley_weighted(3, lambda s: math.factorial(s) * math.factorial(2 - s) / 6, sign=-1.0), "wrong sign"),
     ],
 )
@@ -287,3 +288,79 @@ def test_alternative_library_implementations_do_not_pass():
     assert not confidence and "hidden" in confidence.message, confidence.message
     weights = nb03.check_contribution_weights(lambda I, D, T: L.softmax((T * np.asarray(I) * np.asarray(D))[None])[0])
     assert not weights and "hidden" in weights.message, weights.message
+
+
+# ------------------------------------- exercises 2 and 3 are derivations: no weight above the stubs or in a verdict
+NOTEBOOK = os.path.join(os.path.dirname(__file__), "..", "tutorials", "03_measuring_contribution.ipynb")
+# the Shapley weights |S|!(M-|S|-1)!/M!, written out or as numbers (1/2 for M = 2; 1/3 and 1/6 for M = 3)
+WEIGHT_PATTERNS = [
+    r"\|S\|\s*!",
+    r"\(\s*M\s*-\s*\|S\|\s*-\s*1\s*\)\s*!",
+    r"factorial",
+    r"shapley_weight",
+    r"\b[12]\s*/\s*[36]\b",
+    r"\\t?frac\s*\{?\s*[12]\s*\}?\s*\{?\s*[36]\s*\}?",
+    r"[⅓⅙]",
+]
+HALF_PATTERNS = [r"\b1\s*/\s*2\b", r"\\t?frac\s*\{?\s*1\s*\}?\s*\{?\s*2\s*\}?", r"½", r"\b0\.5\s*\*"]
+
+
+def _cells():
+    import json
+
+    with open(NOTEBOOK, encoding="utf-8") as f:
+        return [(c["cell_type"], "".join(c["source"])) for c in json.load(f)["cells"]]
+
+
+def _index(cells, text):
+    found = [i for i, (_, source) in enumerate(cells) if text in source]
+    assert found, f"no cell contains {text!r}"
+    return found[0]
+
+
+def _found(patterns, text):
+    return [p for p in patterns if re.search(p, text)]
+
+
+def test_shapley_weights_are_not_given_above_the_stubs():
+    cells = _cells()
+    two, three = _index(cells, "def my_shapley_two("), _index(cells, "def my_shapley_three(")
+    above_two = "\n".join(source for _, source in cells[:two])
+    assert not _found(WEIGHT_PATTERNS + HALF_PATTERNS, above_two), _found(WEIGHT_PATTERNS + HALF_PATTERNS, above_two)
+    above_three = "\n".join(source for _, source in cells[:three])
+    assert not _found(WEIGHT_PATTERNS, above_three), _found(WEIGHT_PATTERNS, above_three)
+    # no earlier cell prints a Shapley value: none before exercise 2, none of a three-modality game before exercise 3
+    code_two = "\n".join(source for kind, source in cells[:two] if kind == "code")
+    assert not re.search(r"shapley(_responses)?\(", code_two)
+    code_three = "\n".join(source for kind, source in cells[:three] if kind == "code")
+    assert not re.search(r"shapley(_responses)?\(\s*(game3|[^,)]*,\s*3\s*\))", code_three)
+    assert "shapley_acc" not in code_two  # evaluate.py's Shapley values of accuracy
+
+
+def test_the_general_formula_is_revealed_after_exercise_3():
+    cells = _cells()
+    check = _index(cells, "exercises.check_shapley_three(my_shapley_three)")
+    after = "\n".join(source for _, source in cells[check + 1 :])
+    assert re.search(r"\|S\|!\\,\(M - \|S\| - 1\)!", after), "the closed form should follow exercise 3's check"
+    assert _index(cells, "What you derived, in general") == check + 1
+
+
+@pytest.mark.parametrize("M", [2, 3])
+def test_shapley_verdicts_do_not_give_the_weights(M):
+    check = nb03.check_shapley_two if M == 2 else nb03.check_shapley_three
+    solution = shapley_two if M == 2 else shapley_three
+    wrongs = [
+        lambda v: solution(v)[::-1],
+        lambda v: [-x for x in solution(v)],
+        lambda v: [0.3 * x for x in solution(v)],
+        lambda v: [v[(m,)] - v[()] for m in range(M)],
+        _shapley_weighted(M, lambda s: 1.0),
+        _shapley_weighted(M, lambda s: 1 / 2 ** (M - 1)),
+        _shapley_weighted(M, lambda s: math.factorial(s) * math.factorial(M - s - 1)),
+        stub,
+    ]
+    patterns = WEIGHT_PATTERNS + (HALF_PATTERNS if M == 2 else [])
+    texts = [check.__doc__, nb03.__doc__, *nb03.SHAPLEY_MISTAKES.values(), *nb03.SHAPLEY_HINTS.values()]
+    texts += [check(wrong).message for wrong in wrongs]
+    for text in texts:
+        assert not _found(patterns, text or ""), (text, _found(patterns, text or ""))

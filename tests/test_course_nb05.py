@@ -1,6 +1,7 @@
 """Notebook 05's checkers: each accepts its solution, reports a stub as unfinished, refuses the library's own
 function, and tells typical wrong answers apart with different messages."""
 
+import re
 import sys
 from pathlib import Path
 
@@ -160,8 +161,8 @@ CHECKS = [
             (kl_sum_batch, "N = 4 times too large"),
             (kl_mean_all, "Z = 3 times too small"),
             (kl_no_half, "twice"),
-            (kl_log_sigma, "log sigma^2"),
-            (kl_no_minus_one, "misses the -1"),
+            (kl_log_sigma, "half what it should be"),
+            (kl_no_minus_one, "misses a constant"),
             (kl_per_sample, "expected one number"),
         ],
     ),
@@ -231,3 +232,104 @@ def test_a_wrong_kl_prints_neither_a_factor_nor_the_answer():
     result = nb05.check_kl_forward(lambda mu, sigma: 0.3)
     assert not result.passed and "times the right answer" not in result.message, result.message
     assert "expected" not in result.message and "too small" in result.message, result.message
+
+
+# ---------------------------------- exercises 2 and 3 are derivations: no closed form above the stubs or in a verdict
+NOTEBOOK = TUTORIALS / "05_information_bottleneck.ipynb"
+
+
+def _normalise(text):
+    """Formulas written in LaTeX, Unicode or NumPy, reduced to one spelling: mu^2+sigma^2-logsigma^2-1."""
+    for a, b in (("−", "-"), ("²", "^2"), ("μ", "mu"), ("σ", "sigma"), ("**", "^"), ("np.", ""), ("math.", "")):
+        text = text.replace(a, b)
+    text = re.sub(r"\\(left|right|[bB]igg?[lr]?|mathrm|,|;|!)", "", text)
+    text = re.sub(r"_\{?(ij|i|j)\}?", "", text)  # mu_{ij} -> mu
+    return re.sub(r"[\s\\{}]", "", text)
+
+
+# the closed form of KL(N(mu, sigma^2) || N(0, 1)), in any order of its terms
+KL_PATTERNS = [
+    r"sigma\^2-log\(?sigma",
+    r"log\(?sigma\^2\)?-1",
+    r"mu\^2\+sigma\^2-",
+    r"sigma\^2\+mu\^2-",
+    r"mu\^2/2",
+    r"fracmu\^22",
+    r"-logsigma-1/2",
+    r"-logsigma-t?frac12",
+]
+# its gradients: mu / N and (sigma - 1/sigma) / N
+GRADIENT_PATTERNS = [
+    r"sigma-1/sigma",
+    r"sigma-t?frac1sigma",
+    r"sigma-sigma\^\(?-1",
+    r"1/sigma\)?/[nN]",
+    r"mu/[nN]\b",
+    r"mu/len",
+    r"t?fracmu(N|n)",
+]
+
+
+def _cells():
+    import json
+
+    return [(c["cell_type"], "".join(c["source"])) for c in json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"]]
+
+
+def _index(cells, text):
+    found = [i for i, (_, source) in enumerate(cells) if text in source]
+    assert found, f"no cell contains {text!r}"
+    return found[0]
+
+
+def _found(patterns, text):
+    text = _normalise(text or "")
+    return [p for p in patterns if re.search(p, text)]
+
+
+def test_normalise_recognises_the_closed_forms():
+    for form in (
+        r"\frac12 \sum_j \left(\mu_{ij}^2 + \sigma_{ij}^2 - \log\sigma_{ij}^2 - 1\right)",
+        "½(μ² + σ² − log σ² − 1)",
+        "0.5 * np.sum(mu**2 + sigma**2 - np.log(sigma**2) - 1.0)",
+    ):
+        assert _found(KL_PATTERNS, form), form
+    for form in (r"\frac{1}{N}\Bigl(\sigma_{ij} - \frac{1}{\sigma_{ij}}\Bigr)", "(sigma - 1 / sigma) / n", "mu / n"):
+        assert _found(GRADIENT_PATTERNS, form), form
+
+
+def test_kl_and_its_gradients_are_not_given_above_the_stubs():
+    cells = _cells()
+    forward, backward = _index(cells, "def my_kl_forward("), _index(cells, "def my_kl_backward(")
+    above_forward = "\n".join(source for _, source in cells[:forward])
+    assert not _found(KL_PATTERNS + GRADIENT_PATTERNS, above_forward), _found(KL_PATTERNS, above_forward)
+    above_backward = "\n".join(source for _, source in cells[:backward])
+    assert not _found(GRADIENT_PATTERNS, above_backward), _found(GRADIENT_PATTERNS, above_backward)
+    # the facts the derivation needs are given, their combination is not
+    assert "E_q[z^2]=mu^2+sigma^2" in _normalise(above_forward).replace("mathbb", "")
+    # no code cell before exercise 2 computes a KL (its output would print the answer's values)
+    assert not any("gaussian_kl" in source for kind, source in cells[:forward] if kind == "code")
+
+
+def test_the_closed_forms_are_revealed_after_the_check_cells():
+    cells = _cells()
+    forward_check = _index(cells, "exercises.check_kl_forward(my_kl_forward)")
+    predict = _index(cells, "**Predict.** The model's σ starts at")
+    revealed = "\n".join(source for _, source in cells[forward_check + 1 : predict])
+    assert _found(KL_PATTERNS, revealed), "the KL's closed form should follow exercise 2's check, before the Predict"
+    backward_check = _index(cells, "exercises.check_kl_backward(my_kl_backward)")
+    assert _found(GRADIENT_PATTERNS, cells[backward_check + 1][1]), "the gradients should follow exercise 3's check"
+
+
+def test_kl_verdicts_do_not_give_the_closed_form():
+    wrongs = [kl_sum_batch, kl_mean_all, kl_no_half, kl_log_sigma, kl_no_minus_one, kl_per_sample, stub]
+    wrongs += [lambda mu, sigma: 0.3, lambda mu, sigma: -kl_forward(mu, sigma)]
+    texts = [nb05.check_kl_forward.__doc__, nb05.check_kl_backward.__doc__, nb05.__doc__]
+    texts += [nb05.check_kl_forward(wrong).message for wrong in wrongs]
+    for text in texts:
+        assert not _found(KL_PATTERNS + GRADIENT_PATTERNS, text), (text, _found(KL_PATTERNS, text))
+    backward_wrongs = [klb_no_n, klb_no_dkl, klb_dkl_squared, klb_forgot_term, klb_sign, klb_swapped, klb_log_sigma]
+    backward_wrongs += [klb_plus, klb_twice_mu, stub]
+    for wrong in backward_wrongs:
+        message = nb05.check_kl_backward(wrong).message
+        assert not _found(GRADIENT_PATTERNS, message), (message, _found(GRADIENT_PATTERNS, message))

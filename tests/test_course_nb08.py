@@ -170,3 +170,203 @@ def test_kl_assembly_that_promotes_float32_gradients_is_named():
     assert result.passed and "float32" in result.message, result.message
     result = nb08.check_kl_assembly(kl_with(weight=lambda b, m: 1.0))  # a scalar answer: no expected value printed
     assert not result.passed and "expected" not in result.message and "too large" in result.message, result.message
+
+
+# ------------------------------------------------------------------------ assembly 3: one whole CAL training step
+from solutions.cal_step import cal_step  # noqa: E402
+
+from mini_cal import layers as L  # noqa: E402
+
+
+def step_with(
+    fused="one",
+    unimodal="gamma",
+    fused_grad=None,
+    unimodal_grad=None,
+    kl_loss=True,
+    kl_grads=True,
+    betas="cal",
+    W_source="batch",
+    copy_grads=True,
+    return_accelerated=False,
+    head="plain",
+    update="cal",
+):
+    """A student's step with one planted mistake (the defaults: the solution, written another way)."""
+
+    def weight(name, gamma):
+        return {"one": 1.0, "gamma": gamma, "zero": 0.0}[name]
+
+    def step(P, model, params, xs, y_onehot, eps, h_y, hp, lr, W=None):
+        out = model.forward(params, xs, eps=eps)
+        M, gamma = model.M, hp["gamma"]
+        terms = [((0, 1), weight(fused, gamma), weight(fused_grad or fused, gamma))]
+        terms += [((m,), weight(unimodal, gamma), weight(unimodal_grad or unimodal, gamma)) for m in range(M)]
+        loss, dlogits = 0.0, {}
+        for S, w, w_grad in terms:
+            ce, cache = L.softmax_ce_forward(model.coalition_logits(params, out, S), y_onehot)
+            loss += w * float(ce)
+            if w_grad:
+                dlogits[S] = P.softmax_ce_backward(w_grad, cache)
+        if W is None or W_source == "ignore given":
+            measured_on = model.forward(params, xs, eps=None) if W_source == "deterministic" else out
+            W = weights_of_batch(P, model, params, measured_on, y_onehot, h_y, hp["temperature"])
+        W = np.asarray(W, dtype=float)
+        b = {
+            "cal": lambda: P.bottleneck_betas(W, hp["beta0"]),
+            "reversed": lambda: P.bottleneck_betas(W[::-1], hp["beta0"]),
+            "beta0": lambda: np.full(M, hp["beta0"]),
+            "one": lambda: np.ones(M),
+        }[betas]()
+        kl, dmu, dsigma = kl_loss_fn(P, out, b)
+        loss += float(kl) if kl_loss else 0.0
+        grads = model.backward(params, out, dlogits, dmu if kl_grads else None, dsigma if kl_grads else None)
+        given = {k: g.copy() for k, g in grads.items()} if copy_grads else dict(grads)
+        if W_source == "measured for the update":
+            W = np.asarray(weights_of_batch(P, model, params, out, y_onehot, h_y, hp["temperature"]))
+        coef = {"swapped": W[::-1], "none": np.zeros(M), "W only": W - 1}.get(update, W)
+        branch_keys = [model.branch_keys(m) for m in range(M)]
+        accelerated = P.accelerate(given, branch_keys, coef) or given
+        if update == "accelerate twice":
+            accelerated = P.accelerate(accelerated, branch_keys, coef) or accelerated
+        if head == "accelerated":
+            accelerated.update({k: accelerated[k] * (1 + W.max()) for k in model.head_keys()})
+        step_size = {"lr twice": lr * lr, "two steps": 2 * lr, "sign": -lr}.get(update, lr)
+        new = {k: params[k] - step_size * accelerated[k] for k in params}
+        if update == "the step":
+            new = {k: -lr * accelerated[k] for k in params}
+        if update == "the gradients":
+            new = accelerated
+        return loss, (accelerated if return_accelerated else grads), new
+
+    return step
+
+
+kl_loss_fn = kl_loss
+
+WRONG_STEPS = [
+    (dict(unimodal="zero"), "no unimodal terms"),
+    (dict(fused="gamma", unimodal="one"), "gamma weights the fused term instead"),
+    (dict(fused="gamma"), "gamma weights every cross-entropy"),
+    (dict(unimodal="one"), "not weighted by gamma (hp['gamma'])"),
+    (dict(kl_loss=False), "no KL terms"),
+    (dict(betas="one"), "not weighted by the betas"),
+    (dict(betas="reversed"), "HIGH-contribution modality more"),
+    (dict(betas="beta0"), "as during warm-up"),
+    (dict(W_source="deterministic"), "without the noise"),
+    (dict(kl_grads=False), "miss the KL's gradients"),
+    (dict(unimodal_grad="one"), "upstream gradient gamma in its softmax backward"),
+    (dict(unimodal_grad="zero"), "no gradient from the unimodal terms"),
+    (dict(fused_grad="gamma", unimodal_grad="one"), "upstream gradients of the cross-entropies are swapped"),
+    (dict(copy_grads=False), "already accelerated"),
+    (dict(return_accelerated=True), "already accelerated"),
+    (dict(W_source="ignore given"), "ignores it and measures W again"),
+    (dict(head="accelerated"), "update of the head is not plain SGD"),
+    (dict(update="none"), "not accelerated"),
+    (dict(update="swapped"), "other modality's weight"),
+    (dict(update="lr twice"), "learning rate twice"),
+    (dict(update="two steps"), "takes two steps"),
+    (dict(update="sign"), "climbs the loss"),
+    (dict(update="W only"), "by W^m: CAL's coefficient is 1 + W^m"),
+    (dict(update="accelerate twice"), "accelerates twice"),
+    (dict(update="the step"), "hold the step"),
+    (dict(update="the gradients"), "hold the accelerated gradients"),
+    (dict(W_source="measured for the update"), "the acceleration too must use the W you are given"),
+]
+
+
+def test_the_step_solution_passes_quickly():
+    import time
+
+    for seed in (0, 1, 20_251):
+        start = time.perf_counter()
+        result = nb08.check_cal_step(cal_step, seed=seed)
+        assert result.passed, (seed, result.message)
+        assert time.perf_counter() - start < 1.5  # ~0.2 s on the course's machine
+    assert nb08.check_cal_step(step_with()).passed  # the planted-mistake builder without a mistake
+
+
+def test_each_planted_step_mistake_is_named():
+    messages = set()
+    for kwargs, expected in WRONG_STEPS:
+        for seed in (0, 3):
+            result = nb08.check_cal_step(step_with(**kwargs), seed=seed)
+            assert not result.passed and expected in result.message, (kwargs, seed, result.message)
+        messages.add(result.message)
+        model, params, xs, y, eps, h_y, hp, lr = nb08.step_problem(3)
+        loss0 = nb08._library_step(model, params, xs, y, eps, h_y, hp, lr)[0]
+        assert f"{loss0:.6g}" not in result.message  # the right loss is never printed
+    assert len(messages) == len(WRONG_STEPS) - 1  # the two ways of returning accelerated grads share one message
+
+
+def test_the_mistake_catalogue_starts_from_the_library():
+    model, params, xs, y, eps, h_y, hp, lr = nb08.step_problem(5)
+    loss0, grads0, _, W0 = nb08._library_step(model, params, xs, y, eps, h_y, hp, lr)
+    loss, grads = nb08._variant_step(model, params, xs, y, eps, hp, W0)
+    assert abs(loss - loss0) < 1e-12 * abs(loss0)
+    assert all(np.allclose(grads[k], grads0[k], rtol=1e-12, atol=1e-14) for k in grads0)
+
+
+def test_the_step_cannot_call_the_library_or_the_scaffold():
+    from mini_cal.methods.base import StepContext
+    from mini_cal.methods.cal import CAL
+
+    def library(P, model, params, xs, y_onehot, eps, h_y, hp, lr, W=None):
+        method = CAL(hp["gamma"], hp["beta0"], hp["temperature"], warmup_epochs=0)
+        out = model.forward(params, xs, eps=eps)
+        ctx = StepContext(model, params, out, y_onehot, 0, 0, None, h_y)
+        lo = method.loss(ctx)
+        grads = model.backward(params, out, lo.dlogits, lo.dmu, lo.dsigma)
+        accelerated = dict(grads)
+        method.modify_gradients(accelerated, ctx, lo)
+        return float(lo.total), grads, {k: params[k] - lr * accelerated[k] for k in params}
+
+    def scaffold(P, model, params, xs, y_onehot, eps, h_y, hp, lr, W=None):
+        method = nb08.MyCAL(P, weights_of_batch, kl_loss, hp["gamma"], hp["beta0"], hp["temperature"], 0)
+        out = model.forward(params, xs, eps=eps)
+        lo = method.loss(StepContext(model, params, out, y_onehot, 0, 0, None, h_y))
+        grads = model.backward(params, out, lo.dlogits, lo.dmu, lo.dsigma)
+        return float(lo.total), grads, dict(params)
+
+    for fn in (library, scaffold):
+        result = nb08.check_cal_step(fn)
+        assert not result.passed and "library's own answer" in result.message, result.message
+    assert nb08.check_cal_step(cal_step).passed  # and the library works again afterwards
+
+
+def test_the_step_stub_and_broken_forms_do_not_pass():
+    result = nb08.check_cal_step(stub)
+    assert result.message.startswith("NOT YET"), result.message
+
+    def in_place(P, model, params, xs, y_onehot, eps, h_y, hp, lr, W=None):
+        loss, grads, _ = cal_step(P, model, params, xs, y_onehot, eps, h_y, hp, lr, W)
+        for k in params:
+            params[k] -= lr * grads[k]
+        return loss, grads, params
+
+    assert "in place" in nb08.check_cal_step(in_place).message
+    for garbage in (lambda *a, **k: None, lambda *a, **k: (1.0, {}, {}), lambda *a, **k: ("x", None, None)):
+        result = nb08.check_cal_step(garbage)
+        assert not result.passed and result.message.startswith("FAILED"), result.message
+
+
+def test_a_step_over_an_unfinished_assembly_says_which():
+    import types
+
+    namespace = dict(cal_step.__globals__, my_kl_loss=stub)
+    step = types.FunctionType(cal_step.__code__, namespace, "my_cal_step", cal_step.__defaults__)
+    result = nb08.check_cal_step(step)
+    assert result.message.startswith("NOT YET"), result.message
+    assert "uses my_kl_loss, which does not pass its own check yet (NOT YET" in result.message, result.message
+    assert "my_weights_of_batch" not in result.message
+
+
+def test_the_students_gradient_check(capsys):
+    errors = nb08.gradcheck_step(cal_step, nb08.library_pieces())
+    out = capsys.readouterr().out
+    assert max(errors.values()) < 1e-6 and "every error below 1e-06" in out and "float32" in out, out
+    errors = nb08.gradcheck_step(step_with(kl_grads=False), nb08.library_pieces())
+    out = capsys.readouterr().out
+    assert max(errors.values()) > 1e-3 and "are not the gradient of your loss" in out, out
+    assert nb08.gradcheck_step(stub, nb08.library_pieces()) is None
+    assert "NOT YET" in capsys.readouterr().out

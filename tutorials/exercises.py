@@ -7,7 +7,7 @@ calling it does not pass (after the exercise, the notebook's text says where to 
 ``solutions/`` and are used only by the tests (tests/test_course_nbXX.py).
 """
 
-from course import nb01, nb02, nb03, nb04, nb05, nb06, nb07, nb08
+from course import nb01, nb02, nb03, nb04, nb05, nb06, nb07, nb08, nb09
 
 
 def check_effective_lr(fn, *args, **kwargs):
@@ -105,8 +105,8 @@ def check_kl_forward(fn, *args, **kwargs):
 
 
 def check_kl_backward(fn, *args, **kwargs):
-    """Notebook 05: Grade ``fn(dkl, cache) -> (dmu, dsigma)``, the backward of ``L.gaussian_kl_forward`` (cache ``(mu,
-    sigma)``); ``dkl`` is the upstream gradient (beta^m in CAL's loss)."""
+    """Notebook 05: Grade ``fn(dkl, cache) -> (dmu, dsigma)``, the gradients of ``dkl * KL`` for the KL of exercise 2
+    (cache ``(mu, sigma)``); ``dkl`` is the upstream gradient (beta^m in CAL's loss)."""
     return nb05.check_kl_backward(fn, *args, **kwargs)
 
 
@@ -141,3 +141,17 @@ def check_kl_assembly(fn, *args, **kwargs):
     """Notebook 08: Grade ``fn(P, out, betas) -> (kl_loss, dmu, dsigma)``: sum_m beta^m KL^m and its per-branch
     gradients."""
     return nb08.check_kl_assembly(fn, *args, **kwargs)
+
+
+def check_cal_step(fn, *args, **kwargs):
+    """Notebook 08: Grade ``fn(P, model, params, xs, y_onehot, eps, h_y, hp, lr, W=None) -> (loss, grads,
+    new_params)``: one whole CAL training step after warm-up, its gradients (before acceleration) checked against
+    the library's and against centred finite differences of the loss, with W held fixed."""
+    return nb08.check_cal_step(fn, *args, **kwargs)
+
+
+def check_standardize(fn, *args, **kwargs):
+    """Notebook 09: Grade ``fn(train, *others) -> [train', *others']`` (each split a dict {modality name: array
+    (N, D_m)}): every feature at mean 0 and std 1 on the training split, every split mapped alike, constant features
+    finite, inputs unchanged."""
+    return nb09.check_standardize(fn, *args, **kwargs)

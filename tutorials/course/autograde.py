@@ -7,6 +7,8 @@ under ``SUBMISSIONS`` (``SUBMISSIONS/<student>/<NN_name>.ipynb``, deeper folders
 * ``GRADES/gradebook.csv``: one row per student and exercise: student, notebook, exercise, function, points,
   max_points, message;
 * ``GRADES/totals.csv``: one row per student: the points of each notebook, total, max_points, percent;
+* ``GRADES/predictions.csv``: what each student wrote in the Predict answer cells of the course's nbgrader version
+  (student, notebook, question, answer), for the teacher to read; not graded;
 
 and prints a one-line summary per student.
 
@@ -257,8 +259,8 @@ def grade_submissions(
     """Every row of the gradebook: {student, notebook, exercise, function, points, max_points, message}.
 
     ``notebooks``: the notebook numbers assigned (default: every graded notebook that some student submitted); a
-    student missing one scores 0 on its exercises."""
-    submissions = find_submissions(root)
+    student missing one scores 0 on its exercises. ``root`` may also be ``{student: {notebook number: path}}``."""
+    submissions = root if isinstance(root, dict) else find_submissions(root)
     course = course_exercises()
     wanted = notebooks or sorted({n for nbs in submissions.values() for n in nbs if n in course})
     unknown = [n for n in wanted if n not in course]
@@ -297,6 +299,34 @@ def write_gradebook(rows: list[dict], out: Path) -> tuple[Path, Path]:
             percent = f"{100 * total / most:.1f}" if most else "0.0"
             writer.writerow([student, *[mine["notebooks"].get(n, 0) for n in notebooks], total, most, percent])
     return gradebook, totals
+
+
+def collect_predictions(submissions: dict[str, dict[str, Path]]) -> list[dict]:
+    """What each student wrote in the Predict answer cells (``predict_NN_k``, the manually graded cells of the
+    course's nbgrader version, :mod:`course.nbgrader_course`): one dict per answer written, with student, notebook,
+    question and answer; a cell left at nbgrader's placeholder is skipped. Nothing is graded here."""
+    rows = []
+    for student, notebooks in sorted(submissions.items()):
+        for number, path in sorted(notebooks.items()):
+            for cell in json.loads(Path(path).read_text(encoding="utf-8")).get("cells", []):
+                grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", "")
+                text = "".join(cell["source"]) if isinstance(cell.get("source"), list) else cell.get("source", "")
+                answer = text.replace("**Your prediction** (before you run the next cell):", "").strip()
+                if grade_id.startswith("predict_") and answer and answer != "YOUR ANSWER HERE":
+                    question = grade_id.rsplit("_", 1)[-1]
+                    rows.append({"student": student, "notebook": number, "question": question, "answer": answer})
+    return rows
+
+
+def write_predictions(rows: list[dict], out: Path) -> Path:
+    """Write ``predictions.csv`` (student, notebook, question, answer) from :func:`collect_predictions`."""
+    path = Path(out) / "predictions.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=["student", "notebook", "question", "answer"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
 
 
 def summarize(rows: list[dict]) -> dict[str, dict]:
@@ -520,10 +550,11 @@ def main(argv=None) -> int:
         print(f"no submissions found in {args.submissions}", file=sys.stderr)
         return 1
     gradebook, totals = write_gradebook(rows, Path(args.out))
+    predictions = write_predictions(collect_predictions(find_submissions(Path(args.submissions))), Path(args.out))
     for student, mine in summarize(rows).items():
         per = ", ".join(f"{n}: {p}" for n, p in sorted(mine["notebooks"].items()))
         print(f"{student}: {mine['total']} of {mine['max_points']} ({per})")
-    print(f"wrote {gradebook} and {totals}")
+    print(f"wrote {gradebook}, {totals} and {predictions}")
     return 0
 
 

@@ -179,12 +179,12 @@ SHAPLEY_MISTAKES = {
     "reversed": "your values are right but in reversed modality order: entry m must be modality m's share, and "
     "the keys of v hold modality indices (the coalition (0,) is modality 0 alone).",
     "permuted": "your values are right but in the wrong modality order (permuted): entry m must be modality m's share.",
-    "no_factorial": "your values are M! times too large: the Shapley weight |S|!(M-|S|-1)!/M! divides by M!, the "
-    "number of orders in which the modalities can arrive.",
-    "no_weight": "you summed the marginal contributions without the Shapley weights: each v(S with m) - v(S) "
-    "counts for the share |S|!(M-|S|-1)!/M! of the M! arrival orders in which m finds exactly S.",
-    "equal_weights": "you averaged the marginal contributions with equal weights: each coalition S must count as "
-    "often as the arrival orders in which m finds exactly S already there, |S|!(M-|S|-1)!/M!; "
+    "no_factorial": "your values are M! times too large: I(m) is an AVERAGE over the M! orders in which the "
+    "modalities can arrive, so after counting the orders, divide by their number.",
+    "no_weight": "you summed the marginal contributions without weighting them: each v(S with m) - v(S) counts as "
+    "often as there are arrival orders in which m finds exactly S already there, out of all M! orders. Count them.",
+    "equal_weights": "you averaged the marginal contributions with equal weights: the coalitions S are not all "
+    "found equally often. Count, for each S, the arrival orders in which m finds exactly S already there; "
     "with equal weights the shares no longer add up to v(all) - v({}).",
     "sign": "your values have the wrong sign: a marginal contribution is what m ADDS, v(S with m) - v(S).",
     "alone": "you returned what each modality is worth alone, v({m}) - v({}): the Shapley value averages that "

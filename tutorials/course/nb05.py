@@ -230,17 +230,25 @@ def _kl_forward_mistakes(mu, sigma):
             f"the KL is Z = {z} times too small: sum over the Z dimensions (each is its own Gaussian, and "
             f"their KLs add); only the batch is averaged.",
         ),
-        (2 * right, "the KL is twice too large: each dimension's term carries a factor 1/2."),
+        (2 * right, "the KL is twice too large: a factor 1/2 got lost (every term of log q - log p carries one)."),
         (
             0.5 * (mu**2 + sigma**2 - np.log(sigma) - 1.0).sum() / n,
-            "the KL uses log sigma where the Gaussian's formula has log sigma^2 (the log of the variance).",
+            "the KL's term in log sigma is half what it should be: the normaliser 1/sqrt(2 pi sigma^2) of q puts "
+            "-log sigma into log q(z), all of it (log sqrt(sigma^2) = log sigma).",
         ),
-        (right + z / 2, "the KL misses the -1 inside the sum: check that your value is 0 at mu = 0, sigma = 1."),
+        (
+            right + z / 2,
+            "the KL misses a constant term per dimension: the term in (z - mu)^2 has a nonzero expectation "
+            "too. Check that your value is 0 at mu = 0, sigma = 1.",
+        ),
         (
             0.5 * (mu**2 + sigma - np.log(sigma**2) - 1.0).sum() / n,
-            "the KL uses sigma where the formula has the variance sigma^2.",
+            "the KL uses sigma where E_q[z^2] brings the variance sigma^2.",
         ),
-        (0.5 * (mu + sigma**2 - np.log(sigma**2) - 1.0).sum() / n, "the KL uses mu where the formula has mu^2."),
+        (
+            0.5 * (mu + sigma**2 - np.log(sigma**2) - 1.0).sum() / n,
+            "the KL uses mu where E_q[z^2] brings the squared mean mu^2.",
+        ),
         (-right, "the KL has the wrong sign: a KL divergence is never negative."),
     ]
 
@@ -355,8 +363,8 @@ def _kl_backward_mistakes(mu, sigma, dkl):
 
 
 def check_kl_backward(fn, seed: int = 0) -> G.Result:
-    """Grade ``fn(dkl, cache) -> (dmu, dsigma)``, the backward of ``L.gaussian_kl_forward`` (cache ``(mu,
-    sigma)``); ``dkl`` is the upstream gradient (beta^m in CAL's loss)."""
+    """Grade ``fn(dkl, cache) -> (dmu, dsigma)``, the gradients of ``dkl * KL`` for the KL of exercise 2 (cache
+    ``(mu, sigma)``); ``dkl`` is the upstream gradient (beta^m in CAL's loss)."""
     rng = np.random.default_rng(seed)
     cases = _kl_backward_cases(rng)
     with B.use_backend("numpy"):

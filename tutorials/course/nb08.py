@@ -7,6 +7,9 @@
   of which was used;
 * :func:`check_weights_assembly` and :func:`check_kl_assembly` grade the two assembly functions the capstone asks
   for (W^m of one batch from the pieces of 03; the weighted KL and its gradients from the pieces of 05);
+* :func:`check_cal_step` grades the third, one whole CAL training step (forward, loss, W, betas, KL, backward,
+  acceleration, SGD update) against the library's CAL and against finite differences, on the tiny model of
+  :func:`step_problem`; :func:`gradcheck_step` is the students' own finite-difference check of that step;
 * :class:`MyCAL` is CAL's loss and gradient step written over a :class:`Pieces` namespace and the two assembly
   functions; :func:`plugged_in` puts the layer pieces (02's backward passes, 05's bottleneck forward) into the
   library's model for the duration of a training run.
@@ -351,6 +354,510 @@ def _kl_dtype_change(fn, P):
                     f"library's float32 one, and it can end several points away."
                 )
     return None
+
+
+# ---------------------------------------------------------------------------------- assembly 3: one CAL step
+STEP_DIMS, STEP_CLASSES, STEP_HIDDEN, STEP_Z, STEP_N, STEP_LR = (5, 4), 3, (6,), 3, 8, 0.1
+STEP_KEYS = ("loss", "grads", "new_params")
+
+
+def step_problem(seed: int = 0, dtype: str = "float64") -> tuple:
+    """The problem a whole CAL step is checked on, drawn from ``seed``: a tiny two-branch bottleneck model (5 and 4
+    input features, one hidden layer of 6, z of 3, 3 classes), its parameters, a batch of 8 with labels and
+    bottleneck noise, CAL's hyper-parameters and a learning rate: ``(model, params, xs, y_onehot, eps, h_y, hp,
+    lr)``. The biases are random and the draw is repeated until every ReLU input is at least 1e-3 away from 0 (a
+    finite difference across the kink is not a derivative)."""
+    from mini_cal.model import Model, ModelConfig
+
+    rng = np.random.default_rng(seed)
+    config = ModelConfig(
+        STEP_DIMS, STEP_CLASSES, hidden=STEP_HIDDEN, bottleneck=True, z_dim=STEP_Z, sigma_shift=1.0, head_init=1.0
+    )
+    model = Model(config)
+    while True:
+        with B.use_backend("numpy"):
+            host = {k: B.to_numpy(v) for k, v in model.init_params(rng, dtype="float64").items()}
+        for k, v in host.items():  # zero biases would put every ReLU input of a zero row exactly on the kink
+            if k.split(".")[1].startswith("b"):
+                host[k] = v + 0.1 * rng.standard_normal(v.shape)
+        xs = [rng.standard_normal((STEP_N, d)) for d in STEP_DIMS]
+        pre = [xs[m] @ host[f"b{m}.W1"] + host[f"b{m}.b1"] for m in range(len(STEP_DIMS))]
+        if min(float(np.min(np.abs(a))) for a in pre) > 1e-3:
+            break
+    labels = rng.integers(STEP_CLASSES, size=STEP_N)
+    eps = [rng.standard_normal((STEP_N, STEP_Z)) for _ in STEP_DIMS]
+    hp = {
+        "gamma": float(rng.choice([0.5, 2.0])),
+        "beta0": float(rng.choice([0.02, 0.05])),
+        "temperature": float(rng.choice([1.0, 3.0])),
+    }
+    y = L.one_hot(B.asarray(labels.astype(np.int64)), STEP_CLASSES, dtype=dtype)
+    return (
+        model,
+        {k: B.asarray(v, dtype=dtype) for k, v in host.items()},
+        [B.asarray(x, dtype=dtype) for x in xs],
+        y,
+        [B.asarray(e, dtype=dtype) for e in eps],
+        C.label_entropy(labels, STEP_CLASSES),
+        hp,
+        STEP_LR,
+    )
+
+
+def _library_step(model, params, xs, y, eps, h_y, hp, lr, W=None) -> tuple:
+    """One step of the library's CAL after warm-up: its loss, the model's gradients, its acceleration and a plain
+    SGD step (no momentum, no weight decay, no clipping); W given: held at that value. -> (loss, grads, new, W)."""
+    from mini_cal.methods.base import StepContext
+    from mini_cal.optim import SGD
+
+    method = cal_module.CAL(hp["gamma"], hp["beta0"], hp["temperature"], warmup_epochs=0)
+    if W is not None:  # as mini-cal gradcheck freezes it
+        method.contribution = lambda ctx, known_ce=None: {"W": np.asarray(W, dtype=float)}
+    out = model.forward(params, xs, eps=eps)
+    ctx = StepContext(model, params, out, y, 0, 0, None, h_y)
+    lo = method.loss(ctx)
+    grads = model.backward(params, out, lo.dlogits, lo.dmu, lo.dsigma)
+    accelerated = dict(grads)
+    method.modify_gradients(accelerated, ctx, lo)
+    new = {k: v.copy() for k, v in params.items()}
+    SGD(lr=lr, momentum=0.0).step(new, accelerated)
+    host = lambda d: {k: B.to_numpy(v).astype(np.float64) for k, v in d.items()}  # noqa: E731
+    return B.to_float(lo.total), host(grads), host(new), np.asarray(lo.modulation["W"], dtype=float)
+
+
+def _variant_step(
+    model, params, xs, y, eps, hp, W, fused=1.0, unimodal=None, fused_grad=None, unimodal_grad=None, kl=True,
+    kl_grads=True, betas="cal"
+):  # fmt: skip
+    """The loss and gradients of a typical mistake (the library's layers, W given): ``fused``, ``unimodal``: the
+    weights of the CE terms in the loss (None: gamma); ``fused_grad``, ``unimodal_grad``: their upstream gradients
+    (None: the same); ``kl``: the weighted KL in the loss; ``kl_grads``: its gradients in backward; ``betas``:
+    ``"cal"``, ``"reversed"`` (the other modality's), ``"beta0"`` (warm-up's) or ``"one"`` (unweighted)."""
+    M = model.M
+    unimodal = hp["gamma"] if unimodal is None else unimodal
+    fused_grad = fused if fused_grad is None else fused_grad
+    unimodal_grad = unimodal if unimodal_grad is None else unimodal_grad
+    out = model.forward(params, xs, eps=eps)
+    loss, dlogits = 0.0, {}
+    terms = [(tuple(range(M)), fused, fused_grad)] + [((m,), unimodal, unimodal_grad) for m in range(M)]
+    for S, weight, grad_weight in terms:
+        ce, cache = L.softmax_ce_forward(model.coalition_logits(params, out, S), y)
+        loss += weight * B.to_float(ce)
+        if grad_weight:
+            dlogits[S] = L.softmax_ce_backward(grad_weight, cache)
+    W = np.asarray(W, dtype=float)
+    beta = {
+        "cal": lambda: cal_module.bottleneck_betas(W, hp["beta0"]),
+        "reversed": lambda: cal_module.bottleneck_betas(W[::-1], hp["beta0"]),
+        "beta0": lambda: np.full(M, hp["beta0"]),
+        "one": lambda: np.ones(M),
+    }[betas]()
+    dmu, dsigma = [], []
+    for m in range(M):
+        value, cache = L.gaussian_kl_forward(out.mu[m], out.sigma[m])
+        loss += float(beta[m]) * B.to_float(value) if kl else 0.0
+        a, b = L.gaussian_kl_backward(float(beta[m]), cache)
+        dmu.append(a)
+        dsigma.append(b)
+    grads = model.backward(params, out, dlogits, dmu if kl_grads else None, dsigma if kl_grads else None)
+    return loss, {k: B.to_numpy(v).astype(np.float64) for k, v in grads.items()}
+
+
+LOSS_MISTAKES = [  # (arguments of _variant_step, message): the loss is wrong
+    (
+        dict(unimodal=0.0),
+        "it has no unimodal terms: CAL adds gamma times the cross-entropy of each modality's own logits "
+        "(coalition (m,)) to the fused cross-entropy.",
+    ),
+    (
+        dict(fused="gamma", unimodal=1.0),
+        "gamma weights the fused term instead of the unimodal ones: the fused cross-entropy has weight 1, each "
+        "unimodal one has weight gamma.",
+    ),
+    (dict(fused="gamma"), "gamma weights every cross-entropy, the fused one too: the fused term has weight 1."),
+    (dict(unimodal=1.0), "its unimodal cross-entropies are not weighted by gamma (hp['gamma'])."),
+    (dict(kl=False), "it has no KL terms: CAL's loss adds sum_m beta^m KL^m (your Assembly 2)."),
+    (dict(betas="one"), "its KL terms are not weighted by the betas: modality m's KL takes beta^m."),
+    (
+        dict(betas="reversed"),
+        "your betas compress the HIGH-contribution modality more (or belong to the other modality): beta^m comes "
+        "from modality m's own W^m through P.bottleneck_betas, which compresses the low-contribution one more.",
+    ),
+    (
+        dict(betas="beta0"),
+        "your KL weights are beta0 for every modality, as during warm-up: after warm-up beta^m comes from this "
+        "batch's W, through P.bottleneck_betas.",
+    ),
+    (
+        dict(W="deterministic"),
+        "your W is measured on another forward pass, without the noise (eps=None): CAL measures W on the step's "
+        "own forward pass, the one the loss uses.",
+    ),
+]
+
+GRAD_MISTAKES = [  # (arguments of _variant_step, message): the loss is right, its gradients are not
+    (
+        dict(kl_grads=False),
+        "they miss the KL's gradients: the loss has sum_m beta^m KL^m, so model.backward must receive the "
+        "weighted KL's gradients on mu and sigma (dmu, dsigma); without them the bottlenecks feel no compression.",
+    ),
+    (
+        dict(unimodal_grad=1.0),
+        "the gradients of the unimodal terms are not weighted by gamma: a term gamma * CE has the upstream "
+        "gradient gamma in its softmax backward.",
+    ),
+    (
+        dict(unimodal_grad=0.0),
+        "they have no gradient from the unimodal terms: dlogits needs an entry for every coalition in the "
+        "loss, each modality's own (m,) too.",
+    ),
+    (
+        dict(fused_grad="gamma", unimodal_grad=1.0),
+        "the upstream gradients of the cross-entropies are swapped: the fused term's is 1, each unimodal term's gamma.",
+    ),
+]
+
+ACCELERATED_GRADS = (
+    "your grads are already accelerated (branch m's multiplied by 1 + W^m): return the gradient of the loss itself, "
+    "before acceleration. That is what a finite-difference check of the loss can confirm; the acceleration "
+    "belongs to the update only. P.accelerate may scale the arrays it is given in place (notebook 04 allowed it; "
+    "the checker's does): give it copies of the gradients."
+)
+
+HEAD_UPDATE = (
+    "your update of the head is not plain SGD: the acceleration scales only the branches' parameters (encoder and "
+    "bottleneck, model.branch_keys(m)); the head, shared by all modalities, moves by lr times its own gradient."
+)
+
+
+def _update_mistakes(params, grads, W, lr, model) -> list:
+    """(new_params of a typical mistake, message), from the right gradients."""
+    coef = {k: 1.0 for k in params}
+    for m in range(model.M):
+        coef.update({k: 1.0 + W[m] for k in model.branch_keys(m)})
+    swapped = {k: 1.0 for k in params}
+    for m in range(model.M):
+        swapped.update({k: 1.0 + W[model.M - 1 - m] for k in model.branch_keys(m)})
+    only_w = {k: (c - 1.0 if c != 1.0 else 1.0) for k, c in coef.items()}
+
+    def update(scale, step=lr, start=1.0):
+        return {k: start * params[k] - step * scale[k] * grads[k] for k in params}
+
+    return [
+        (
+            update({k: 1.0 for k in params}),
+            "your update is not accelerated: after warm-up, branch m's gradients are multiplied by 1 + W^m "
+            "(P.accelerate) before the SGD step.",
+        ),
+        (
+            update(swapped),
+            "your acceleration uses the other modality's weight: branch m's gradients are multiplied by 1 + W^m, "
+            "its own.",
+        ),
+        (
+            update(only_w),
+            "your acceleration multiplies branch m's gradients by W^m: CAL's coefficient is 1 + W^m.",
+        ),
+        (
+            update({k: c * c for k, c in coef.items()}),
+            "your update accelerates twice (branch m's gradients multiplied by (1 + W^m) squared): was the "
+            "acceleration applied to gradients that P.accelerate had already scaled in place?",
+        ),
+        (
+            update(coef, step=lr * lr),
+            "your update applies the learning rate twice (a step of lr^2 times the gradient).",
+        ),
+        (update(coef, step=2 * lr), "your update takes two steps (2 lr times the accelerated gradient): take one."),
+        (update(coef, step=-lr), "your update climbs the loss: SGD subtracts lr times the gradient."),
+        (
+            update(coef, start=0.0),
+            "your new_params hold the step (-lr times the accelerated gradient), not the parameters after it: "
+            "add it to params.",
+        ),
+        (
+            update(coef, step=-1.0, start=0.0),
+            "your new_params hold the accelerated gradients, not the parameters after the SGD step.",
+        ),
+    ]
+
+
+def _step_parts(value, params) -> tuple:
+    """The student's (loss, grads, new_params) as (float, {key: float64 array}, {key: float64 array}); raises
+    G.FormError with what is wrong with the form."""
+    if not isinstance(value, (tuple, list)) or len(value) != 3:
+        form = f"{len(value)} values" if isinstance(value, (tuple, list)) else f"a {type(value).__name__}"
+        raise G.FormError(f"expected three values {STEP_KEYS}, got {form}.")
+    loss = nb05._numbers(value[0])
+    if loss is None or loss.size != 1:
+        raise G.FormError(f"the loss should be one number, got {type(value[0]).__name__}.")
+    parts = [float(loss.reshape(()))]
+    for label, d in zip(STEP_KEYS[1:], value[1:]):
+        if not isinstance(d, dict):
+            raise G.FormError(f"{label} should be a dict with the keys of params, got a {type(d).__name__}.")
+        missing = [k for k in params if k not in d]
+        if missing:
+            raise G.FormError(f"{label} lacks the key(s) {missing[:3]}: give every parameter, the head's too.")
+        arrays = {}
+        for k in params:
+            a = nb05._numbers(d[k])
+            if a is None or a.shape != tuple(params[k].shape):
+                got = "not an array" if a is None else f"shape {a.shape}"
+                raise G.FormError(f"{label}[{k!r}] is {got}; expected shape {tuple(params[k].shape)}.")
+            arrays[k] = a
+        parts.append(arrays)
+    return tuple(parts)
+
+
+def _wrong_keys(got: dict, expected: dict) -> list:
+    return [k for k in expected if not (np.all(np.isfinite(got[k])) and G.rel_error(got[k], expected[k]) < 1e-6)]
+
+
+def _same(got: dict, expected: dict, keys=None) -> bool:
+    return not _wrong_keys({k: got[k] for k in keys or expected}, {k: expected[k] for k in keys or expected})
+
+
+def _close_number(a: float, b: float, tol: float = 1e-8) -> bool:
+    return abs(a - b) <= tol * max(1.0, abs(b))
+
+
+def _in_place_accelerate(grads, branch_keys, W):
+    """An accelerate piece that notebook 04 accepts: it scales the arrays it is given in place."""
+    for m, keys in enumerate(branch_keys):
+        for key in keys:
+            grads[key] *= 1.0 + float(W[m])
+    return grads
+
+
+def _assembly_notes(fn) -> str:
+    """A sentence for each assembly that ``fn`` calls by name and that fails its own check, else ''."""
+    code = getattr(fn, "__code__", None)
+    namespace = getattr(fn, "__globals__", None) or {}
+    notes = []
+    for name, check in (("my_weights_of_batch", check_weights_assembly), ("my_kl_loss", check_kl_assembly)):
+        other = namespace.get(name)
+        if code is None or name not in code.co_names or not callable(other):
+            continue
+        result = check(other)
+        if not result.passed:
+            verdict = result.message.splitlines()[0].rstrip(".")
+            notes.append(f" Your step uses {name}, which does not pass its own check yet ({verdict}): fix it first.")
+    return "".join(notes)
+
+
+def _finite_difference_errors(fn, P, model, params, grads, args, W, seed, entries=5):
+    """{parameter: relative error} of ``grads`` against centred differences (h = 1e-5) of fn's loss with W held,
+    on ``entries`` entries of each parameter drawn from ``seed``."""
+    from mini_cal.gradcheck import check_params
+
+    def loss_at(p):
+        return np.float64(_step_parts(fn(P, model, p, *args, W=W), params)[0])
+
+    return check_params(loss_at, params, grads, h=1e-5, max_entries=entries, rng=np.random.default_rng(seed))
+
+
+def _hidden_for_step() -> list:
+    import sys
+
+    from mini_cal.methods import base
+
+    here = sys.modules[__name__]
+    return [
+        (cal_module.CAL, "loss"),
+        (cal_module.CAL, "modify_gradients"),
+        (MyCAL, "loss"),
+        (MyCAL, "modify_gradients"),
+        (base, "cross_entropy_terms"),
+        (base, "scale_branches"),
+        (C, "contribution_weights"),
+        (cal_module, "contribution_weights"),
+        (here, "_library_weights_of_batch"),
+        (here, "_library_kl_loss"),
+    ]
+
+
+@G.checker
+def check_cal_step(fn, seed: int = 0) -> G.Result:
+    """Grade ``fn(P, model, params, xs, y_onehot, eps, h_y, hp, lr, W=None) -> (loss, grads, new_params)``, one
+    whole CAL step after warm-up, on the tiny float64 problem of :func:`step_problem` drawn from ``seed``: the loss,
+    the gradients (before acceleration) and the accelerated SGD step against the library's CAL, with W measured
+    and with W given, and the gradients against centred finite differences of the student's own loss."""
+    with B.use_backend("numpy"):
+        return _check_cal_step(fn, seed)
+
+
+def _check_cal_step(fn, seed):
+    P = library_pieces()
+    P.fns["accelerate"] = _in_place_accelerate
+    model, params, xs, y, eps, h_y, hp, lr = step_problem(seed)
+    args = (xs, y, eps, h_y, hp, lr)
+    loss0, grads0, new0, W0 = _library_step(model, params, *args)
+    w = float(np.random.default_rng(seed + 1).uniform(0.15, 0.3))
+    W_alt = np.array([w, 1.0 - w]) if W0[0] >= 0.5 else np.array([1.0 - w, w])  # far from the measured W
+    loss_alt, grads_alt, new_alt, _ = _library_step(model, params, *args, W=W_alt)
+    W_det = C.contribution_weights(model, params, model.forward(params, xs, eps=None), y, h_y, hp["temperature"])["W"]
+    host_params = {k: B.to_numpy(v).astype(np.float64) for k, v in params.items()}
+
+    with G.hide(*_hidden_for_step()):
+        got, failure = G.call_student(fn, P, model, params, *args, where="(W measured on the batch)")
+        if not failure:
+            given, failure = G.call_student(fn, P, model, params, *args, W=W_alt.copy(), where="(W given)")
+    if failure:
+        return G.failed(failure + _assembly_notes(fn))
+    try:
+        loss, grads, new = _step_parts(got, params)
+        loss_given, grads_given, new_given = _step_parts(given, params)
+    except G.FormError as exc:
+        return G.failed(str(exc))
+
+    # 1. the loss
+    if not _close_number(loss, loss0):
+        for kwargs, message in LOSS_MISTAKES:
+            kwargs = dict(kwargs)
+            W = W_det if kwargs.pop("W", None) == "deterministic" else W0
+            if kwargs.get("fused") == "gamma":
+                kwargs["fused"] = hp["gamma"]
+            value = _variant_step(model, params, xs, y, eps, hp, W, **kwargs)[0]
+            if _close_number(loss, value) and not _close_number(value, loss0):
+                return G.failed(f"your loss is wrong: {message}" + _assembly_notes(fn), mistake=message)
+        direction = "too large" if loss > loss0 else "too small"
+        return G.failed(
+            f"your loss, {loss:.6g}, is {direction}: CAL's loss is CE(all) + gamma sum_m CE({{m}}) + "
+            f"sum_m beta^m KL^m, with beta^m from this batch's W." + _assembly_notes(fn)
+        )
+    # 2. its gradients, before acceleration
+    wrong = _wrong_keys(grads, grads0)
+    if wrong:
+        branch = [k for m in range(model.M) for k in model.branch_keys(m)]
+        scaled = {k: grads0[k] * (1.0 + W0[m]) for m in range(model.M) for k in model.branch_keys(m)}
+        if _same(grads, scaled, branch):
+            return G.failed(ACCELERATED_GRADS, mistake="accelerated")
+        for kwargs, message in GRAD_MISTAKES:
+            kwargs = {k: (hp["gamma"] if v == "gamma" else v) for k, v in kwargs.items()}
+            variant = _variant_step(model, params, xs, y, eps, hp, W0, **kwargs)[1]
+            if _same(grads, variant) and _wrong_keys(variant, grads0):
+                return G.failed(f"your grads are wrong: {message}" + _assembly_notes(fn), mistake=message)
+        first = G.diagnose(grads[wrong[0]], grads0[wrong[0]], name=f"grads[{wrong[0]!r}]", n=STEP_N)
+        named = ", ".join(wrong[:4]) + (", ..." if len(wrong) > 4 else "")
+        return G.failed(
+            f"your loss is right but its gradients are not: wrong for {named} ({len(wrong)} of {len(grads0)}); "
+            f"{first}" + _assembly_notes(fn)
+        )
+    # 3. W given: a constant of the step
+    if not (_close_number(loss_given, loss_alt) and _same(grads_given, grads_alt)):
+        if _close_number(loss_given, loss0) and not _close_number(loss_alt, loss0):
+            return G.failed(
+                "called with W given, your step ignores it and measures W again: W is a constant of the step "
+                "(measured once, no gradient through it), and a gradient check must hold it fixed while it moves "
+                "the parameters. When W is given, use it for the betas and the acceleration.",
+                mistake="W recomputed",
+            )
+        which = "loss" if not _close_number(loss_given, loss_alt) else "grads"
+        return G.failed(
+            f"with W measured your step is right, but called with W = {np.round(W_alt, 3).tolist()} its {which} "
+            f"{'is' if which == 'loss' else 'are'} wrong: use the W you are given for the betas and the "
+            f"acceleration alike."
+        )
+    # 4. the gradients against finite differences of the student's own loss, W held
+    with G.hide(*_hidden_for_step()):
+        errors, failure = G.call_student(
+            lambda: _finite_difference_errors(fn, P, model, params, grads, args, W0.copy(), seed),
+            where="(finite differences of your loss)",
+        )
+    if failure:
+        return G.failed(failure)
+    worst = max(errors, key=errors.get)
+    if errors[worst] >= G.TOLERANCE:
+        return G.failed(
+            f"your loss and grads agree with the library's at these parameters, but not with centred finite "
+            f"differences of your own loss, W held fixed (relative error {errors[worst]:.1e} for {worst!r}): "
+            f"does your loss depend on something other than the parameters, the batch and W?",
+            errors=errors,
+        )
+    # 5. the update
+    wrong = _wrong_keys({k: new[k] for k in new0}, new0)
+    if wrong:
+        head = model.head_keys()
+        if all(k in head for k in wrong):
+            return G.failed(HEAD_UPDATE, mistake="head")
+        for value, message in _update_mistakes(host_params, grads0, W0, lr, model):
+            if _same(new, value) and _wrong_keys(value, new0):
+                return G.failed(f"your new_params are wrong: {message}", mistake=message)
+        first = G.diagnose(new[wrong[0]], new0[wrong[0]], name=f"new_params[{wrong[0]!r}]", n=STEP_N)
+        named = ", ".join(wrong[:4]) + (", ..." if len(wrong) > 4 else "")
+        return G.failed(f"your new_params are wrong for {named} ({len(wrong)} of {len(new0)}); {first}")
+    if not _same(new_given, new_alt):
+        return G.failed(
+            f"with W measured your update is right, but called with W = {np.round(W_alt, 3).tolist()} your "
+            f"new_params are wrong: the acceleration too must use the W you are given."
+        )
+    return G.passed(
+        f"your step's loss, gradients (before acceleration) and accelerated SGD update agree with the library's "
+        f"CAL, with W measured on the batch and with W given; your gradients agree with centred finite "
+        f"differences of your own loss (largest relative error {errors[worst]:.1e}, float64).",
+        errors=errors,
+    )
+
+
+# ------------------------------------------------------------------------- the student's own gradient check
+def gradcheck_step(step_fn, P, seed: int = 0, h: float = 1e-5):
+    """Check ``step_fn``'s grads against centred finite differences of its loss, on every entry of every parameter
+    of :func:`step_problem`'s tiny model, in float64 and then in float32. W is measured once (on the step's own
+    forward pass) and passed to every call, so that it stays fixed while a parameter moves. Prints a table;
+    returns {parameter: relative error} in float64 (None when the step cannot run yet)."""
+    from mini_cal.gradcheck import check_params
+
+    table, shown_W = {}, None
+    for dtype in ("float64", "float32"):
+        model, params, xs, y, eps, h_y, hp, lr = step_problem(seed, dtype)
+        W = C.contribution_weights(model, params, model.forward(params, xs, eps=eps), y, h_y, hp["temperature"])["W"]
+        shown_W = W if shown_W is None else shown_W
+
+        def run(p, model=model, xs=xs, y=y, eps=eps, h_y=h_y, hp=hp, lr=lr, W=W):
+            return step_fn(P, model, p, xs, y, eps, h_y, hp, lr, W=W)
+
+        value, failure = G.call_student(run, params, where=f"in {dtype}")
+        if failure:
+            print(failure)
+            return None
+        try:
+            _, grads, _ = _step_parts(value, params)
+        except G.FormError as exc:
+            print(f"FAILED in {dtype}: {exc}")
+            return None
+        errors, failure = G.call_student(
+            lambda: check_params(lambda p: np.float64(_step_parts(run(p), params)[0]), params, grads, h=h),
+            where=f"in {dtype} (finite differences of your loss)",
+        )
+        if failure:
+            print(failure)
+            return None
+        table[dtype] = errors
+    sizes = {k: tuple(v.shape) for k, v in params.items()}
+    print(
+        f"your grads against centred finite differences of your loss (h = {h:g}), every entry of the tiny model's "
+        f"{sum(int(np.prod(s)) for s in sizes.values())} parameters; W = {np.round(shown_W, 4).tolist()} measured "
+        f"once and held fixed.\nrelative error ||grads - numerical|| / (||grads|| + ||numerical||) per parameter:"
+    )
+    print(f"{'parameter':<11}{'shape':>9}{'float64':>11}{'float32':>11}")
+    for k in table["float64"]:
+        print(f"{k:<11}{str(sizes[k]):>9}{table['float64'][k]:>11.1e}{table['float32'][k]:>11.1e}")
+    worst = {d: max(e.values()) for d, e in table.items()}
+    print(f"{'worst':<20}{worst['float64']:>11.1e}{worst['float32']:>11.1e}")
+    eps64, eps32 = np.finfo(np.float64).eps, np.finfo(np.float32).eps
+    print(
+        f"h = {h:g}: truncation error ~ h^2 = {h * h:.1e}; the loss is rounded at ~{eps64:.1e} of its value in "
+        f"float64 ({eps64:.1e} / h = {eps64 / h:.1e}) and at ~{eps32:.1e} in float32 ({eps32:.1e} / h = "
+        f"{eps32 / h:.1e})"
+    )
+    bad = [k for k, e in table["float64"].items() if e >= G.TOLERANCE]
+    if bad:
+        print(
+            f"float64 errors of {G.TOLERANCE:g} or more for {', '.join(bad)}: those gradients are not the "
+            f"gradient of your loss."
+        )
+    else:
+        print(f"float64: every error below {G.TOLERANCE:g}: your grads are the gradient of your loss.")
+    return table["float64"]
 
 
 # ------------------------------------------------------------------------------------------ the comparison

@@ -1,7 +1,8 @@
 """Solution to notebook 03's exercise: the Shapley value of a two-modality game.
 
-Two arrival orders: m first (it adds v({m}) - v({})) or m second (it adds v({0, 1}) - v({other})); each has
-weight 1/2! = 1/2.
+Derived from the definition (the average over the 2! = 2 arrival orders of what m adds when it arrives): in the
+order (m, other), m finds nobody and adds v({m}) - v({}); in the order (other, m), it finds the other one and adds
+v({0, 1}) - v({other}). Each order is one of two, so each counts 1/2: the average of "alone" and "leave-one-out".
 """
 
 
