@@ -194,3 +194,25 @@ def test_teaching_names_the_teach_extra():
     setup = (TUTORIALS.parent / "setup.py").read_text()
     assert '"teach": [' in setup and "nbgrader" in setup
     assert "pip install -e '.[teach]'" in (TUTORIALS / "TEACHING.md").read_text()
+
+
+def test_bad_input_is_named_before_anything_is_written(tmp_path, capsys):
+    from course import nbgrader_course as NG
+
+    with pytest.raises(SystemExit):
+        NG.main(["source", str(tmp_path / "c"), "--notebooks", "10"])
+    assert "--notebooks: no notebook 10" in capsys.readouterr().err and not (tmp_path / "c").exists()
+    for argv, message in (
+        (["grade", str(tmp_path)], "is not a course folder"),
+        (["export", str(tmp_path)], "is not a course folder"),
+    ):
+        with pytest.raises(SystemExit, match=message):
+            NG.main(argv)
+    NG.main(["source", str(tmp_path / "c"), "--notebooks", "02"])
+    with pytest.raises(SystemExit, match="has no assignment 'nope'"):
+        NG.main(["grade", str(tmp_path / "c"), "--assignment", "nope"])
+    with pytest.raises(SystemExit, match="run `nbgrader autograde mini_cal`"):
+        NG.main(["grade", str(tmp_path / "c")])
+    with pytest.raises(SystemExit, match="exists: choose another --assignment"):
+        NG.main(["source", str(tmp_path / "c"), "--notebooks", "02"])
+    assert not (tmp_path / "c" / "gradebook.db").exists()

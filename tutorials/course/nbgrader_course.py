@@ -208,7 +208,11 @@ def grade(course: Path, assignment: str, *, jobs: int = 2) -> list[dict]:
     from nbgrader.api import Gradebook, MissingEntry
 
     course = Path(course)
-    record = json.loads((course / CONFIG_NAME).read_text())["assignments"][assignment]
+    record = _assignments(course).get(assignment)
+    if record is None:
+        known = ", ".join(_assignments(course)) or "none"
+        raise SystemExit(f"--assignment: {course} has no assignment {assignment!r} (it has: {known})")
+    url = _gradebook(course, assignment)  # before grading: nbgrader autograde must have run
     submitted = course / "submitted"
     students = sorted(p.parent.name for p in submitted.glob(f"*/{assignment}") if p.is_dir())
     if not students:
@@ -231,7 +235,7 @@ def grade(course: Path, assignment: str, *, jobs: int = 2) -> list[dict]:
         cell = PIECES_CELL if row["notebook"] == "08" and row["exercise"] in pieces else f"check_{row['exercise']}"
         key = (row["student"], names[row["notebook"]], cell)
         scores[key] = scores.get(key, 0) + row["points"]
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+    with Gradebook(url) as gb:
         for (student, notebook, cell), points in scores.items():
             try:
                 entry = gb.find_grade(cell, notebook, assignment, student)
@@ -243,6 +247,23 @@ def grade(course: Path, assignment: str, *, jobs: int = 2) -> list[dict]:
             entry.auto_score = float(points)
         gb.db.commit()
     return rows
+
+
+def _gradebook(course: Path, assignment: str = "ASSIGNMENT") -> str:
+    """nbgrader's database URL for ``course``, which ``nbgrader autograde`` must have written."""
+    _assignments(course)
+    path = Path(course) / "gradebook.db"
+    if not path.is_file():
+        raise SystemExit(f"{path} is missing: run `nbgrader autograde {assignment}` in {course} first")
+    return f"sqlite:///{path}"
+
+
+def _assignments(course: Path) -> dict:
+    """The assignments ``source`` wrote into ``course`` ({name: {"notebooks", "seed"}})."""
+    path = Path(course) / CONFIG_NAME
+    if not path.is_file():
+        raise SystemExit(f"{course} is not a course folder: no {CONFIG_NAME} (make it with `source` first)")
+    return json.loads(path.read_text())["assignments"]
 
 
 try:
@@ -286,13 +307,18 @@ def export(course: Path, to: Path) -> Path:
     """Write nbgrader's gradebook as one row per student and graded cell (:class:`ExerciseCsv`)."""
     from nbgrader.api import Gradebook
 
-    with Gradebook(f"sqlite:///{Path(course) / 'gradebook.db'}") as gb:
+    with Gradebook(_gradebook(course)) as gb:
         ExerciseCsv(to=str(to)).export(gb)
     return Path(to)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m course.nbgrader_course", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m course.nbgrader_course",
+        description="The course on nbgrader; run from tutorials/. Steps: `source COURSE`; in COURSE, `nbgrader "
+        "generate_assignment A` and hand out release/A; collect into COURSE/submitted/<student>/A/; in COURSE, "
+        "`nbgrader autograde A`; `grade COURSE --assignment A`; `export COURSE` (tutorials/TEACHING.md, section 4).",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("source", help="write an nbgrader course folder (source version, config) from the notebooks")
     s.add_argument("course", type=Path, help="the course folder to create or extend")
