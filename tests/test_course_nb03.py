@@ -151,11 +151,39 @@ def test_shapley_two_mistakes(wrong, words):
         (_shapley_weighted(3, lambda s: math.factorial(s) * math.factorial(2 - s)), "M! times too large"),
         (_shapley_weighted(3, lambda s: 1.0), "without weighting them"),
         (_shapley_weighted(3, lambda s: math.factorial(s) * math.factorial(2 - s) / 6, sign=-1.0), "wrong sign"),
+        (_shapley_weighted(3, lambda s: math.factorial(1 - s % 2) * math.factorial(1 + s % 2) / 6), "are swapped"),
     ],
 )
 def test_shapley_three_mistakes(wrong, words):
     result = nb03.check_shapley_three(wrong)
     assert not result.passed and words in result.message, result.message
+
+
+# the weights of |S| = 0 and 2 given to |S| = 1 and the other way round, then doubled, as the old verdict
+# ("0.5 times the right answer" in one case) told: right in one case, twice the answer in another
+_SWAPPED = _shapley_weighted(3, lambda s: math.factorial(1 - s % 2) * math.factorial(1 + s % 2) / 6)
+_SWAPPED_DOUBLED = _shapley_weighted(3, lambda s: 2 * math.factorial(1 - s % 2) * math.factorial(1 + s % 2) / 6)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 20_251])
+def test_swapped_weights_are_named_on_every_seed(seed):
+    result = nb03.check_shapley_three(_SWAPPED, seed=seed)
+    assert not result.passed and result.details.get("mistake") == "swapped_weights", result.message
+    assert "constant factor" not in result.message and "times the right answer" not in result.message
+
+
+def test_a_factor_that_differs_between_cases_is_not_called_constant():
+    result = nb03.check_shapley_three(_SWAPPED_DOUBLED)
+    assert not result.passed
+    assert "constant factor" not in result.message and "not in every case" in result.message, result.message
+    assert "no single factor fixes it" in result.message, result.message
+    # a factor that IS the same in every case is still named
+    for check, solution in ((nb03.check_shapley_two, shapley_two), (nb03.check_shapley_three, shapley_three)):
+        result = check(lambda v, solution=solution: [0.3 * x for x in solution(v)])
+        assert "off by a constant factor: it is 0.3 times the right answer" in result.message, result.message
+    scaled = _shapley_weighted(3, lambda s: 1.2 * math.factorial(s) * math.factorial(2 - s) / 6)
+    result = nb03.check_shapley_three(scaled)
+    assert "off by a constant factor: it is 1.2 times" in result.message, result.message
 
 
 def _entropy(logits, log=np.log):
@@ -359,6 +387,8 @@ def test_shapley_verdicts_do_not_give_the_weights(M):
         _shapley_weighted(M, lambda s: math.factorial(s) * math.factorial(M - s - 1)),
         stub,
     ]
+    if M == 3:
+        wrongs += [_SWAPPED, _SWAPPED_DOUBLED]
     patterns = WEIGHT_PATTERNS + (HALF_PATTERNS if M == 2 else [])
     texts = [check.__doc__, nb03.__doc__, *nb03.SHAPLEY_MISTAKES.values(), *nb03.SHAPLEY_HINTS.values()]
     texts += [check(wrong).message for wrong in wrongs]

@@ -228,6 +228,22 @@ def test_swapped_mu_and_sigma_are_named():
     assert not result.passed and "mu and sigma are swapped" in result.message, result.message
 
 
+def klb_sign_sigma(dkl, cache):
+    dmu, dsigma = kl_backward(dkl, cache)
+    return dmu, -dsigma
+
+
+def test_a_wrong_sign_is_explained_for_the_output_it_names():
+    """A flipped dsigma is explained by sigma (the KL falls as sigma grows towards 1), not by mu."""
+    message = nb05.check_kl_backward(klb_sign_sigma).message
+    assert "dsigma has the wrong sign" in message, message
+    reason = message.split("right answer.")[1]
+    assert "sigma < 1" in reason and "negative" in reason and not re.search(r"\bmu\b", reason), message
+    assert not _found(GRADIENT_PATTERNS, message), message
+    message = nb05.check_kl_backward(klb_sign).message  # both flipped: dmu is named first, with mu's reason
+    assert "dmu has the wrong sign" in message and "points the same way as mu" in message, message
+
+
 def test_a_wrong_kl_prints_neither_a_factor_nor_the_answer():
     result = nb05.check_kl_forward(lambda mu, sigma: 0.3)
     assert not result.passed and "times the right answer" not in result.message, result.message

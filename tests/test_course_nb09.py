@@ -36,7 +36,7 @@ def make(
 ):
     """A standardisation with one knob turned. ``constant``: how a constant training feature is found and what it
     becomes: "ptp" (all values equal: std 1), "exact" (std == 0: std 1), "none" (divide anyway), "zero" (all equal:
-    0 everywhere), a number (std below it: std 1)."""
+    0 everywhere), "relative" (std <= 1e-12 |mean|: std 1), a number (std below it: std 1)."""
 
     def fn(train, *others):
         splits = (train, *others)
@@ -52,6 +52,8 @@ def make(
                     const = np.ptp(src, axis=axis, keepdims=True) == 0
                 elif constant == "exact":
                     const = sd == 0
+                elif constant == "relative":
+                    const = sd <= 1e-12 * np.abs(mean)
                 elif isinstance(constant, float):
                     const = sd < constant
                 sd = np.where(const, 1.0, sd)
@@ -95,10 +97,11 @@ WRONG = [
     (make(scale=False), "centred but not scaled"),
     (make(center=False), "scaled but not centred"),
     (make(eps=1e-8, constant="none"), "added a small number"),
-    (make(eps=1e-12, constant="none"), "came out huge"),
+    (make(eps=1e-20, constant="none"), "came out huge"),
     (make(constant="none"), "NaN or inf"),
     (make(constant="exact"), "rounding residue"),
     (make(constant=1e-4), "treated as constant"),
+    (make(constant=1e-8), "no absolute threshold can work"),  # np.isclose(std, 0)'s tolerance
     (make(as_int=True), "integer array"),
     (make(in_place=True), "in place"),
 ]
@@ -147,8 +150,8 @@ def test_solution_passes_on_visible_and_hidden_cases():
 
 @pytest.mark.parametrize(
     "fn",
-    [make(), make(constant="zero"), make(constant=1e-12), make(constant=1e-8)],
-    ids=["std 1 for a constant", "a constant set to 0", "a threshold of 1e-12", "a threshold of 1e-8 (np.isclose)"],
+    [make(), make(constant="zero"), make(constant="relative")],
+    ids=["std 1 for a constant", "a constant set to 0", "a threshold relative to the mean"],
 )
 def test_harmless_conventions_pass(fn):
     assert nb09.check_standardize(fn).passed, nb09.check_standardize(fn).message
@@ -221,8 +224,8 @@ def test_a_wrong_answer_does_not_print_the_expected_arrays():
 
 def test_the_cases_hold_what_they_claim():
     for seed in (0, 20_251):
-        (_, first, info1), (_, ints, _), (_, const, info3) = nb09._cases(seed)
-        assert len(first) == 3 and len(ints) == 2 and len(const) == 3
+        (_, first, info1), (_, ints, _), (_, const, info3), (_, sensor, info4) = nb09._cases(seed)
+        assert len(first) == 3 and len(ints) == 2 and len(const) == 3 and len(sensor) == 2
         assert info1["tiny"] == ("a", 0) and 0 < first[0]["a"][:, 0].std() < 1e-4
         assert ints[0]["counts"].dtype.kind == "i"
         x = const[0]["pixels"]
@@ -230,6 +233,56 @@ def test_the_cases_hold_what_they_claim():
         assert np.ptp(x[:, 3]) == 0 and x.std(axis=0)[3] > 0  # constant, np.std a rounding residue
         assert all(np.ptp(s["pixels"][:, [1, 3]], axis=0).min() > 0 for s in const[1:])  # not constant elsewhere
         assert info3["residue"] == {"pixels": [3]}
+        assert info4 == {"tiny": ("sensor", 0), "residue": {"sensor": [1]}}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 20_251, 12345])
+def test_case_4_defeats_every_absolute_threshold(seed):
+    """A feature that really varies with a std of about 1e-14, next to a constant whose np.std (per column of the
+    matrix, as students write x.std(axis=0), or of the column alone) is a larger rounding residue: whatever t, "std <
+    t" gets one of the two wrong."""
+    _, splits, _ = nb09._cases(seed)[3]
+    x = splits[0]["sensor"]
+    tiny = x[:, 0].std()
+    assert 1e-15 < tiny < 1e-13 and np.ptp(x[:, 0]) > 0
+    assert np.ptp(x[:, 1]) == 0 and min(x.std(axis=0)[1], x[:, 1].std()) > 10 * tiny
+    assert np.ptp(splits[1]["sensor"][:, 1]) > 0  # not constant on test
+
+
+@pytest.mark.parametrize("seed", [0, 20_251])
+@pytest.mark.parametrize("threshold", [1e-15, 3e-15, 1e-14, 3e-14, 1e-13, 1e-12, 1e-10, 1e-8, 1e-6, 1e-5, 1e-4])
+def test_no_absolute_threshold_on_the_std_passes(threshold, seed):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        result = nb09.check_standardize(make(constant=threshold), seed=seed)
+    assert not result.passed and "threshold" in result.message, result.message
+    assert "constant" in result.message, result.message
+
+
+def test_tolerances_of_isclose_and_allclose_are_absolute_thresholds_too():
+    def isclose(train, *others):  # np.isclose(std, 0): atol 1e-8
+        stats = {}
+        for m, x in train.items():
+            x = np.asarray(x, float)
+            sd = x.std(axis=0)
+            stats[m] = x.mean(axis=0), np.where(np.isclose(sd, 0), 1.0, sd)
+        return [{m: (np.asarray(x, float) - stats[m][0]) / stats[m][1] for m, x in s.items()} for s in (train, *others)]
+
+    result = nb09.check_standardize(isclose)
+    assert not result.passed and "no absolute threshold can work" in result.message, result.message
+
+
+def test_max_equals_min_passes_however_it_is_written():
+    def all_equal(train, *others):
+        stats = {}
+        for m, x in train.items():
+            x = np.asarray(x, float)
+            const = np.all(x == x[0], axis=0)
+            stats[m] = x.mean(axis=0), np.where(const, 1.0, x.std(axis=0))
+        return [{m: (np.asarray(x, float) - stats[m][0]) / stats[m][1] for m, x in s.items()} for s in (train, *others)]
+
+    for seed in (0, 20_251):
+        assert nb09.check_standardize(all_equal, seed=seed).passed
+        assert nb09.check_standardize(make(constant="relative"), seed=seed).passed
 
 
 def test_the_library_treats_a_constant_with_a_rounding_residue_as_constant():

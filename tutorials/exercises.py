@@ -139,14 +139,15 @@ def check_weights_assembly(fn, *args, **kwargs):
 
 def check_kl_assembly(fn, *args, **kwargs):
     """Notebook 08: Grade ``fn(P, out, betas) -> (kl_loss, dmu, dsigma)``: sum_m beta^m KL^m and its per-branch
-    gradients."""
+    gradients, in the model's dtype (float32 stays float32)."""
     return nb08.check_kl_assembly(fn, *args, **kwargs)
 
 
 def check_cal_step(fn, *args, **kwargs):
     """Notebook 08: Grade ``fn(P, model, params, xs, y_onehot, eps, h_y, hp, lr, W=None) -> (loss, grads,
     new_params)``: one whole CAL training step after warm-up, its gradients (before acceleration) checked against
-    the library's and against centred finite differences of the loss, with W held fixed."""
+    the library's and against centred finite differences of the loss, with W held fixed; on float32 parameters,
+    grads and new_params must stay float32."""
     return nb08.check_cal_step(fn, *args, **kwargs)
 
 

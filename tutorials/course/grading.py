@@ -25,6 +25,7 @@ import copy
 import dis
 import importlib
 import inspect
+import re
 import signal
 import sys
 import threading
@@ -788,10 +789,46 @@ def grade(fn, cases, *, hidden, to_array, messages, name, hints, what, parts=Non
         diagnosis = _diagnose_parts(got, np.asarray(expected), parts(cases[first][1]), hints)
     else:
         diagnosis = diagnose(got, expected, name=f"your {what}", hints=hints)
+        diagnosis = _one_factor_for_all(diagnosis, got_all, cases, first)
     detail = ""
     if 1 < np.size(expected) <= 8 and got.shape == np.shape(expected) and parts is None:  # one number: its answer
         detail = f"\n  got {np.round(got, 4).tolist()}, expected {np.round(expected, 4).tolist()}"
     return failed(f"FAILED in case '{label}': {diagnosis}{detail}", errors=errors, case=label)
+
+
+_FACTOR = re.compile(r"(your .+?) is off by a constant factor: it is (\S+) times the right answer\.")
+
+
+def _factor(got, expected) -> float | None:
+    """c where ``got`` = c * ``expected`` (None when it is no multiple of it)."""
+    got, expected = np.asarray(got, dtype=float), np.asarray(expected, dtype=float)
+    ee = float(np.sum(expected * expected))
+    if got.shape != expected.shape or ee == 0 or not np.all(np.isfinite(got)):
+        return None
+    c = float(np.sum(got * expected)) / ee
+    return c if _rel(got, c * expected) < 10 * TOLERANCE else None
+
+
+def _one_factor_for_all(diagnosis: str, got_all, cases, first: int) -> str:
+    """A diagnosis "off by a constant factor" stands only when the factor is the same in every case; otherwise it
+    says so and recommends no factor (an answer that is right on one case and twice the answer on another has terms
+    weighted wrongly, and fixing "the factor" would break the other case)."""
+    found = _FACTOR.search(diagnosis)
+    if found is None:
+        return diagnosis
+    here = _factor(got_all[first], cases[first][2])
+    for i, (label, _, expected, _) in enumerate(cases):
+        c = _factor(got_all[i], expected) if np.shape(got_all[i]) == np.shape(expected) else None
+        if i == first or here is None or (c is not None and abs(c - here) <= 1e-3 * abs(here)):
+            continue
+        there = "is no multiple of it" if c is None else ("is right" if abs(c - 1) <= 1e-3 else f"is {c:.3g} times it")
+        sentence = (
+            f"{found.group(1)} is {found.group(2)} times the right answer in this case, but not in every case (in "
+            f"case '{label}' it {there}): no single factor fixes it. Look for terms weighted wrongly relative to one "
+            "another."
+        )
+        return diagnosis[: found.start()] + sentence + diagnosis[found.end() :]
+    return diagnosis
 
 
 def _diagnose_parts(got, expected, parts, hints):

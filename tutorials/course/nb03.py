@@ -186,6 +186,9 @@ SHAPLEY_MISTAKES = {
     "equal_weights": "you averaged the marginal contributions with equal weights: the coalitions S are not all "
     "found equally often. Count, for each S, the arrival orders in which m finds exactly S already there; "
     "with equal weights the shares no longer add up to v(all) - v({}).",
+    "swapped_weights": "your weights for |S| = 0 and 2 and for |S| = 1 are swapped: count again, for each S, the "
+    "arrival orders in which m finds exactly S already there (out of the M! orders). Your values are right when "
+    "what m adds does not depend on S (an additive game), and wrong otherwise.",
     "sign": "your values have the wrong sign: a marginal contribution is what m ADDS, v(S with m) - v(S).",
     "alone": "you returned what each modality is worth alone, v({m}) - v({}): the Shapley value averages that "
     "with what m adds to the others (for M = 2, the leave-one-out view).",
@@ -229,6 +232,9 @@ def _shapley_wrongs(v, M, expected):
     }
     if M == 3:
         wrong["equal_weights"] = _weighted(v, M, lambda s, M: 1.0 / 2 ** (M - 1))
+        # the weight of |S| = 1 given to |S| = 0 and 2, and theirs to |S| = 1
+        weight = lambda s: math.factorial(s) * math.factorial(M - s - 1) / math.factorial(M)  # noqa: E731
+        wrong["swapped_weights"] = _weighted(v, M, lambda s, M: weight(1 if s != 1 else 0))
         wrong["permuted"] = expected[[1, 2, 0]]
         wrong["permuted2"] = expected[[2, 0, 1]]
     return wrong

@@ -306,6 +306,12 @@ KL_BACKWARD_HINTS = {
     "sign": "The KL grows as mu moves away from 0: its gradient on mu points the same way as mu.",
     "default": "Differentiate one entry (i, j) at a time; the chain rule multiplies by dkl.",
 }
+# the same hints for dsigma, with its own reason for the sign
+KL_BACKWARD_SIGMA_HINTS = {
+    **KL_BACKWARD_HINTS,
+    "sign": "The KL of one dimension is smallest at sigma = 1, the prior's: for sigma < 1 it falls as sigma grows "
+    "towards 1, so there (with dkl > 0) dsigma must be negative, and for sigma > 1 positive.",
+}
 
 
 def _kl_backward_cases(rng):
@@ -391,7 +397,8 @@ def check_kl_backward(fn, seed: int = 0) -> G.Result:
             ):
                 message = _first_mistake(g, catalogue, e) if g is not None and G.rel_error(g, e) >= 1e-6 else None
                 if message is None:
-                    message = G.diagnose(g, e, name=out, n=mu.shape[0], hints=KL_BACKWARD_HINTS)
+                    hints = KL_BACKWARD_HINTS if out == "dmu" else KL_BACKWARD_SIGMA_HINTS
+                    message = G.diagnose(g, e, name=out, n=mu.shape[0], hints=hints)
                 if message is not None:
                     return G.failed(f"in case '{name}': {message}", case=name, output=out)
     return G.passed(

@@ -28,6 +28,7 @@ from course import nb02, nb03, nb04, nb05
 from mini_cal import backend as B
 from mini_cal import contribution as C
 from mini_cal import layers as L
+from mini_cal.hooks import Hook
 from mini_cal.methods import cal as cal_module
 from mini_cal.methods.base import LossOutput, Method
 
@@ -349,9 +350,10 @@ def _kl_dtype_change(fn, P):
                 return (
                     f"your gradients are {dtype} while the model's are {out.mu[m].dtype} ({label}[{m}] on a "
                     f"float32 batch): multiplying a float32 array by a NumPy float64 such as betas[m] gives "
-                    f"float64. Use float(betas[m]) (a Python float keeps the array's dtype). Your values are right, "
-                    f"but in training float64 gradients turn the run into a different computation from the "
-                    f"library's float32 one, and it can end several points away."
+                    f"float64 (NumPy 2). Use float(betas[m]) (a Python float keeps the array's dtype). Your values "
+                    f"are right, but a float64 gradient does not stay in the KL: model.backward then computes every "
+                    f"branch's gradients in float64 (twice the memory of the float32 model), where the library "
+                    f"computes them in float32."
                 )
     return None
 
@@ -492,6 +494,11 @@ LOSS_MISTAKES = [  # (arguments of _variant_step, message): the loss is wrong
         dict(W="deterministic"),
         "your W is measured on another forward pass, without the noise (eps=None): CAL measures W on the step's "
         "own forward pass, the one the loss uses.",
+    ),
+    (
+        dict(W="deterministic", noise=False),
+        "it is the loss of a forward pass without the bottleneck noise (eps=None, the evaluation pass): a training "
+        "step draws z with the noise it is given, model.forward(params, xs, eps=eps).",
     ),
 ]
 
@@ -680,7 +687,8 @@ def check_cal_step(fn, seed: int = 0) -> G.Result:
     """Grade ``fn(P, model, params, xs, y_onehot, eps, h_y, hp, lr, W=None) -> (loss, grads, new_params)``, one
     whole CAL step after warm-up, on the tiny float64 problem of :func:`step_problem` drawn from ``seed``: the loss,
     the gradients (before acceleration) and the accelerated SGD step against the library's CAL, with W measured
-    and with W given, and the gradients against centred finite differences of the student's own loss."""
+    and with W given, and the gradients against centred finite differences of the student's own loss; then, on the
+    same problem in float32, that grads and new_params keep the parameters' dtype."""
     with B.use_backend("numpy"):
         return _check_cal_step(fn, seed)
 
@@ -714,9 +722,10 @@ def _check_cal_step(fn, seed):
         for kwargs, message in LOSS_MISTAKES:
             kwargs = dict(kwargs)
             W = W_det if kwargs.pop("W", None) == "deterministic" else W0
+            noise = eps if kwargs.pop("noise", True) else None
             if kwargs.get("fused") == "gamma":
                 kwargs["fused"] = hp["gamma"]
-            value = _variant_step(model, params, xs, y, eps, hp, W, **kwargs)[0]
+            value = _variant_step(model, params, xs, y, noise, hp, W, **kwargs)[0]
             if _close_number(loss, value) and not _close_number(value, loss0):
                 return G.failed(f"your loss is wrong: {message}" + _assembly_notes(fn), mistake=message)
         direction = "too large" if loss > loss0 else "too small"
@@ -790,12 +799,51 @@ def _check_cal_step(fn, seed):
             f"with W measured your update is right, but called with W = {np.round(W_alt, 3).tolist()} your "
             f"new_params are wrong: the acceleration too must use the W you are given."
         )
+    # 6. the same problem in float32: grads and new_params keep the parameters' dtype
+    message = _step_dtype_change(fn, P, seed)
+    if message:
+        return G.failed(message, mistake="dtype")
     return G.passed(
         f"your step's loss, gradients (before acceleration) and accelerated SGD update agree with the library's "
         f"CAL, with W measured on the batch and with W given; your gradients agree with centred finite "
-        f"differences of your own loss (largest relative error {errors[worst]:.1e}, float64).",
+        f"differences of your own loss (largest relative error {errors[worst]:.1e}, float64); on float32 "
+        f"parameters your grads and new_params are float32 too.",
         errors=errors,
     )
+
+
+def _step_dtype_change(fn, P, seed) -> str | None:
+    """A message if ``fn``, run on the float32 version of the step problem, returns grads or new_params of another
+    dtype than the parameters' (or cannot run there), else None."""
+    model, params, xs, y, eps, h_y, hp, lr = step_problem(seed, "float32")
+    with G.hide(*_hidden_for_step()):
+        got, failure = G.call_student(fn, P, model, params, xs, y, eps, h_y, hp, lr, where="on float32 parameters")
+    if failure:
+        return failure
+    try:
+        _step_parts(got, params)
+    except G.FormError as exc:
+        return f"on float32 parameters: {exc}"
+    where = {
+        "grads": "in the loss's gradients (the weighted KL's, or an upstream gradient): use float(betas[m])",
+        "new_params": "in the acceleration or the update (1 + W[m] is a NumPy float64 when W is a NumPy array): use "
+        "float(W[m]), or cast back with .astype(params[k].dtype)",
+    }
+    cost = {
+        "grads": "float64 gradients take twice the memory and turn the update, then the parameters, into float64",
+        "new_params": "float64 new_params make the next step, and every step after it, run in float64 (twice the "
+        "memory)",
+    }
+    for label, d in zip(STEP_KEYS[1:], got[1:]):
+        for k in params:
+            dtype = getattr(d[k], "dtype", None)
+            if dtype is not None and str(dtype) != str(params[k].dtype):
+                return (
+                    f"on float32 parameters your {label} are {dtype} ({label}[{k!r}]): a float32 array times a NumPy "
+                    f"float64 gives float64 (NumPy 2), here {where[label]}. Your values are right (the float64 "
+                    f"checks passed), but training runs in float32: {cost[label]}."
+                )
+    return None
 
 
 # ------------------------------------------------------------------------- the student's own gradient check
@@ -866,17 +914,166 @@ def compare_params(a: dict, b: dict) -> float:
     return max(float(np.max(np.abs(B.to_numpy(a[k]) - B.to_numpy(b[k])))) for k in a)
 
 
-def plot_comparison(mine, library, names, warmup, path=None):
-    """Figure 1: W^V per epoch and validation accuracy per epoch, your CAL against the library's."""
+class Snapshots(Hook):
+    """A training hook (``train(..., hooks=[snapshots])``) that keeps a float64 host copy of the parameters at the
+    end of every epoch: ``params[e]`` is the state after epoch e + 1."""
+
+    def __init__(self):
+        self.params = []
+
+    def on_epoch_end(self, run):
+        self.params.append({k: B.to_numpy(v).astype(np.float64) for k, v in run.params.items()})
+
+
+class NudgedCAL(cal_module.CAL):
+    """The library's CAL with the measured W moved by ``delta`` after warm-up (W^0 up by delta, the other
+    modalities down by delta / (M - 1)). With delta = 1e-12, a change some 100,000 times smaller than float32's
+    rounding: the same CAL, computed with a rounding somewhere different."""
+
+    def __init__(self, delta: float = 1e-12, **hparams):
+        super().__init__(**hparams)
+        self.delta = float(delta)
+        self.name = f"cal (W nudged by {self.delta:g})"
+
+    def contribution(self, ctx, known_ce):
+        metric = super().contribution(ctx, known_ce)
+        M = ctx.model.M
+        nudge = np.full(M, -self.delta / max(M - 1, 1))
+        nudge[0] = self.delta
+        return dict(metric, W=np.asarray(metric["W"], dtype=float) + nudge)
+
+
+def results_table(runs: dict) -> None:
+    """Print the test accuracy (fused and per coalition) and the best epoch of each run ({label: TrainResult})."""
+    print(f"{'':<22}{'test acc':>9}{'A coalition':>13}{'V coalition':>13}{'best epoch':>12}")
+    for label, r in runs.items():
+        if r is not None:
+            print(
+                f"{label:<22}{r.test['acc']:>9.3f}{r.test['coalition_acc'][0]:>13.3f}"
+                f"{r.test['coalition_acc'][1]:>13.3f}{r.best_epoch + 1:>12}"
+            )
+
+
+def drift_table(reference: Snapshots, others: dict, warmup: int) -> dict:
+    """Print, at the end of epoch 1, of the warm-up and of every second epoch after it, the largest difference
+    between the parameters of each run in ``others`` ({label: Snapshots}) and those of ``reference``; returns
+    {label: [difference per epoch]}."""
+    others = {label: snap for label, snap in others.items() if snap is not None and snap.params}
+    epochs = len(reference.params)
+    diffs = {
+        label: [compare_params(snap.params[e], reference.params[e]) for e in range(min(epochs, len(snap.params)))]
+        for label, snap in others.items()
+    }
+    rows = sorted({1, min(warmup, epochs), epochs} | set(range(warmup + 1, epochs + 1, 2)))
+    print(f"largest parameter difference from the library's run at the end of each epoch (warm-up: epochs 1-{warmup})")
+    width = max([12] + [len(label) + 3 for label in diffs])
+    print(f"{'epoch':>5}" + "".join(f"{label:>{width}}" for label in diffs))
+    for e in rows:
+        cells = [f"{d[e - 1]:>{width}.1e}" if e <= len(d) else f"{'':>{width}}" for d in diffs.values()]
+        print(f"{e:>5}" + "".join(cells))
+    return diffs
+
+
+STEP_AGREEMENT = 1e-9  # float64: two correct implementations of one step differ by rounding only, ~1e-15 to 1e-12
+
+
+def _one_step(method, model, params, xs, y, eps, h_y, epoch) -> dict:
+    from mini_cal.methods.base import StepContext
+
+    out = model.forward(params, xs, eps=eps)
+    ctx = StepContext(model, params, out, y, epoch, 0, None, h_y)
+    lo = method.loss(ctx)
+    grads = model.backward(params, out, lo.dlogits, lo.dmu, lo.dsigma)
+    host = {k: B.to_numpy(v).astype(np.float64) for k, v in grads.items()}
+    accelerated = dict(grads)
+    method.modify_gradients(accelerated, ctx, lo)
+    return {
+        "W": np.asarray(lo.modulation["W"], dtype=float),
+        "loss": B.to_float(lo.total),
+        "grads": host,
+        "accelerated": {k: B.to_numpy(v).astype(np.float64) for k, v in accelerated.items()},
+    }
+
+
+def compare_step(pieces, weights_fn, kl_fn, method_kw, model, params, dataset, n: int = 64, seed: int = 0):
+    """One CAL step after warm-up, the library's and yours (MyCAL over ``pieces`` plugged into the model), at the
+    same parameters (``params``, e.g. a snapshot at the end of warm-up), on the first ``n`` training examples with
+    the same noise, in float32 and in float64. Prints the relative differences of W, the loss, the gradients and
+    the accelerated gradients; returns {dtype: {quantity: difference}} (None when your CAL cannot run)."""
+    if any(name not in pieces.fns for name in PIECES) or weights_fn is None or kl_fn is None:
+        print("Your CAL cannot run a step yet: see the message of the training cell.")
+        return None
+    from mini_cal.methods import make_method
+
+    epoch = make_method("cal", **method_kw).warmup_epochs  # the first epoch after warm-up
+    h_y = C.label_entropy(dataset.y_train, dataset.num_classes)
+    table = {}
+    for dtype in ("float32", "float64"):
+        p = {k: B.asarray(B.to_numpy(v), dtype=dtype) for k, v in params.items()}
+        xs = [B.asarray(x[:n], dtype=dtype) for x in dataset.x_train]
+        labels = B.asarray(np.asarray(dataset.y_train[:n], dtype=np.int64))
+        y = L.one_hot(labels, dataset.num_classes, dtype=dtype)
+        eps = model.sample_eps(n, B.make_rng(seed), dtype)
+        library = _one_step(make_method("cal", **method_kw), model, p, xs, y, eps, h_y, epoch)
+        try:
+            with plugged_in(pieces):
+                mine = _one_step(MyCAL(pieces, weights_fn, kl_fn, **method_kw), model, p, xs, y, eps, h_y, epoch)
+        except Exception as exc:  # a piece that passed its checks can still fail on a real batch: say so
+            print(f"Your CAL's step stopped: {type(exc).__name__}: {exc}")
+            return None
+        table[dtype] = {
+            "W": G.rel_error(mine["W"], library["W"]),
+            "loss": abs(mine["loss"] - library["loss"]) / abs(library["loss"]),
+            "grads": max(G.rel_error(mine["grads"][k], library["grads"][k]) for k in library["grads"]),
+            "accelerated": max(
+                G.rel_error(mine["accelerated"][k], library["accelerated"][k]) for k in library["accelerated"]
+            ),
+        }
+    labels = {
+        "W": "W",
+        "loss": "loss",
+        "grads": "grads (before acceleration), worst parameter",
+        "accelerated": "accelerated grads, worst parameter",
+    }
+    print(
+        f"one CAL step after warm-up (epoch {epoch + 1}), yours against the library's: same parameters, the first "
+        f"{n} training examples, the same noise\nrelative difference{'float32':>36}{'float64':>11}"
+    )
+    for key, label in labels.items():
+        print(f"{label:<45}{table['float32'][key]:>10.1e}{table['float64'][key]:>11.1e}")
+    print(f"{'rounding unit of the dtype':<45}{np.finfo(np.float32).eps:>10.1e}{np.finfo(np.float64).eps:>11.1e}")
+    worst = max(table["float64"].values())
+    if worst < STEP_AGREEMENT:
+        print(
+            f"float64: every difference below {STEP_AGREEMENT:g}: at this step your CAL computes what the library's "
+            f"computes, up to rounding."
+        )
+    else:
+        first = next(key for key in labels if table["float64"][key] >= STEP_AGREEMENT)
+        print(
+            f"float64: a difference of {worst:.1e} (first in: {labels[first]}), far above rounding: your CAL "
+            f"computes something else at this step."
+        )
+    return table
+
+
+def plot_comparison(mine, library, names, warmup, path=None, others=None):
+    """Figure 1: W^V per epoch and validation accuracy per epoch, your CAL against the library's (``others``:
+    {label: TrainResult} drawn thin and grey, e.g. the nudged runs)."""
     from course import plots
     from mini_cal.history import epoch_means
 
     fig, axes = plots.figure(2, width=10, height=3.8)
-    for result, label, ls, color in ((library, "library's CAL", "-", "C0"), (mine, "your CAL", "--", "C3")):
+    lines = [(r, label, ":", "0.6", 1.0) for label, r in (others or {}).items() if r is not None]
+    lines += [(library, "library's CAL", "-", "C0", 1.5), (mine, "your CAL", "--", "C3", 1.5)]
+    for result, label, ls, color, lw in lines:
+        if result is None:
+            continue
         W = [row[1] for row in epoch_means(result.history["steps"])["W"]]
         epochs = np.arange(1, len(W) + 1)
-        axes[0].plot(epochs, W, ls=ls, color=color, label=label)
-        axes[1].plot(epochs, [row["val_acc"] for row in result.history["epochs"]], ls=ls, color=color, label=label)
+        axes[0].plot(epochs, W, ls=ls, color=color, lw=lw, label=label)
+        val = [row["val_acc"] for row in result.history["epochs"]]
+        axes[1].plot(epochs, val, ls=ls, color=color, lw=lw, label=label)
     axes[0].set(
         ylim=(0, 1),
         xlabel="epoch",
@@ -885,10 +1082,47 @@ def plot_comparison(mine, library, names, warmup, path=None):
     )
     axes[1].set(xlabel="epoch", ylabel="validation accuracy", title="validation accuracy")
     for ax in axes:
-        ax.axvline(warmup + 0.5, color="k", lw=0.8, ls=":")
-        ax.legend(loc="lower right")
-    fig.suptitle("Figure 1. Your CAL against the library's (seed 0; dotted: end of warm-up)")
+        ax.axvline(warmup + 0.5, color="k", lw=0.8, ls="-.")
+        ax.legend(loc="lower right", fontsize="small")
+    fig.suptitle("Figure 1. Your CAL against the library's (seed 0; dash-dotted: end of warm-up)")
     plots.finish(fig, path)
+
+
+def place(label: str, result, cal_runs: dict) -> None:
+    """Print where ``result``'s test accuracy (and V's coalition accuracy) falls against the range of the CAL runs
+    ``cal_runs`` ({label: TrainResult}: one seed, the same formulas, different roundings)."""
+    runs = [r for r in cal_runs.values() if r is not None]
+    if result is None or not runs:
+        return
+    for key, name, get in (
+        ("acc", "test acc", lambda r: r.test["acc"]),
+        ("V", "V coalition", lambda r: r.test["coalition_acc"][1]),
+    ):
+        values = [get(r) for r in runs]
+        low, high, value = min(values), max(values), get(result)
+        where = "below" if value < low else "above" if value > high else "inside"
+        print(
+            f"{name:<12} the {len(values)} CAL runs (seed 0, different roundings) end between {low:.3f} and "
+            f"{high:.3f}; {label}: {value:.3f}, {where} that range"
+        )
+
+
+def ten_seed_ablations(names=("cal-no-accel", "cal-sym-ib")) -> None:
+    """Print CAL's ten-seed test accuracy and its paired differences with ``names`` from notebook 04's results file
+    (tutorials/data/compare_default.json)."""
+    results = nb04.load_results()
+    acc = nb04.per_seed(results, "cal", "test_acc")
+    print(
+        f"ten seeds ({results['preset']} preset, notebook 04's results file): CAL's test acc {acc.mean():.3f} ± "
+        f"{acc.std(ddof=1):.3f} (mean ± std over seeds), from {acc.min():.3f} to {acc.max():.3f}"
+    )
+    tests = {row["baseline"]: row for row in results["significance_cal_vs"]}
+    for name in names:
+        t = tests[name]
+        print(
+            f"  CAL minus {name:<13} {t['mean_diff']:+.3f} (paired t-test p = {t['t_test_p']:.2f}; CAL ahead on "
+            f"{t['wins']} seeds of {t['n']})"
+        )
 
 
 def as_namespace(pieces: Pieces):
@@ -935,9 +1169,9 @@ def assembly(weights_fn, kl_fn, use_library_for_unfinished: bool = True):
     return tuple(chosen)
 
 
-def train_mine(pieces, weights_fn, kl_fn, method_kw, dataset, config):
-    """Train :class:`MyCAL` with the pieces plugged into the model; None (with a message) when something is
-    missing or the run fails."""
+def train_mine(pieces, weights_fn, kl_fn, method_kw, dataset, config, hooks=()):
+    """Train :class:`MyCAL` with the pieces plugged into the model (``hooks``: passed to ``train``, e.g.
+    :class:`Snapshots`); None (with a message) when something is missing or the run fails."""
     from mini_cal.train import train
 
     missing = [name for name in PIECES if name not in pieces.fns]
@@ -953,7 +1187,7 @@ def train_mine(pieces, weights_fn, kl_fn, method_kw, dataset, config):
     method = MyCAL(pieces, weights_fn, kl_fn, **method_kw)
     try:
         with plugged_in(pieces):
-            return train(method, dataset, config)
+            return train(method, dataset, config, hooks=hooks)
     except Exception as exc:  # a piece that passed its checks can still fail in a long run: say so, do not raise
         print(f"Your CAL stopped during training: {type(exc).__name__}: {exc}")
         return None

@@ -4,13 +4,14 @@ Exercise (the checker returns a :class:`course.grading.Result` and never raises)
 
 * :func:`check_standardize` - ``fn(train, *others) -> [train', *others']``: every split a dict ``{modality name:
   array (N, D_m)}``, graded against the notebook's rules 1-4. The reference is computed here (and hidden while the
-  student's function runs), not by the library: the library's rule for a constant feature (standard deviation
-  exactly 0) misses a constant whose computed standard deviation is a rounding residue (about 1e-16), which the
-  cases include. The checker names leakage (statistics of each split, of the pooled
+  student's function runs), not by the library. A constant feature means "all training values equal" (max == min):
+  the cases include constants whose computed standard deviation is a rounding residue (1e-16 to 1e-12), and one case
+  a feature that really varies with a standard deviation (about 1e-14) below such a residue, so that no absolute
+  threshold on the standard deviation passes. The checker names leakage (statistics of each split, of the pooled
   splits, of another split), statistics per sample instead of per feature, one number per modality, ``ddof=1``, the
-  variance, a missing centring or scaling, min-max scaling, an epsilon added to the standard deviation, NaN, inf or
-  huge values on constant features, integer outputs, splits in another order and in-place changes, without printing
-  the expected arrays.
+  variance, a missing centring or scaling, min-max scaling, an epsilon added to the standard deviation, an absolute
+  threshold on it, NaN, inf or huge values on constant features, integer outputs, splits in another order and
+  in-place changes, without printing the expected arrays.
 
 Helpers: :func:`library_standardize` (the library's standardisation, ``from_arrays(..., standardize=True)``, in the
 exercise's form, used by the notebook while the exercise has not passed) and :func:`active_units` (how many units of
@@ -31,7 +32,8 @@ HIDDEN = [  # the library's standardisation, and this module's own reference (a 
     (__name__, "reference"),
     (__name__, "_stats"),
 ]
-EPSILONS = (1e-12, 1e-10, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3)  # what students add to a standard deviation
+# what students add to a standard deviation
+EPSILONS = (1e-15, 1e-14, 1e-13, 1e-12, 1e-10, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3)
 ZERO = 1e-9  # |output| below this counts as 0 (outputs are of order 1)
 
 
@@ -116,7 +118,36 @@ def _cases(seed=0):
             {"residue": {"pixels": [3]}},
         )
     )
+    cases.append(_threshold_case(rng))
     return cases
+
+
+TINY_SPREAD = 1e-14  # case 4's varying feature: its np.std is about this, below a large constant's residue
+
+
+def _threshold_case(rng):
+    """Case 4, where no absolute threshold on the std can tell "constant" from "varies": a feature that really varies
+    with a std of about 1e-14 next to a large constant whose np.std (a rounding residue, per column of the matrix or
+    of the column alone) is at least 10 times larger."""
+    while True:
+        n_train, value = int(rng.integers(20, 60)), float(rng.choice([1234.567, 987.654321, 4321.123, 2718.2818]))
+        sizes = (n_train, int(rng.integers(8, 12)))
+        splits = []
+        for i, n_s in enumerate(sizes):
+            shift, stretch = (0.0, 1.0) if i == 0 else (1.0, 1.5)
+            x = _split(rng, n_s, [3 * TINY_SPREAD, 0.0, 5.0, -2.0], [TINY_SPREAD, 1.0, 1.0, 0.5], shift, stretch)
+            x[:, 1] = value if i == 0 else value + rng.uniform(-1.0, 1.0, n_s)
+            splits.append({"sensor": x})
+        x = splits[0]["sensor"]
+        tiny = x[:, 0].std()
+        if 0 < tiny and min(x.std(axis=0)[1], x[:, 1].std()) > 10 * tiny:
+            break
+    return (
+        f"a feature of spread {TINY_SPREAD:.0e} and one constant at {value:g}, whose np.std (a rounding residue) "
+        f"is larger; train/test = {sizes[0]}/{sizes[1]} rows",
+        splits,
+        {"tiny": ("sensor", 0), "residue": {"sensor": [1]}},
+    )
 
 
 # ----------------------------------------------------------------------------- the reference and the mistakes
@@ -196,15 +227,21 @@ def _mistakes(splits, info):
         wrong[f"eps_{eps:g}"] = _with(splits, lambda m, i, raw=raw: raw[m], eps=eps)
     tiny = info.get("tiny")
     expected = reference(splits)
-    for key, as_zero in (("tiny_as_constant", False), ("tiny_as_zero", True)):
+    for key, as_zero, below in (
+        ("tiny_as_constant", False, np.inf),  # a threshold above 1e-5: both tiny features "constant"
+        ("tiny_as_zero", True, np.inf),
+        ("threshold", False, 1e-10),  # a smaller one (1e-12, np.isclose's 1e-8...): only case 4's 1e-14 feature
+        ("threshold_zero", True, 1e-10),
+    ):
         if tiny is None:
             wrong[key] = None
             continue
         m, j = tiny
         answer = [{k: v.copy() for k, v in split.items()} for split in expected]
-        mean = np.asarray(train[m], np.float64)[:, j].mean()
-        for split, original in zip(answer, splits):
-            split[m][:, j] = 0.0 if as_zero else np.asarray(original[m], np.float64)[:, j] - mean
+        column = np.asarray(train[m], np.float64)[:, j]
+        if column.std() < below:
+            for split, original in zip(answer, splits):
+                split[m][:, j] = 0.0 if as_zero else np.asarray(original[m], np.float64)[:, j] - column.mean()
         wrong[key] = answer
     return wrong
 
@@ -231,14 +268,19 @@ MISTAKES = {
     "scale_only": "your features are scaled but not centred: their means stay away from 0.",
     "minmax": "you rescaled each feature to [0, 1] on train (min-max scaling): the exercise asks for mean 0 and "
     "std 1 on train.",
-    "eps": "you added a small number to the standard deviation: it changes every feature whose spread is small (one "
-    "of these varies by about 1e-5) and still blows up a feature that is constant on train. Leave the std alone "
-    "where it is not 0, and decide what a constant feature becomes without dividing by a tiny number.",
+    "eps": "you added a small number to the standard deviation: it changes every feature whose spread is small (two "
+    "of these vary by about 1e-5 and 1e-14) and still blows up a feature that is constant on train. Leave the std "
+    "alone where it is not 0, and decide what a constant feature becomes without dividing by a tiny number.",
     "tiny_as_constant": "a feature whose training values vary, by about 1e-5, was treated as constant (left "
     "unscaled or set to 0): call a feature constant only when its training values are all equal, whatever their "
     "unit; no absolute threshold on the std decides that.",
+    "threshold": "a feature whose training values vary, by about 1e-14, was treated as constant (left unscaled or set "
+    "to 0): an absolute threshold on the std (or a tolerance such as np.isclose's) decides that, and no absolute "
+    "threshold can work: the same case has a feature that is constant on train whose np.std (a rounding residue) "
+    "is LARGER than this varying feature's. Call a feature constant only when its training values are all equal.",
 }
 MISTAKES["tiny_as_zero"] = MISTAKES["tiny_as_constant"]
+MISTAKES["threshold_zero"] = MISTAKES["threshold"]
 for _eps in EPSILONS:
     MISTAKES[f"eps_{_eps:g}"] = MISTAKES["eps"]
 ORDER = [key for key in MISTAKES if key != "eps"]  # tried in this order
@@ -248,7 +290,12 @@ CONSTANT_MESSAGES = {
     "0/0 or x/0 followed. Decide what such a feature becomes (it carries nothing to learn) without dividing by 0.",
     "residue": "a feature that is constant on the training split (every value {value:g}) did not come out as 0 on "
     "train, or came out huge on val/test: np.std gives it about {sd:.0e}, a rounding residue, not exactly 0, so a "
-    "test for a std of exactly 0 misses it. Decide 'constant' in a way that rounding cannot fool.",
+    "test for a std of exactly 0 (or below a fixed threshold) misses it. Decide 'constant' in a way that "
+    "rounding cannot fool.",
+    "residue_threshold": "a feature that is constant on the training split (every value {value:g}) did not come out "
+    "as 0 on train, or came out huge on val/test: np.std gives it about {sd:.0e}, a rounding residue, not 0. No "
+    "absolute threshold on the std can catch it: another feature of this case really varies, and its std (about "
+    "{tiny:.0e}) is smaller than this residue. Call a feature constant only when its training values are all equal.",
     "huge": "a feature that is constant on the training split came out huge on val/test (up to {times} its "
     "change from the training value): you divided by a tiny number (an epsilon added to the std, or a rounding "
     "residue). A constant feature must not be divided by its (near-)zero std at all.",
@@ -343,7 +390,10 @@ def _check_constants(got, splits, masks, info, label):
         m, j = problems[0][1], problems[0][2]
         column = np.asarray(splits[0][m], np.float64)[:, j]
         sd = float(np.asarray(splits[0][m], np.float64).std(axis=0)[j])
-        return f"{at}: " + CONSTANT_MESSAGES["residue"].format(value=float(column[0]), sd=sd)
+        tiny = info.get("tiny")
+        tiny_sd = float(np.asarray(splits[0][tiny[0]], np.float64)[:, tiny[1]].std()) if tiny else np.inf
+        key = "residue_threshold" if tiny_sd < sd else "residue"
+        return f"{at}: " + CONSTANT_MESSAGES[key].format(value=float(column[0]), sd=sd, tiny=tiny_sd)
     if "huge" in kinds:
         ratio = max(p[3].get("ratio", 0.0) for p in problems)
         times = f"{ratio:.1e} times" if ratio < 1e300 else "more than 1e300 times"
@@ -368,7 +418,7 @@ def _split_order(got, expected, masks) -> bool:
 
 @G.checker
 def check_standardize(fn, seed: int = 0) -> G.Result:
-    """Grade ``fn(train, *others) -> [train', *others']`` (dicts {modality name: array (N, D_m)}) on three cases."""
+    """Grade ``fn(train, *others) -> [train', *others']`` (dicts {modality name: array (N, D_m)}) on four cases."""
     cases = _cases(seed)
     answers = []
     with G.hide(*HIDDEN):
@@ -397,7 +447,8 @@ def check_standardize(fn, seed: int = 0) -> G.Result:
     return G.passed(
         f"your standardisation is right on all {len(cases)} cases: statistics of the training split only, one mean "
         f"and std per feature, every split mapped alike, integer inputs, constant features finite (a rounding "
-        f"residue included), inputs untouched (largest relative error {max(errors.values()):.1e}).",
+        f"residue included, even one larger than a varying feature's std), inputs untouched (largest relative "
+        f"error {max(errors.values()):.1e}).",
         errors=errors,
     )
 
