@@ -138,8 +138,8 @@ def source_notebook(path: Path, seed: int):
                 f"**Your prediction** (before you run the next cell):\n\n### BEGIN SOLUTION\nAnswer key: TEACHING.md, "
                 f"section 6, notebook {number}, Predict {predictions}.\n### END SOLUTION"
             )
-            answer.metadata.update(_meta(f"predict_{number}_{predictions}", solution=True, grade=True, locked=False))
-            answer.metadata["nbgrader"]["points"] = 1
+            grade_id = f"predict_{number}_{predictions}"
+            answer.metadata.update(_meta(grade_id, solution=True, grade=True, locked=False, points=1))
             cells.append(answer)
             continue
         if cell.cell_type != "code":
