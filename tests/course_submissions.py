@@ -135,3 +135,10 @@ def _student(name, number, kind, path=None):
             if cell.cell_type == "code" and re.search(r"exercises\.check_\w+\(", cell.source):
                 cell.source = cell.source.rstrip() + "\nprint('PASSED')"
     return _fake_outputs(nb)
+
+
+def teaching_block(tag):
+    """The fenced bash block of TEACHING.md that starts with the line ``# tested: <tag>``."""
+    text = (TUTORIALS / "TEACHING.md").read_text()
+    blocks = re.findall(r"```bash\n(# tested: (\w+)\n.*?)```", text, re.S)
+    return next(body for body, name in blocks if name == tag)

@@ -10,7 +10,6 @@ outputs). The autograder runs once, through the command of tutorials/TEACHING.md
 import csv
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -25,7 +24,7 @@ TUTORIALS = ROOT / "tutorials"
 sys.path.insert(0, str(TUTORIALS))
 
 from course import autograde as A  # noqa: E402
-from course_submissions import COURSE, WRONG, _notebook, _paste, _student  # noqa: E402
+from course_submissions import COURSE, WRONG, _notebook, _paste, _student, teaching_block  # noqa: E402
 
 GRADED = ("01", "02", "03", "04", "05", "06", "07", "08", "09")
 TOTAL = 38  # graded exercises in the course (21 in 01-07, 16 in 08, 1 in 09)
@@ -63,13 +62,6 @@ def graded(tmp_path_factory):
     with (root / "grades" / "totals.csv").open(newline="") as f:
         totals = {r["student"]: r for r in csv.DictReader(f)}
     return rows, totals, proc.stdout
-
-
-def teaching_block(tag):
-    """The fenced bash block of TEACHING.md that starts with the line ``# tested: <tag>``."""
-    text = (TUTORIALS / "TEACHING.md").read_text()
-    blocks = re.findall(r"```bash\n(# tested: (\w+)\n.*?)```", text, re.S)
-    return next(body for body, name in blocks if name == tag)
 
 
 def _points(rows, student):

@@ -21,8 +21,7 @@ import pytest
 pytest.importorskip("nbgrader")
 nbformat = pytest.importorskip("nbformat")
 
-from course_submissions import COURSE, TUTORIALS, WRONG, A, _student  # noqa: E402
-from test_course_autograde import teaching_block  # noqa: E402
+from course_submissions import COURSE, TUTORIALS, WRONG, A, _student, teaching_block  # noqa: E402
 
 NOTEBOOKS = ("02", "08")  # the assignment of TEACHING.md's example
 SEED = "4321"  # the hidden seed TEACHING.md's example passes
