@@ -59,7 +59,7 @@ def course(tmp_path_factory):
             nb = _student(student, path.name[:2], kind, path)
             if student == "bob" and path.name.startswith("02"):  # bob answers the first Predict question
                 cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "predict_02_1")
-                cell.source = f"**Your prediction** (before you run the next cell):\n\n{BOB_PREDICTS}"
+                cell.source = f"{A.PREDICTION_PROMPT}\n\n{BOB_PREDICTS}"
             nbformat.write(nb, folder / path.name)
     stdout = _run("nbgrader_grade", checkout, env)
     with (top / "course" / "grades_by_exercise.csv").open(newline="") as f:

@@ -38,6 +38,8 @@ from __future__ import annotations
 import argparse
 import ast
 import csv
+import importlib
+import inspect
 import json
 import os
 import re
@@ -54,6 +56,7 @@ from pathlib import Path
 TUTORIALS = Path(__file__).resolve().parents[1]
 HIDDEN_SEED = 20_251  # the hidden cases' seed; a teacher may pass another with --seed
 TIME_LIMIT_S = 10.0  # per exercise
+PREDICTION_PROMPT = "**Your prediction** (before you run the next cell):"  # the Predict answer cells' first line
 NOTEBOOK_RE = re.compile(r"(?<!\d)(0[1-9])(?!\d)")
 
 
@@ -311,7 +314,7 @@ def collect_predictions(submissions: dict[str, dict[str, Path]]) -> list[dict]:
             for cell in json.loads(Path(path).read_text(encoding="utf-8")).get("cells", []):
                 grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", "")
                 text = "".join(cell["source"]) if isinstance(cell.get("source"), list) else cell.get("source", "")
-                answer = text.replace("**Your prediction** (before you run the next cell):", "").strip()
+                answer = text.replace(PREDICTION_PROMPT, "").strip()
                 if grade_id.startswith("predict_") and answer and answer != "YOUR ANSWER HERE":
                     question = grade_id.rsplit("_", 1)[-1]
                     rows.append({"student": student, "notebook": number, "question": question, "answer": answer})
@@ -341,6 +344,13 @@ def summarize(rows: list[dict]) -> dict[str, dict]:
 
 
 # ------------------------------------------------------------------------------------------- the worker
+def load_checker(checker: str):
+    """(the function, whether it draws its cases from a ``seed``) for ``"module:function"``."""
+    module, name = checker.split(":")
+    check = getattr(importlib.import_module(module), name)
+    return check, "seed" in inspect.signature(check).parameters
+
+
 def _loaded_state() -> list:
     """Every callable, class and module attribute of every loaded module (and the functions of the course's and the
     library's classes), with the code object of each function: what student code must leave as it found it."""
@@ -489,8 +499,6 @@ def _preload(sources) -> None:
 
 def _worker() -> int:
     """``python -m course.autograde --worker``: read a spec on stdin, print the verdicts as one JSON line."""
-    import importlib
-    import inspect
 
     spec = json.loads(sys.stdin.read())
     out = os.dup(1)
@@ -498,12 +506,7 @@ def _worker() -> int:
     importlib.import_module("exercises")  # the pristine checkers, before any student code exists
     from course import grading
 
-    checks = {}
-    for job in spec["jobs"]:
-        for ex in job["exercises"]:
-            module, name = ex["checker"].split(":")
-            check = getattr(importlib.import_module(module), name)
-            checks[ex["checker"]] = (check, "seed" in inspect.signature(check).parameters)
+    checks = {ex["checker"]: load_checker(ex["checker"]) for job in spec["jobs"] for ex in job["exercises"]}
     if any(job["notebook"] == "08" for job in spec["jobs"]):
         import functools
 

@@ -409,18 +409,12 @@ def step_problem(seed: int = 0, dtype: str = "float64") -> tuple:
 def _library_step(model, params, xs, y, eps, h_y, hp, lr, W=None) -> tuple:
     """One step of the library's CAL after warm-up: its loss, the model's gradients, its acceleration and a plain
     SGD step (no momentum, no weight decay, no clipping); W given: held at that value. -> (loss, grads, new, W)."""
-    from mini_cal.methods.base import StepContext
     from mini_cal.optim import SGD
 
     method = cal_module.CAL(hp["gamma"], hp["beta0"], hp["temperature"], warmup_epochs=0)
     if W is not None:  # as mini-cal gradcheck freezes it
         method.contribution = lambda ctx, known_ce=None: {"W": np.asarray(W, dtype=float)}
-    out = model.forward(params, xs, eps=eps)
-    ctx = StepContext(model, params, out, y, 0, 0, None, h_y)
-    lo = method.loss(ctx)
-    grads = model.backward(params, out, lo.dlogits, lo.dmu, lo.dsigma)
-    accelerated = dict(grads)
-    method.modify_gradients(accelerated, ctx, lo)
+    lo, grads, accelerated = _method_step(method, model, params, xs, y, eps, h_y, epoch=0)
     new = {k: v.copy() for k, v in params.items()}
     SGD(lr=lr, momentum=0.0).step(new, accelerated)
     host = lambda d: {k: B.to_numpy(v).astype(np.float64) for k, v in d.items()}  # noqa: E731
@@ -977,16 +971,23 @@ def drift_table(reference: Snapshots, others: dict, warmup: int) -> dict:
 STEP_AGREEMENT = 1e-9  # float64: two correct implementations of one step differ by rounding only, ~1e-15 to 1e-12
 
 
-def _one_step(method, model, params, xs, y, eps, h_y, epoch) -> dict:
+def _method_step(method, model, params, xs, y, eps, h_y, epoch) -> tuple:
+    """A method's step as the training loop runs it, without the update: -> (LossOutput, gradients, accelerated
+    gradients)."""
     from mini_cal.methods.base import StepContext
 
     out = model.forward(params, xs, eps=eps)
     ctx = StepContext(model, params, out, y, epoch, 0, None, h_y)
     lo = method.loss(ctx)
     grads = model.backward(params, out, lo.dlogits, lo.dmu, lo.dsigma)
-    host = {k: B.to_numpy(v).astype(np.float64) for k, v in grads.items()}
-    accelerated = dict(grads)
+    accelerated = {k: v.copy() for k, v in grads.items()}  # a student's acceleration may scale in place
     method.modify_gradients(accelerated, ctx, lo)
+    return lo, grads, accelerated
+
+
+def _one_step(method, model, params, xs, y, eps, h_y, epoch) -> dict:
+    lo, grads, accelerated = _method_step(method, model, params, xs, y, eps, h_y, epoch)
+    host = {k: B.to_numpy(v).astype(np.float64) for k, v in grads.items()}
     return {
         "W": np.asarray(lo.modulation["W"], dtype=float),
         "loss": B.to_float(lo.total),

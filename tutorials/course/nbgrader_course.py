@@ -115,11 +115,7 @@ def _docstring(node: ast.FunctionDef) -> bool:
 
 def _seed(number: str, name: str, seed: int) -> str:
     """``, seed=S`` when the exercise's checker draws its cases from a seed (most do), else nothing."""
-    import importlib
-    import inspect
-
-    checker = getattr(importlib.import_module(f"course.nb{number}"), f"check_{name}")
-    return f", seed={seed}" if "seed" in inspect.signature(checker).parameters else ""
+    return f", seed={seed}" if A.load_checker(f"course.nb{number}:check_{name}")[1] else ""
 
 
 def source_notebook(path: Path, seed: int):
@@ -135,7 +131,7 @@ def source_notebook(path: Path, seed: int):
         if cell.cell_type == "markdown" and index > 0 and PREDICT.search(cell.source):
             predictions += 1
             answer = nbformat.v4.new_markdown_cell(
-                f"**Your prediction** (before you run the next cell):\n\n### BEGIN SOLUTION\nAnswer key: TEACHING.md, "
+                f"{A.PREDICTION_PROMPT}\n\n### BEGIN SOLUTION\nAnswer key: TEACHING.md, "
                 f"section 6, notebook {number}, Predict {predictions}.\n### END SOLUTION"
             )
             grade_id = f"predict_{number}_{predictions}"
