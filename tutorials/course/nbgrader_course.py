@@ -90,7 +90,7 @@ def _with_solutions(source: str) -> tuple[str, list[str]]:
         indent = re.match(r"\s*", lines[raise_line.lineno - 1]).group(0)
         if [a.arg for a in answer.args.args] != [a.arg for a in node.args.args]:
             raise ValueError(f"solutions/: {answer.name} must take the arguments of the stub {node.name}")
-        first = answer.body[1] if _docstring(answer) else answer.body[0]
+        first = answer.body[1] if ast.get_docstring(answer) is not None else answer.body[0]
         text = textwrap.dedent("\n".join(answer_source.splitlines()[first.lineno - 1 : answer.end_lineno]))
         region = [f"{indent}### BEGIN SOLUTION"]
         region += [textwrap.indent(line, indent) if line.strip() else "" for line in [*imports, *text.splitlines()]]
@@ -106,11 +106,6 @@ def _is_stub(node: ast.FunctionDef) -> bool:
         return False
     target = last.exc.func if isinstance(last.exc, ast.Call) else last.exc
     return isinstance(target, ast.Name) and target.id == "NotImplementedError"
-
-
-def _docstring(node: ast.FunctionDef) -> bool:
-    first = node.body[0]
-    return isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)
 
 
 def _seed(number: str, name: str, seed: int) -> str:
